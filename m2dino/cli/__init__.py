@@ -1,0 +1,1 @@
+"""The `m2dino` command line."""

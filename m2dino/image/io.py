@@ -1,0 +1,75 @@
+"""Turning whatever a user passes (path, PIL image, numpy array) into one validated uint8 RGB array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ImageLike = Union[str, Path, Image.Image, np.ndarray]
+
+
+class ImageFormatError(ValueError):
+    """An image that cannot be used as-is; the message names the source and what was expected."""
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Open an image file fully (so a truncated file fails here, naming the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy() if image.mode != "P" else image.convert("RGBA" if "transparency" in image.info else "RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageFormatError(f"{path}: not a readable image ({err})") from err
+
+
+def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = None) -> np.ndarray:
+    """Return ``image`` as a contiguous uint8 H×W×3 array.
+
+    Gray images are replicated to three channels (ultrasound is mostly gray; the backbone wants RGB).
+    16-bit images and images with an alpha channel are rejected unless ``allow_rgba`` is set,
+    because scaling 16-bit data or dropping alpha silently changes what the model sees.
+    """
+    source = name or (str(image) if isinstance(image, (str, Path)) else type(image).__name__)
+    if isinstance(image, (str, Path)):
+        image = read_image(image)
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            raise ImageFormatError(f"{source}: {image.mode} ({'16-bit' if '16' in image.mode else '32-bit'}) "
+                                   "image; expected an 8-bit gray or RGB image (convert it explicitly first)")
+        if image.mode == "P":
+            image = image.convert("RGB")
+        if image.mode in ("LA", "PA"):
+            image = image.convert("RGBA")
+        if image.mode not in ("L", "RGB", "RGBA"):
+            image = image.convert("RGB")
+        array = np.asarray(image)
+    elif isinstance(image, np.ndarray):
+        array = image
+    else:
+        raise ImageFormatError(f"{source}: expected a path, a PIL image or a numpy array, got {type(image).__name__}")
+
+    if array.dtype != np.uint8:
+        if array.dtype in (np.uint16, np.int32, np.uint32) or array.dtype.kind == "f":
+            raise ImageFormatError(f"{source}: {array.dtype} image; expected uint8 (8-bit). "
+                                   "Rescale it to 0..255 and cast explicitly")
+        raise ImageFormatError(f"{source}: unsupported dtype {array.dtype}; expected uint8")
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 4:
+        if not allow_rgba:
+            raise ImageFormatError(f"{source}: RGBA image (4 channels); expected gray or RGB. "
+                                   "Drop or composite the alpha channel explicitly")
+        array = array[:, :, :3]
+    elif not (array.ndim == 3 and array.shape[2] == 3):
+        raise ImageFormatError(f"{source}: array of shape {array.shape}; expected H×W, H×W×1 or H×W×3")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageFormatError(f"{source}: empty image of shape {array.shape}")
+    return np.ascontiguousarray(array)

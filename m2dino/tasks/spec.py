@@ -1,0 +1,119 @@
+"""`TaskSpec`: everything the rest of the project needs to know about one task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class TaskType(str, Enum):
+    SEGMENTATION = "segmentation"
+    CLASSIFICATION = "classification"
+    DETECTION = "detection"
+    REGRESSION = "regression"
+
+
+# Geometric augmentations must be declared per task because some change the label's meaning
+# (a mirror turns a left-occiput position into a right one). Photometric ones never do.
+GEOMETRIC_AUGMENTATIONS = frozenset({"hflip", "vflip", "rotate", "scale"})
+PHOTOMETRIC_AUGMENTATIONS = frozenset({"intensity", "speckle"})
+AUGMENTATIONS = GEOMETRIC_AUGMENTATIONS | PHOTOMETRIC_AUGMENTATIONS
+
+DEFAULT_METRICS = {
+    TaskType.SEGMENTATION: ("DSC", "HD"),
+    TaskType.CLASSIFICATION: ("Accuracy", "F1_macro", "F1_weighted", "MCC", "AUC"),
+    TaskType.DETECTION: ("IoU",),
+    TaskType.REGRESSION: ("MRE",),
+}
+SCALAR_METRICS = ("MAE",)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its label type and everything derived from it.
+
+    ``num_classes`` follows the benchmark's CSV convention: segmentation counts the background,
+    classification counts classes, detection counts object classes, regression counts keypoints
+    (0 for a scalar-measurement task, which sets ``scalar_unit`` instead).
+    """
+
+    id: str
+    type: TaskType
+    num_classes: int
+    class_names: tuple[str, ...]
+    organ: str
+    group: str
+    augmentations: frozenset[str] = frozenset({"hflip", "rotate", "scale", "intensity", "speckle"})
+    metrics: tuple[str, ...] = ()
+    n_train: int | None = None
+    benchmark: bool = False
+    scalar_unit: str | None = None
+    max_boxes: int = 1
+    source: str = ""
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", TaskType(self.type))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "augmentations", frozenset(self.augmentations))
+        if not self.id or not self.id.replace("_", "").isalnum():
+            raise ValueError(f"task id {self.id!r}: expected letters, digits and '_' only")
+        unknown = self.augmentations - AUGMENTATIONS
+        if unknown:
+            raise ValueError(f"task {self.id!r}: unknown augmentations {sorted(unknown)}; "
+                             f"expected a subset of {sorted(AUGMENTATIONS)}")
+        if self.scalar_unit is not None and self.type is not TaskType.REGRESSION:
+            raise ValueError(f"task {self.id!r}: scalar_unit is only valid for regression tasks")
+        if self.is_scalar:
+            if self.num_classes != 0:
+                raise ValueError(f"task {self.id!r}: a scalar regression task has num_classes=0, "
+                                 f"got {self.num_classes}")
+        else:
+            minimum = 2 if self.type in (TaskType.SEGMENTATION, TaskType.CLASSIFICATION) else 1
+            if self.num_classes < minimum:
+                raise ValueError(f"task {self.id!r}: {self.type.value} needs num_classes >= {minimum}, "
+                                 f"got {self.num_classes}")
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(f"task {self.id!r}: {len(self.class_names)} class_names for "
+                                 f"num_classes={self.num_classes}")
+        if not self.metrics:
+            metrics = SCALAR_METRICS if self.is_scalar else DEFAULT_METRICS[self.type]
+            object.__setattr__(self, "metrics", metrics)
+
+    @property
+    def is_scalar(self) -> bool:
+        """A regression task that predicts one measurement (e.g. head circumference in mm)."""
+        return self.scalar_unit is not None
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.num_classes if self.type is TaskType.REGRESSION else 0
+
+    @property
+    def label_kind(self) -> str:
+        """What a sample of this task carries: mask, class, boxes, keypoints or scalar."""
+        if self.type is TaskType.REGRESSION:
+            return "scalar" if self.is_scalar else "keypoints"
+        return {TaskType.SEGMENTATION: "mask", TaskType.CLASSIFICATION: "class",
+                TaskType.DETECTION: "boxes"}[self.type]
+
+    def allows(self, augmentation: str) -> bool:
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {augmentation!r}; expected one of {sorted(AUGMENTATIONS)}")
+        return augmentation in self.augmentations
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "type": self.type.value, "num_classes": self.num_classes,
+                "class_names": list(self.class_names), "organ": self.organ, "group": self.group,
+                "augmentations": sorted(self.augmentations), "metrics": list(self.metrics),
+                "n_train": self.n_train, "benchmark": self.benchmark, "scalar_unit": self.scalar_unit,
+                "max_boxes": self.max_boxes, "source": self.source, "description": self.description}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaskSpec":
+        known = set(cls.__dataclass_fields__)
+        extra = set(data) - known
+        if extra:
+            raise ValueError(f"task spec {data.get('id', '?')!r}: unknown fields {sorted(extra)}")
+        return cls(**data)
