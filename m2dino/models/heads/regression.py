@@ -1,0 +1,66 @@
+"""Regression heads: keypoints by heatmap + soft-argmax (integral regression), and one scalar measurement."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..losses import keypoint_loss, scalar_loss
+from ..outputs import KeypointOutput, ScalarOutput
+from .base import TaskHead, pooled_features
+from .dpt import DPTDecoder
+
+STRIDE = 4
+
+
+def soft_argmax(heatmap_logits: torch.Tensor, stride: int) -> torch.Tensor:
+    """Expected (x, y) under each heatmap's softmax, in input pixels (cell centres at (i + 0.5)·stride).
+
+    Differentiable, so the coordinate loss trains the heatmaps directly, without Gaussian targets.
+    """
+    batch, k, h, w = heatmap_logits.shape
+    probs = heatmap_logits.float().flatten(2).softmax(dim=-1).view(batch, k, h, w)
+    xs = (torch.arange(w, device=probs.device, dtype=probs.dtype) + 0.5) * stride
+    ys = (torch.arange(h, device=probs.device, dtype=probs.dtype) + 0.5) * stride
+    return torch.stack([(probs.sum(dim=2) * xs).sum(-1), (probs.sum(dim=3) * ys).sum(-1)], dim=-1)
+
+
+class KeypointHead(TaskHead):
+    uses_levels = True
+
+    def __init__(self, in_dim: int, num_keypoints: int, features: int = 64) -> None:
+        super().__init__()
+        self.decoder = DPTDecoder(in_dim, features)
+        self.heatmap = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(),
+                                     nn.Conv2d(features, num_keypoints, 1))
+
+    def forward(self, features, levels, task, image_size) -> KeypointOutput:
+        logits = self.heatmap(self.decoder(levels))
+        return KeypointOutput(task, heatmap_logits=logits, keypoints=soft_argmax(logits, STRIDE))
+
+    def loss(self, output: KeypointOutput, targets: torch.Tensor) -> torch.Tensor:
+        h, w = output.heatmap_logits.shape[-2:]
+        return keypoint_loss(output.keypoints, targets, (h * STRIDE, w * STRIDE))
+
+
+class ScalarHead(TaskHead):
+    """[CLS ‖ mean patch] → MLP → one value; trained on standardised targets (see `set_target_stats`)."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, 1))
+        self.register_buffer("target_mean", torch.tensor(0.0))
+        self.register_buffer("target_std", torch.tensor(1.0))
+
+    def set_target_stats(self, mean: float, std: float) -> None:
+        if not std > 0:
+            raise ValueError(f"target std must be positive, got {std}")
+        self.target_mean.fill_(mean)
+        self.target_std.fill_(std)
+
+    def forward(self, features, levels, task, image_size) -> ScalarOutput:
+        standardised = self.mlp(pooled_features(features)).squeeze(-1)
+        return ScalarOutput(task, value=standardised * self.target_std + self.target_mean)
+
+    def loss(self, output: ScalarOutput, targets: torch.Tensor) -> torch.Tensor:
+        return scalar_loss(output.value, targets, self.target_mean, self.target_std)

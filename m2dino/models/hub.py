@@ -1,0 +1,99 @@
+"""Saving, loading and publishing M2DINO models: config.json + model.safetensors + a model card.
+
+safetensors only: no pickle is ever read or written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import CONFIG_NAME, M2DINOConfig
+
+if TYPE_CHECKING:
+    from .m2dino import M2DINO
+
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "m2dino.md"
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                            strict: bool = True) -> None:
+    """``load_state_dict`` with an error that names the checkpoint, the keys and the shapes."""
+    expected = model.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if strict and missing:
+        problems.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:4])})")
+    if strict and unexpected:
+        problems.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:4])})")
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:4])})")
+    if problems:
+        raise ValueError(f"{source}: checkpoint does not match the model built from its config: "
+                         + "; ".join(problems))
+    model.load_state_dict(state, strict=strict)
+
+
+def save_pretrained(model: "M2DINO", directory: str | Path, card_extra: dict | None = None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model_type": "m2dino"})
+    from .model_card import render_model_card
+
+    (directory / CARD_NAME).write_text(render_model_card(model, card_extra or {}))
+    return directory
+
+
+def resolve_files(path_or_hub_id: str | Path, revision: str | None, cache_dir: str | Path | None,
+                  token: str | bool | None) -> Path:
+    """A local folder as-is, else a Hub snapshot (served from the HF cache when offline)."""
+    text, local = str(path_or_hub_id), Path(path_or_hub_id)
+    if local.is_dir():
+        return local
+    if local.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise FileNotFoundError(f"{text}: not a model folder (expected a folder holding {CONFIG_NAME} and "
+                                f"{WEIGHTS_NAME}, or a Hub id 'org/name')")
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(path_or_hub_id), revision=revision, cache_dir=cache_dir, token=token,
+                                  allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]))
+
+
+def from_pretrained(cls, path_or_hub_id, revision=None, tasks=None, cache_dir=None, token=None, device="cpu"):
+    folder = resolve_files(path_or_hub_id, revision, cache_dir, token)
+    config = M2DINOConfig.load(folder / CONFIG_NAME)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt*")]
+        hint = f" (found {pickles}: pickle checkpoints are not loaded, convert them to safetensors)" if pickles else ""
+        raise FileNotFoundError(f"{folder}: no {WEIGHTS_NAME}{hint}")
+    model = cls(config)
+    load_state_dict_checked(model, load_file(str(weights)), source=str(weights))
+    if tasks is not None:
+        model.select_tasks(list(tasks))
+    return model.to(device).eval()
+
+
+def push_to_hub(model: "M2DINO", repo_id: str, private: bool = False, token: str | None = None,
+                commit_message: str = "Upload M2DINO model", revision: str | None = None) -> str:
+    """Create the repo if needed and upload config, weights and model card in one commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp)
+        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
+                                 revision=revision)
+    return str(getattr(info, "commit_url", info))

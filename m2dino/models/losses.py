@@ -1,0 +1,63 @@
+"""Per-task-type losses. Targets are in model-input pixels (what the data pipeline's collate gives)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = 255  # mask value excluded from the loss (e.g. letterbox padding, if a dataset marks it)
+
+
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, dice_weight: float = 1.0) -> torch.Tensor:
+    """Cross-entropy + soft Dice over the non-background classes (Dice counters class imbalance:
+    small structures such as a fetal heart occupy a few percent of the image)."""
+    if mask.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(f"segmentation target of shape {tuple(mask.shape)}; expected "
+                         f"{(logits.shape[0], *logits.shape[2:])} (B×H×W class indices at input size)")
+    mask = mask.long()
+    num_classes = logits.shape[1]
+    valid = mask != IGNORE_INDEX
+    if (mask[valid] >= num_classes).any() or (mask[valid] < 0).any():
+        raise ValueError(f"segmentation target holds class values outside 0..{num_classes - 1}")
+    ce = F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
+    probs = logits.float().softmax(dim=1) * valid[:, None]
+    one_hot = F.one_hot(mask.where(valid, 0), num_classes).permute(0, 3, 1, 2).float() * valid[:, None]
+    dims = (0, 2, 3)
+    intersection = (probs * one_hot).sum(dims)
+    denominator = probs.sum(dims) + one_hot.sum(dims)
+    dice = (2 * intersection + 1.0) / (denominator + 1.0)
+    return ce + dice_weight * (1 - dice[1:].mean())
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"classification target of shape {tuple(labels.shape)}; expected ({logits.shape[0]},)")
+    if (labels < 0).any() or (labels >= logits.shape[1]).any():
+        raise ValueError(f"classification target outside 0..{logits.shape[1] - 1}")
+    return F.cross_entropy(logits.float(), labels.long())
+
+
+def focal_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0
+                       ) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on Gaussian centre heatmaps, normalised by #objects."""
+    logits = logits.float()
+    pred = logits.sigmoid().clamp(1e-4, 1 - 1e-4)
+    positive = target.eq(1).float()
+    pos_loss = -F.logsigmoid(logits) * (1 - pred) ** alpha * positive
+    neg_loss = -F.logsigmoid(-logits) * pred ** alpha * (1 - target) ** beta * (1 - positive)
+    return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1)
+
+
+def keypoint_loss(pred: torch.Tensor, target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """L1 between (x, y) points, in units of the input's width/height so sizes are comparable."""
+    if target.shape != pred.shape:
+        raise ValueError(f"keypoint target of shape {tuple(target.shape)}; expected {tuple(pred.shape)} (B×K×2, x y)")
+    scale = pred.new_tensor([image_size[1], image_size[0]])
+    return F.l1_loss(pred.float() / scale, target.float() / scale)
+
+
+def scalar_loss(pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 on standardised values: a head-circumference error of 10 mm and one of 0.1 cm weigh the same."""
+    if target.shape != pred.shape:
+        raise ValueError(f"scalar target of shape {tuple(target.shape)}; expected {tuple(pred.shape)}")
+    return F.smooth_l1_loss((pred.float() - mean) / std, (target.float() - mean) / std)

@@ -1,0 +1,291 @@
+"""M2DINO: a DINOv3 backbone whose chosen blocks are task-conditioned MoEs, plus one head per task."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..image import ImageLike
+from ..tasks import TaskSpec, get_task, register_task
+from .backbone import BackboneOutput, DINOv3Backbone
+from .config import M2DINOConfig
+from .heads import build_head
+from .moe import FixedMixture, TaskMoE, TaskRouting
+from .outputs import MultiTaskOutput, TaskOutput
+from .predictions import Prediction
+from . import hub, predictor
+
+
+def _resolve_specs(config: M2DINOConfig) -> list[TaskSpec]:
+    """Task specs from the registry, registering saved specs of tasks this machine does not know."""
+    specs = []
+    for task in config.tasks:
+        saved = config.task_specs.get(task)
+        if saved is None:
+            specs.append(get_task(task))
+            continue
+        spec = TaskSpec.from_dict(saved)
+        try:
+            known = get_task(task)
+        except KeyError:
+            known = register_task(spec)
+        if known != spec:
+            raise ValueError(f"task {task!r}: the checkpoint's spec differs from the registered one "
+                             f"(checkpoint {spec.to_dict()}, registry {known.to_dict()})")
+        specs.append(known)
+    return specs
+
+
+class M2DINO(nn.Module):
+    """Multi-task ultrasound model. ``model(pixel_values, task=...)`` gives a typed output per task type.
+
+    ``pixel_values`` are B×3×H×W normalised with ``config.mean/std``; H and W multiples of 16.
+    ``task`` is one task id for the whole batch, or one id per sample (a mixed-task batch).
+    """
+
+    def __init__(self, config: M2DINOConfig, backbone_weights: str | None = None) -> None:
+        super().__init__()
+        specs = _resolve_specs(config)
+        config.task_specs = {s.id: s.to_dict() for s in specs}
+        self.config = config
+        self.backbone = DINOv3Backbone(config.backbone, drop_path_rate=config.drop_path_rate,
+                                       **config.backbone_overrides)
+        if backbone_weights is not None:
+            from .pretrained_weights import load_backbone_weights
+
+            load_backbone_weights(self.backbone, backbone_weights)
+            config.backbone_weights = backbone_weights
+        depth, dim = self.backbone.depth, self.backbone.embed_dim
+        for block in (*config.moe_blocks, *config.collapsed_moe):
+            if not -depth <= block < depth:
+                raise ValueError(f"MoE block {block} out of range for {config.backbone} ({depth} blocks)")
+        self.moe_blocks = tuple(sorted(b % depth for b in config.moe_blocks))
+        self.feature_blocks = tuple(b % depth for b in config.feature_blocks) if config.feature_blocks else \
+            tuple(round(depth * (i + 1) / 4) - 1 for i in range(4))
+        self.task_ids = [s.id for s in specs]
+        self.task_embedding = nn.Embedding(len(specs), config.task_embed_dim)
+        nn.init.normal_(self.task_embedding.weight)
+        for index in self.moe_blocks:
+            block = self.backbone.blocks[index]
+            block.mlp = TaskMoE(block.mlp, dim, config.task_embed_dim, config.num_experts, config.top_k,
+                                config.routing, num_tasks=len(specs))
+        for index, kept in config.collapsed_moe.items():
+            block = self.backbone.blocks[index % depth]
+            # weights are placeholders until the extracted checkpoint's values load over them
+            block.mlp = FixedMixture([copy.deepcopy(block.mlp) for _ in range(kept)], [1.0] * kept)
+        self.heads = nn.ModuleDict({s.id: build_head(s, dim, config.decoder_features) for s in specs})
+
+    # ----------------------------------------------------------------------------------- tasks
+    def task_spec(self, task: str) -> TaskSpec:
+        if task not in self.heads:
+            get_task(task)  # an id unknown everywhere: the registry's error lists the closest ids
+            raise ValueError(f"task {task!r} is not one of this model's {len(self.task_ids)} tasks: "
+                             f"{', '.join(self.task_ids)}")
+        return get_task(task)
+
+    def _routing(self, tasks: list[str], device: torch.device) -> TaskRouting:
+        for task in dict.fromkeys(tasks):
+            self.task_spec(task)
+        index = torch.tensor([self.task_ids.index(t) for t in tasks], device=device)
+        return TaskRouting(index, self.task_embedding(index), self.task_embedding.weight,
+                           single_task=len(set(tasks)) == 1)
+
+    # --------------------------------------------------------------------------------- forward
+    def forward(self, pixel_values: torch.Tensor, task: str | Sequence[str]) -> TaskOutput | MultiTaskOutput:
+        batch = pixel_values.shape[0] if pixel_values.ndim == 4 else -1
+        tasks = [task] * max(batch, 0) if isinstance(task, str) else list(task)
+        if not isinstance(task, str) and len(tasks) != batch:
+            raise ValueError(f"{len(tasks)} task ids for a batch of {batch} images; expected one per image")
+        routing = self._routing(tasks, pixel_values.device)
+        needs_levels = any(self.heads[t].uses_levels for t in set(tasks))
+        features = self.backbone.forward_features(pixel_values, routing,
+                                                  self.feature_blocks if needs_levels else ())
+        image_size = tuple(pixel_values.shape[-2:])
+        if isinstance(task, str):
+            return self._run_head(task, features, image_size)
+        outputs, indices = {}, {}
+        for name in dict.fromkeys(tasks):
+            rows = torch.tensor([i for i, t in enumerate(tasks) if t == name], device=pixel_values.device)
+            outputs[name] = self._run_head(name, _select(features, rows), image_size)
+            indices[name] = rows
+        return MultiTaskOutput(outputs, indices, features.aux_loss)
+
+    def _run_head(self, task: str, features: BackboneOutput, image_size: tuple[int, int]) -> TaskOutput:
+        levels = [features.intermediates[b] for b in self.feature_blocks] if features.intermediates else []
+        output = self.heads[task](features, levels, task, image_size)
+        output.aux_loss = features.aux_loss
+        return output
+
+    def loss(self, output: TaskOutput | MultiTaskOutput, targets, task: str | None = None,
+             return_parts: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Task loss (+ ``balance_loss_weight`` × MoE balancing loss). For a mixed batch, ``targets``
+        maps each task to its targets and the task losses are averaged."""
+        if isinstance(output, MultiTaskOutput):
+            missing = set(output.outputs) - set(targets)
+            if missing:
+                raise ValueError(f"no targets for tasks {sorted(missing)} of this mixed batch")
+            task_loss = torch.stack([self.heads[t].loss(o, targets[t]) for t, o in output.outputs.items()]).mean()
+        else:
+            if task is not None and task != output.task:
+                raise ValueError(f"loss asked for task {task!r} but the output is for {output.task!r}")
+            task_loss = self.heads[output.task].loss(output, targets)
+        balance = output.aux_loss if output.aux_loss is not None else task_loss.new_zeros(())
+        total = task_loss + self.config.balance_loss_weight * balance
+        if return_parts:
+            return {"loss": total, "task_loss": task_loss.detach(), "balance_loss": balance.detach()}
+        return total
+
+    # ------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict(self, image: ImageLike | Sequence[ImageLike], task: str, top_n: int | None = None
+                ) -> Prediction | list[Prediction]:
+        """Predict on path / PIL / numpy image(s) of any size, gray or RGB; results in ORIGINAL pixels."""
+        single = not isinstance(image, (list, tuple))
+        images = [image] if single else list(image)
+        spec = self.task_spec(task)
+        pixel_values, geometries = predictor.prepare_batch(images, self.config, self._device())
+        was_training = self.training
+        self.eval()
+        try:
+            output = self(pixel_values, task=task)
+        finally:
+            self.train(was_training)
+        results = [predictor.to_prediction(output, i, geometries[i], spec, top_n) for i in range(len(images))]
+        return results[0] if single else results
+
+    @torch.no_grad()
+    def predict_all(self, image: ImageLike, tasks: Sequence[str] | None = None, top_n: int | None = None
+                    ) -> dict[str, Prediction]:
+        """Every task (or ``tasks``) for one image. The dense blocks before the first MoE block run
+        once; the MoE blocks run on one copy of the hidden state per task, grouped by expert."""
+        tasks = list(tasks or self.task_ids)
+        for task in tasks:
+            self.task_spec(task)
+        pixel_values, geometries = predictor.prepare_batch([image], self.config, self._device())
+        was_training = self.training
+        self.eval()
+        try:
+            outputs = self._forward_all(pixel_values, tasks)
+        finally:
+            self.train(was_training)
+        return {t: predictor.to_prediction(outputs[t], 0, geometries[0], get_task(t), top_n) for t in tasks}
+
+    def _forward_all(self, pixel_values: torch.Tensor, tasks: list[str]) -> dict[str, TaskOutput]:
+        backbone = self.backbone
+        backbone.check_input(pixel_values)
+        needs_levels = any(self.heads[t].uses_levels for t in tasks)
+        wanted = self.feature_blocks if needs_levels else ()
+        first_routed = self.moe_blocks[0] if self.moe_blocks else backbone.depth
+        x, rope, grid = backbone.embed(pixel_values)
+        x, shared_levels, _ = backbone.run_blocks(x, rope, grid, None, wanted, stop=first_routed)
+        n = len(tasks)
+        routing = self._routing(tasks, pixel_values.device)
+        x, routed_levels, aux = backbone.run_blocks(x.expand(n, -1, -1), rope, grid, routing, wanted,
+                                                    start=first_routed)
+        levels = {**{b: m.expand(n, -1, -1, -1) for b, m in shared_levels.items()}, **routed_levels}
+        features = BackboneOutput(backbone.norm(x), grid, backbone.num_prefix_tokens, levels, aux)
+        image_size = tuple(pixel_values.shape[-2:])
+        return {t: self._run_head(t, _select(features, torch.tensor([i])), image_size)
+                for i, t in enumerate(tasks)}
+
+    def _device(self) -> torch.device:
+        return self.task_embedding.weight.device
+
+    # ----------------------------------------------------------------- task surgery and routing
+    def select_tasks(self, tasks: Sequence[str]) -> "M2DINO":
+        """Keep only ``tasks`` (heads, task-embedding rows, usage statistics), in place."""
+        tasks = list(tasks)
+        for task in tasks:
+            self.task_spec(task)
+        keep = [self.task_ids.index(t) for t in tasks]
+        embedding = nn.Embedding(len(keep), self.config.task_embed_dim).to(self.task_embedding.weight)
+        embedding.weight.data.copy_(self.task_embedding.weight.data[keep])
+        self.task_embedding = embedding
+        self.heads = nn.ModuleDict({t: self.heads[t] for t in tasks})
+        for moe in self.moe_modules():
+            moe.resize_tasks(len(keep), keep)
+        self.task_ids = tasks
+        self.config.tasks = tasks
+        self.config.task_specs = {t: self.config.task_specs[t] for t in tasks}
+        return self
+
+    def add_task(self, spec: TaskSpec | str) -> "M2DINO":
+        """A new head and router entry; every existing task's computation is unchanged."""
+        spec = register_task(spec) if isinstance(spec, TaskSpec) else get_task(spec)
+        if spec.id in self.heads:
+            raise ValueError(f"task {spec.id!r} is already one of this model's tasks")
+        if self.config.collapsed_moe:
+            raise ValueError("this model was extracted for one task (its MoE blocks are collapsed); "
+                             "add tasks to the multi-task model it came from")
+        old = self.task_embedding.weight.data
+        embedding = nn.Embedding(old.shape[0] + 1, old.shape[1]).to(old)
+        nn.init.normal_(embedding.weight)
+        embedding.weight.data[:-1] = old
+        self.task_embedding = embedding
+        self.heads[spec.id] = build_head(spec, self.backbone.embed_dim, self.config.decoder_features).to(old.device)
+        for moe in self.moe_modules():
+            moe.resize_tasks(len(self.task_ids) + 1)
+        self.task_ids.append(spec.id)
+        self.config.tasks = list(self.task_ids)
+        self.config.task_specs[spec.id] = spec.to_dict()
+        return self
+
+    def extract_task(self, task: str) -> "M2DINO":
+        """A single-task model computing exactly this task's outputs: with task routing each MoE is
+        collapsed to the task's k experts and their fixed weights (no router, E−k experts dropped)."""
+        self.task_spec(task)
+        single = copy.deepcopy(self).select_tasks([task])
+        if self.config.routing == "task" and self.moe_blocks:
+            for b in single.moe_blocks:
+                moe = single.backbone.blocks[b].mlp
+                experts, weights = moe.task_routes(single.task_embedding.weight)
+                single.backbone.blocks[b].mlp = FixedMixture([moe.experts[e] for e in experts[0].tolist()],
+                                                             weights[0].tolist())
+            single.config.collapsed_moe = {b: self.config.top_k for b in single.moe_blocks}
+            single.config.moe_blocks = ()
+            single.moe_blocks = ()
+        return single
+
+    def moe_modules(self) -> list[TaskMoE]:
+        return [b.mlp for b in self.backbone.blocks if isinstance(b.mlp, TaskMoE)]
+
+    @torch.no_grad()
+    def routing_table(self) -> dict[str, dict[int, list[tuple[int, float]]]]:
+        """Task → MoE block → [(expert, weight)] from the task-level router (task routing mode)."""
+        table: dict[str, dict[int, list[tuple[int, float]]]] = {t: {} for t in self.task_ids}
+        for b in self.moe_blocks:
+            experts, weights = self.backbone.blocks[b].mlp.task_routes(self.task_embedding.weight)
+            for row, task in enumerate(self.task_ids):
+                table[task][b] = [(int(e), float(w)) for e, w in zip(experts[row], weights[row])]
+        return table
+
+    def expert_usage(self) -> dict[int, torch.Tensor]:
+        """MoE block → tasks × experts fraction of tokens routed since the last reset."""
+        usage = {}
+        for b in self.moe_blocks:
+            counts = self.backbone.blocks[b].mlp.usage_counts
+            usage[b] = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+        return usage
+
+    # ------------------------------------------------------------------------------------- hub
+    def save_pretrained(self, directory: str | Path, card_extra: dict | None = None) -> Path:
+        return hub.save_pretrained(self, directory, card_extra)
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, revision: str | None = None,
+                        tasks: Sequence[str] | None = None, cache_dir: str | Path | None = None,
+                        token: str | bool | None = None, device: str | torch.device = "cpu") -> "M2DINO":
+        return hub.from_pretrained(cls, path_or_hub_id, revision, tasks, cache_dir, token, device)
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
+                    commit_message: str = "Upload M2DINO model", revision: str | None = None) -> str:
+        return hub.push_to_hub(self, repo_id, private, token, commit_message, revision)
+
+
+def _select(features: BackboneOutput, rows: torch.Tensor) -> BackboneOutput:
+    return BackboneOutput(features.tokens[rows], features.grid_size, features.num_prefix_tokens,
+                          {b: m[rows] for b, m in features.intermediates.items()}, features.aux_loss)

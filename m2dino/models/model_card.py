@@ -1,0 +1,56 @@
+"""Render the model card (README.md of a saved model) from `model_cards/m2dino.md`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .backbone_configs import BACKBONES
+
+if TYPE_CHECKING:
+    from .m2dino import M2DINO
+
+
+def _weights_license(weights: str | None) -> tuple[str, str]:
+    """(license line, Hub license id). DINOv3 weights come under Meta's DINOv3 License."""
+    if not weights:
+        return "none: the backbone was randomly initialised (no pretrained weights)", "apache-2.0"
+    return (f"`{weights}`: DINOv3 License (https://ai.meta.com/resources/models-and-libraries/dinov3-license/); "
+            "derivatives must keep it", "other")
+
+
+def render_model_card(model: "M2DINO", extra: dict) -> str:
+    from .hub import TEMPLATE
+
+    if not TEMPLATE.is_file():
+        raise FileNotFoundError(f"model card template not found at {TEMPLATE} (install m2dino from its source "
+                                "checkout: pip install -e .)")
+    config = model.config
+    license_line, license_id = _weights_license(config.backbone_weights)
+    specs = [config.task_specs[t] for t in config.tasks]
+    card_data = ModelCardData(license=license_id, library_name="m2dino",
+                              tags=["ultrasound", "medical-imaging", "dinov3", "mixture-of-experts", "multi-task"],
+                              **({"license_name": "dinov3-license"} if license_id == "other" else {}))
+    if model.moe_blocks:
+        moe = (f"blocks {list(model.moe_blocks)}: {config.num_experts} experts, top-{config.top_k}, "
+               f"{config.routing} routing")
+    elif config.collapsed_moe:
+        moe = f"extracted for one task: blocks {sorted(config.collapsed_moe)} keep {config.top_k} fixed experts"
+    else:
+        moe = "none (dense)"
+    card = ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE),
+        model_name=extra.get("model_name", "M2DINO"),
+        backbone=config.backbone, depth=model.backbone.depth, width=model.backbone.embed_dim,
+        moe_summary=moe, image_size="×".join(map(str, config.image_size)), resize_mode=config.resize_mode,
+        mean=list(config.mean), std=list(config.std),
+        num_parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        backbone_weights=config.backbone_weights or "random initialisation",
+        backbone_description=BACKBONES[config.backbone].description,
+        num_tasks=len(specs), tasks=specs, first_task=config.tasks[0],
+        evaluation_table=extra.get("evaluation_table"),
+        training_config=json.dumps(extra["training_config"], indent=2) if extra.get("training_config") else None,
+        repo_hint=extra.get("repo_id", "path/or/org-name"), weights_license=license_line)
+    return str(card)
