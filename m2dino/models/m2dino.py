@@ -135,8 +135,8 @@ class M2DINO(nn.Module):
             task_loss = self.heads[output.task].loss(output, targets)
         balance = output.aux_loss if output.aux_loss is not None else task_loss.new_zeros(())
         total = task_loss + self.config.balance_loss_weight * balance
-        if return_parts:
-            return {"loss": total, "task_loss": task_loss.detach(), "balance_loss": balance.detach()}
+        if return_parts:  # not detached: a trainer may re-weight the task loss
+            return {"loss": total, "task_loss": task_loss, "balance_loss": balance}
         return total
 
     # ------------------------------------------------------------------------------- inference

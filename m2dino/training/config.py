@@ -1,0 +1,52 @@
+"""`TrainConfig`: every knob of one training run (recorded in the saved model's config)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+LOSS_WEIGHTINGS = ("equal", "uncertainty")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/unified"
+    steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3                 # heads, routers and task embeddings
+    backbone_lr: float = 1e-4        # pretrained blocks learn slower than the new parts
+    layer_decay: float | None = None  # e.g. 0.75: block i gets backbone_lr · decay^(depth − i)
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.01       # cosine decays to this fraction of each group's lr
+    clip_grad_norm: float | None = 1.0
+    mixed_precision: str = "auto"    # auto = bf16 on a GPU that supports it, else fp32
+    alpha: float = 0.5               # task sampling ∝ n_task^alpha
+    loss_weighting: str = "equal"
+    lora_rank: int | None = None
+    lora_alpha: float | None = None  # default 2·rank
+    freeze_backbone: bool = False
+    eval_every: int = 200
+    log_every: int = 10
+    checkpoint_every: int | None = None  # None = only at the end (and on SIGTERM)
+    keep_checkpoints: int = 2
+    max_nonfinite_in_row: int = 10
+    seed: int = 0
+    tasks: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting={self.loss_weighting!r}; expected one of {LOSS_WEIGHTINGS}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected one of {MIXED_PRECISION}")
+        for name in ("steps", "batch_size", "grad_accum", "eval_every", "log_every", "max_nonfinite_in_row"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
+        if self.lora_rank and self.freeze_backbone:
+            raise ValueError("choose --lora or --freeze-backbone, not both: LoRA already freezes the backbone's weights")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,102 @@
+"""Turn a ``--data`` argument into train/validation samples grouped by task.
+
+``synthetic`` (the default): the in-memory synthetic suite; an FMC_UIA root folder; or
+``NAME:PATH`` for a public dataset in its original layout (``hc18:../shared/data/hc18``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Sample
+
+VALIDATION_SPLITS = ("val", "validation", "test")
+
+
+@dataclass
+class TrainingData:
+    train: dict[str, list[Sample]]
+    val: dict[str, list[Sample]]
+    description: str
+
+    def restrict(self, tasks: Sequence[str]) -> "TrainingData":
+        missing = [t for t in tasks if t not in self.train]
+        if missing:
+            raise ValueError(f"{self.description}: no training samples for tasks {missing}; "
+                             f"it has {sorted(self.train)}")
+        return TrainingData({t: self.train[t] for t in tasks}, {t: self.val[t] for t in tasks if t in self.val},
+                            self.description)
+
+    def fraction(self, fraction: float, seed: int = 0) -> "TrainingData":
+        """A seeded subset of each task's training samples (at least one batch's worth: 2 samples)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"data fraction must be in (0, 1], got {fraction}")
+        rng = np.random.default_rng(seed)
+        train = {}
+        for task, samples in self.train.items():
+            keep = max(2, round(len(samples) * fraction))
+            train[task] = [samples[i] for i in sorted(rng.permutation(len(samples))[:keep])]
+        return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training data)")
+
+
+def _by_task(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
+    grouped: dict[str, list[Sample]] = {}
+    for sample in samples:
+        grouped.setdefault(sample.task, []).append(sample)
+    return grouped
+
+
+def _hold_out(samples: dict[str, list[Sample]], fraction: float, seed: int
+              ) -> tuple[dict[str, list[Sample]], dict[str, list[Sample]]]:
+    """Seeded per-task split for data that ships without a validation split."""
+    rng = np.random.default_rng(seed)
+    train, val = {}, {}
+    for task, items in samples.items():
+        order = rng.permutation(len(items))
+        n_val = max(1, round(len(items) * fraction)) if len(items) > 1 else 0
+        val[task] = [items[i] for i in sorted(order[:n_val])]
+        train[task] = [items[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def load_training_data(spec: str, tasks: Sequence[str] | None = None, image_size: int | tuple[int, int] = 64,
+                       seed: int = 0, synthetic_per_task: int = 48, synthetic_val_per_task: int = 16,
+                       val_data: str | None = None, val_fraction: float = 0.2) -> TrainingData:
+    if spec == "synthetic":
+        from ..data.synthetic import make_synthetic_samples
+
+        train = make_synthetic_samples(tasks, per_task=synthetic_per_task, image_size=image_size, seed=seed,
+                                       split="train")
+        val = make_synthetic_samples(tasks, per_task=synthetic_val_per_task, image_size=image_size, seed=seed,
+                                     split="test")
+        data = TrainingData(_by_task(train), _by_task(val), "synthetic 27-task suite")
+    elif ":" in spec and not Path(spec).exists():
+        from ..data.adapters import load_dataset
+
+        name, path = spec.split(":", 1)
+        splits = load_dataset(name, path)
+        if "train" not in splits:
+            raise ValueError(f"{spec}: the {name} adapter gave splits {sorted(splits)}; expected a 'train' split")
+        val_name = next((s for s in VALIDATION_SPLITS if s in splits), None)
+        if val_name is None:
+            train, val = _hold_out(_by_task(splits["train"]), val_fraction, seed)
+        else:
+            train, val = _by_task(splits["train"]), _by_task(splits[val_name])
+        data = TrainingData(train, val, f"{name} ({path})")
+    else:
+        from ..data import read_fmc
+
+        root = Path(spec)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--data {spec}: not 'synthetic', not NAME:PATH, and not an FMC_UIA folder")
+        samples = _by_task(read_fmc(root, tasks=tasks))
+        if val_data is not None:
+            data = TrainingData(samples, _by_task(read_fmc(val_data, tasks=tasks)), f"FMC root {root}")
+        else:
+            train, val = _hold_out(samples, val_fraction, seed)
+            data = TrainingData(train, val, f"FMC root {root} ({val_fraction:.0%} held out)")
+    return data.restrict(list(tasks)) if tasks else data

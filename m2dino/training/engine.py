@@ -1,0 +1,323 @@
+"""The training loop shared by the three recipes, on `accelerate.Accelerator`.
+
+One step = one task (every rank draws the same task, a different shard of it), forward, loss
+(task loss, optionally uncertainty-weighted, + the MoE balancing loss), backward, clip, step.
+Evaluation every ``eval_every`` steps scores held-out samples with the benchmark's scorer; the
+best model by the mean normalised task score is kept in ``output_dir/best``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data import Sample
+from ..data.sampling import TaskSampler
+from ..data.torch_dataset import MultiTaskDataset, build_dataloader
+from ..evaluation.report import markdown_report
+from ..models import M2DINO
+from .checkpoint import latest_checkpoint, save_training_state, write_atomically
+from .config import TrainConfig
+from .lora import apply_lora, freeze_backbone, merge_lora
+from .loss_weighting import UncertaintyWeighting
+from .optim import parameter_groups, warmup_cosine
+from .validation import error_scales, evaluate_model, normalised_task_scores
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a NaN/inf loss."""
+
+
+@dataclass
+class TrainState:
+    """Counters saved with every checkpoint (registered with `accelerator.register_for_checkpointing`)."""
+
+    step: int = 0
+    nonfinite_total: int = 0
+    nonfinite_in_row: int = 0
+    best_score: float = -math.inf
+    best_step: int = -1
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class LossModule(nn.Module):
+    """Model + task-loss weighting in one module, so DDP synchronises every trainable parameter."""
+
+    def __init__(self, model: nn.Module, core: M2DINO, weighting: UncertaintyWeighting | None) -> None:
+        super().__init__()
+        self.model, self.weighting = model, weighting
+        self._core = [core]  # a list keeps the (shared) core model out of this module's children twice
+
+    def forward(self, pixel_values: torch.Tensor, task: str, targets) -> dict[str, torch.Tensor]:
+        output = self.model(pixel_values, task=task)
+        parts = self._core[0].loss(output, targets, return_parts=True)
+        if self.weighting is not None:
+            parts["loss"] = (self.weighting(parts["task_loss"], task)
+                             + self._core[0].config.balance_loss_weight * parts["balance_loss"])
+        return parts
+
+
+def _resolve_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _to_device(targets, device: torch.device):
+    if isinstance(targets, torch.Tensor):
+        return targets.to(device)
+    return [t.to(device) for t in targets]
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    metrics: dict
+    scores: dict[str, float]
+    best_score: float
+    best_step: int
+    steps_done: int
+    nonfinite_steps: int
+    interrupted: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, model: M2DINO, train_samples: dict[str, Sequence[Sample]],
+                 val_samples: dict[str, Sequence[Sample]], config: TrainConfig,
+                 accelerator: Accelerator | None = None, resume: str | Path | None = None,
+                 step_callback: Callable[["Trainer", int], None] | None = None, progress: bool = True) -> None:
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=_resolve_precision(config.mixed_precision), gradient_accumulation_steps=config.grad_accum,
+            log_with="tensorboard" if _tensorboard_available() else None, project_dir=str(self.output_dir),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        set_seed(config.seed)
+        missing = set(train_samples) - set(model.task_ids)
+        if missing:
+            raise ValueError(f"training data for tasks the model does not have: {sorted(missing)}")
+        self.core = model
+        self.train_samples, self.val_samples = train_samples, val_samples
+        self._prepare_model()
+        self.state = TrainState()
+        self.sampler = TaskSampler({t: len(s) for t, s in train_samples.items()}, config.batch_size, config.alpha,
+                                   config.seed, num_replicas=self.accelerator.num_processes,
+                                   rank=self.accelerator.process_index)
+        dataset = MultiTaskDataset(dict(train_samples), model.config.image_size, train=True,
+                                   resize_mode=model.config.resize_mode)
+        self.loader = build_dataloader(dataset, self.sampler, model.config.mean, model.config.std)
+        weighting = UncertaintyWeighting(list(train_samples)) if config.loss_weighting == "uncertainty" else None
+        module = LossModule(self.model, self.core, weighting)
+        optimizer = torch.optim.AdamW(parameter_groups(module, config, self.core.backbone.depth), betas=(0.9, 0.999))
+        scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
+        self.module, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)
+        self.weighting = weighting
+        self.accelerator.register_for_checkpointing(self.sampler, self.state)
+        self.step_callback, self.progress = step_callback, progress
+        self._stop_requested = False
+        self.history: list[dict] = []
+        if resume is not None:
+            self._resume(resume)
+
+    # ----------------------------------------------------------------------------- set-up
+    def _prepare_model(self) -> None:
+        config, core = self.config, self.core
+        for task, samples in self.train_samples.items():
+            if core.task_spec(task).is_scalar:  # standardise measurement targets on the training set
+                values = np.array([s.label for s in samples], dtype=np.float64)
+                core.heads[task].set_target_stats(float(values.mean()), float(values.std() or 1.0))
+        core.config.training = {"lora_rank": config.lora_rank, "freeze_backbone": config.freeze_backbone,
+                                "steps": config.steps, "alpha": config.alpha, "loss_weighting": config.loss_weighting,
+                                "tasks": sorted(self.train_samples)}
+        if config.freeze_backbone:
+            freeze_backbone(core)
+        self.model = apply_lora(core, config.lora_rank, config.lora_alpha) if config.lora_rank else core
+
+    def _resume(self, resume: str | Path) -> None:
+        path = latest_checkpoint(self.output_dir / "checkpoints") if str(resume) == "latest" else Path(resume)
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint to resume under {self.output_dir / 'checkpoints'}")
+        self.accelerator.load_state(str(path))
+        self.accelerator.print(f"resumed from {path} at step {self.state.step}")
+
+    def request_stop(self) -> None:
+        """Finish the current step, write a checkpoint and return (what SIGTERM triggers)."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------------------- loop
+    def train(self) -> TrainResult:
+        config, accelerator = self.config, self.accelerator
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if accelerator.is_main_process and accelerator.trackers == [] and accelerator.log_with:
+            accelerator.init_trackers("m2dino", {k: v for k, v in config.to_dict().items()
+                                                 if isinstance(v, (int, float, str, bool))})
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        log = (self.output_dir / "log.jsonl").open("a") if accelerator.is_main_process else None
+        bar = tqdm(total=config.steps, initial=self.state.step, desc="train", unit="step",
+                   disable=not (self.progress and accelerator.is_local_main_process), dynamic_ncols=True)
+        metrics, scores = {}, {}
+        batches = iter(self.loader)
+        try:
+            while self.state.step < config.steps and not self._stop_requested:
+                try:
+                    batch = next(batches)
+                except StopIteration:  # epoch finished: the sampler moves on to the next one
+                    batches = iter(self.loader)
+                    batch = next(batches)
+                record = self._step(batch)
+                if record is None:
+                    continue
+                bar.update(1)
+                bar.set_postfix(task=record["task"], loss=f"{record['loss']:.3f}")
+                step = self.state.step
+                if log is not None and (step % config.log_every == 0 or step == 1):
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    accelerator.log({"loss": record["loss"], f"loss/{record['task']}": record["task_loss"],
+                                     "balance_loss": record["balance_loss"], "lr": record["lr"]}, step=step)
+                if step % config.eval_every == 0 and step < config.steps:
+                    metrics, scores = self._evaluate(log)
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.step_callback is not None:
+                    self.step_callback(self, step)
+            interrupted = self.state.step < config.steps
+            if interrupted:
+                accelerator.print(f"stop requested: checkpointing at step {self.state.step}")
+                self.save_checkpoint()
+            else:
+                metrics, scores = self._evaluate(log)
+                self.save_checkpoint()
+                self._save_final(metrics)
+        finally:
+            bar.close()
+            signal.signal(signal.SIGTERM, previous)
+            if log is not None:
+                log.close()
+            accelerator.end_training()
+        return TrainResult(self.output_dir, metrics, scores, self.state.best_score, self.state.best_step,
+                           self.state.step, self.state.nonfinite_total, interrupted, self.history)
+
+    def _step(self, batch: dict) -> dict | None:
+        accelerator, config = self.accelerator, self.config
+        device = accelerator.device
+        with accelerator.accumulate(self.module):
+            parts = self.module(batch["pixel_values"].to(device), batch["task"], _to_device(batch["targets"], device))
+            loss = parts["loss"]
+            finite = torch.isfinite(loss.detach()).float()
+            if accelerator.num_processes > 1:  # every rank must skip together or DDP deadlocks
+                finite = accelerator.reduce(finite, reduction="mean")
+            if finite.item() < 1.0:
+                self.optimizer.zero_grad(set_to_none=True)
+                return self._skip_nonfinite(batch["task"])
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.clip_grad_norm:
+                accelerator.clip_grad_norm_(self.module.parameters(), config.clip_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
+            return None  # a micro-batch of an accumulated step
+        self.state.step += 1
+        self.state.nonfinite_in_row = 0
+        return {"step": self.state.step, "task": batch["task"], "loss": float(loss.detach()),
+                "task_loss": float(parts["task_loss"].detach()), "balance_loss": float(parts["balance_loss"].detach()),
+                "lr": self.scheduler.get_last_lr()[0], "time": time.time()}
+
+    def _skip_nonfinite(self, task: str) -> None:
+        self.state.nonfinite_total += 1
+        self.state.nonfinite_in_row += 1
+        message = {"step": self.state.step, "task": task, "nonfinite_loss": True,
+                   "nonfinite_total": self.state.nonfinite_total}
+        self.history.append(message)
+        if self.accelerator.is_main_process:
+            with (self.output_dir / "log.jsonl").open("a") as log:
+                log.write(json.dumps(message) + "\n")
+        if self.state.nonfinite_in_row >= self.config.max_nonfinite_in_row:
+            raise NonFiniteLossError(
+                f"{self.state.nonfinite_in_row} non-finite losses in a row (last task {task!r}, step "
+                f"{self.state.step}): lower the learning rate, enable clipping, or check that task's data")
+        return None
+
+    # ------------------------------------------------------------------- evaluation & saving
+    def _evaluate(self, log) -> tuple[dict, dict[str, float]]:
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        metrics, scores = {}, {}
+        if accelerator.is_main_process and self.val_samples:
+            metrics = evaluate_model(self.core, self.val_samples, batch_size=self.config.batch_size)
+            scores = normalised_task_scores(metrics, error_scales(self.val_samples))
+            mean = float(np.mean(list(scores.values())))
+            entry = {"step": self.state.step, "eval": _compact(metrics), "scores": scores, "mean_score": mean}
+            self.history.append(entry)
+            if log is not None:
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+            accelerator.log({"eval/mean_score": mean, **{f"eval/{t}": s for t, s in scores.items()}},
+                            step=self.state.step)
+            if mean > self.state.best_score:
+                self.state.best_score, self.state.best_step = mean, self.state.step
+                self._save_model(self.output_dir / "best", metrics)
+        accelerator.wait_for_everyone()
+        return metrics, scores
+
+    def exportable_model(self) -> M2DINO:
+        """The plain M2DINO (LoRA merged into a copy; training continues on the original)."""
+        if self.config.lora_rank:
+            return merge_lora(copy.deepcopy(self.model))
+        return self.core
+
+    def _save_model(self, directory: Path, metrics: dict) -> None:
+        extra = {"evaluation_table": markdown_report(metrics) if metrics else None,
+                 "training_config": self.config.to_dict(),
+                 "model_name": f"M2DINO ({len(self.train_samples)} tasks, step {self.state.step})"}
+        model = self.exportable_model()
+        write_atomically(directory, lambda tmp: model.save_pretrained(tmp, card_extra=extra))
+
+    def _save_final(self, metrics: dict) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        folder = self.output_dir
+        extra = {"evaluation_table": markdown_report(metrics) if metrics else None,
+                 "training_config": self.config.to_dict(),
+                 "model_name": f"M2DINO ({len(self.train_samples)} tasks, {self.state.step} steps)"}
+        self.exportable_model().save_pretrained(folder, card_extra=extra)
+        (folder / "metrics.json").write_text(json.dumps(_compact(metrics), indent=2) + "\n")
+
+    def save_checkpoint(self) -> Path:
+        return save_training_state(self.accelerator, self.output_dir / "checkpoints", self.state.step,
+                                   self.config.keep_checkpoints)
+
+
+def _compact(metrics: dict) -> dict:
+    """Metrics without the per-image problem lists (kept short for the JSONL log)."""
+    summary = {k: v for k, v in metrics.get("summary", {}).items() if k not in ("problems", "additional_metrics")}
+    return {**{k: v for k, v in metrics.items() if k != "summary"}, "summary": summary}
+
+
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
