@@ -66,6 +66,11 @@ class SubmissionEntry:
     mask_path: str | None = None
     original_size: tuple[int, int] | None = None
 
+    @classmethod
+    def for_record(cls, record: object, prediction: Prediction) -> "SubmissionEntry":
+        """The entry answering an `m2dino.data.fmc.FMCRecord` (its CSV strings and image size)."""
+        return cls(record.task_id, record.image_path, prediction, record.mask_path, tuple(record.image_size))
+
 
 @dataclass
 class WrittenSubmission:

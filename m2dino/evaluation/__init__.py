@@ -1,0 +1,11 @@
+"""Evaluation: the benchmark's metrics, the submission format (write and read) and scoring."""
+
+from .ground_truth import GroundTruth, ground_truth_from_fmc
+from .report import markdown_report
+from .scoring import score_submission, write_metrics
+from .submission import SubmissionEntry, WrittenSubmission, prediction_mask_path, write_submission
+from .submission_reader import InvalidPrediction, Submission, SubmissionFormatError, read_submission
+
+__all__ = ["GroundTruth", "InvalidPrediction", "Submission", "SubmissionEntry", "SubmissionFormatError",
+           "WrittenSubmission", "ground_truth_from_fmc", "markdown_report", "prediction_mask_path",
+           "read_submission", "score_submission", "write_metrics", "write_submission"]
