@@ -225,8 +225,8 @@ class Trainer:
             parts = self.module(batch["pixel_values"].to(device), batch["task"], _to_device(batch["targets"], device))
             loss = parts["loss"]
             finite = torch.isfinite(loss.detach()).float()
-            if accelerator.num_processes > 1:  # every rank must skip together or DDP deadlocks
-                finite = accelerator.reduce(finite, reduction="mean")
+            if accelerator.num_processes > 1:
+                finite = self._agree_across_ranks(finite, batch["task"])
             if finite.item() < 1.0:
                 self.optimizer.zero_grad(set_to_none=True)
                 return self._skip_nonfinite(batch["task"])
@@ -243,6 +243,16 @@ class Trainer:
         return {"step": self.state.step, "task": batch["task"], "loss": float(loss.detach()),
                 "task_loss": float(parts["task_loss"].detach()), "balance_loss": float(parts["balance_loss"].detach()),
                 "lr": self.scheduler.get_last_lr()[0], "time": time.time()}
+
+    def _agree_across_ranks(self, finite: torch.Tensor, task: str) -> torch.Tensor:
+        """Every rank must train the same task (one head's gradients) and skip a non-finite step
+        together, or DDP deadlocks; one small gather checks both."""
+        task_row = self.core.task_ids.index(task)
+        flags = self.accelerator.gather(torch.tensor([[finite.item(), float(task_row)]], device=finite.device))
+        if (flags[:, 1] != flags[0, 1]).any():
+            drawn = [self.core.task_ids[int(i)] for i in flags[:, 1].tolist()]
+            raise RuntimeError(f"ranks drew different tasks at step {self.state.step}: {drawn}")
+        return flags[:, 0].min()
 
     def _skip_nonfinite(self, task: str) -> None:
         self.state.nonfinite_total += 1
