@@ -1,0 +1,55 @@
+"""``m2dino evaluate``: run a model over an FMC_UIA root, write the submission folder, score it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..data.fmc import read_fmc_index
+from ..evaluation.fmc_scoring import score_fmc_submission
+from ..evaluation.inference import predict_records
+from ..evaluation.scoring import write_metrics
+from ..evaluation.submission import write_submission
+from ..models import M2DINO
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="predict an FMC_UIA root with a model, write the submission and score it",
+        description="Batched inference of an M2DINO model (local folder or Hub id) over an FMC_UIA root; writes "
+                    "OUT/submission (the challenge's format) and OUT/metrics.json + OUT/metrics.md.")
+    parser.add_argument("--model", required=True, help="model folder or Hub id (org/name)")
+    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    parser.add_argument("--data", required=True, type=Path, help="FMC_UIA root with csv_files/")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="evaluate only these task ids")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = M2DINO.from_pretrained(args.model, revision=args.revision, device=args.device)
+    if args.tasks:
+        for task in args.tasks:
+            model.task_spec(task)  # a task the model lacks is an error before any work
+    records = read_fmc_index(args.data, tasks=args.tasks)
+    entries, skipped = predict_records(model, records, args.batch_size, progress=not args.quiet)
+    written = write_submission(entries, args.out / "submission")
+    tasks = args.tasks or sorted({r.task_id for r in records})
+    metrics = score_fmc_submission(args.data, written.root, tasks=tasks, progress=not args.quiet)
+    # Tasks the model has no head for stay in the report as problems ("missing"), with this reason:
+    metrics["summary"]["tasks_without_head"] = skipped
+    json_path, report_path = write_metrics(metrics, args.out / "metrics.json")
+    if not args.quiet:
+        if skipped:
+            print("no head in the model for: " + ", ".join(f"{t} ({n} images)" for t, n in sorted(skipped.items())))
+        if written.skipped:
+            print(f"{len(written.skipped)} predictions had nothing to write (see metrics.md problems)")
+        print(json.dumps(metrics["summary"].get("by_type", {}), indent=1))
+        print(f"wrote {written.root}, {json_path} and {report_path}")
+    return 0
