@@ -18,8 +18,7 @@ from .ground_truth import GroundTruth
 from .metrics.classification import label_scores, one_vs_rest_auc
 from .metrics.detection import average_precision, box_iou, is_inverted
 from .metrics.regression import mean_radial_error
-from .metrics.segmentation import (dice_per_class, hausdorff_distance_95, hausdorff_per_class,
-                                   normalized_surface_dice, resize_nearest)
+from .metrics.segmentation import class_scores, resize_nearest
 from .problems import TaskProblems
 from .submission_reader import Entry, InvalidPrediction
 
@@ -51,8 +50,7 @@ def count_unexpected(rows: Sequence[GroundTruth], predictions: dict[str, Entry],
 def score_segmentation(rows: Sequence[GroundTruth], load_prediction: MaskLoader, problems: TaskProblems,
                        nsd_tolerance: float = 2.0, progress: bool = False) -> tuple[dict, dict]:
     num_classes = rows[0].num_classes
-    dice, hd = np.zeros(num_classes), np.zeros(num_classes)
-    hd95, nsd = np.zeros(num_classes), np.zeros(num_classes)  # foreground classes only (index 0 unused)
+    totals = {name: np.zeros(num_classes) for name in ("DSC", "HD", "HD95", "NSD")}  # HD95, NSD: NaN at 0
     scored = 0
     for row in tqdm(rows, desc=f"  {rows[0].task_id}", unit="mask", disable=not progress, leave=False):
         pred = load_prediction(row.mask_path)
@@ -67,15 +65,12 @@ def score_segmentation(rows: Sequence[GroundTruth], load_prediction: MaskLoader,
             pred = resize_nearest(pred, gt.shape)
         if pred.size and int(pred.max()) >= num_classes:
             problems.add("out_of_range", f"{row.mask_path}: mask value {int(pred.max())} >= {num_classes} classes")
-        dice += dice_per_class(pred, gt, num_classes)
-        hd += hausdorff_per_class(pred, gt, num_classes)
-        for c in range(1, num_classes):
-            hd95[c] += hausdorff_distance_95(pred == c, gt == c)
-            nsd[c] += normalized_surface_dice(pred == c, gt == c, nsd_tolerance)
+        for name, values in class_scores(pred, gt, num_classes, nsd_tolerance).items():
+            totals[name] += values
         scored += 1
     if scored == 0:
         return {"DSC": 0.0, "HD": 0.0, "num_samples": 0, "per_class": {}}, {}
-    dice, hd, hd95, nsd = dice / scored, hd / scored, hd95 / scored, nsd / scored
+    dice, hd, hd95, nsd = (totals[name] / scored for name in ("DSC", "HD", "HD95", "NSD"))
     result = {"DSC": float(dice[1:].mean()), "HD": float(hd[1:].mean()), "num_samples": scored,
               "per_class": {f"class_{c}": {"DSC": float(dice[c]), "HD": float(hd[c])} for c in range(num_classes)}}
     extra = {"HD95": float(hd95[1:].mean()), "NSD": float(nsd[1:].mean()), "nsd_tolerance_px": nsd_tolerance,

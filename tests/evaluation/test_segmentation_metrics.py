@@ -3,9 +3,9 @@ import pytest
 from scipy.spatial.distance import directed_hausdorff
 
 from m2dino.evaluation.metrics.distances import boundary
-from m2dino.evaluation.metrics.segmentation import (confusion_matrix, dice_per_class, hausdorff_distance,
+from m2dino.evaluation.metrics.segmentation import (class_scores, dice_per_class, hausdorff_distance,
                                                     hausdorff_distance_95, hausdorff_per_class,
-                                                    normalized_surface_dice, resize_nearest, surface_distances)
+                                                    normalized_surface_dice, resize_nearest, surface_scores)
 
 
 def brute_hausdorff(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,7 +56,6 @@ def test_every_class_is_scored_including_absent_ones():
 def test_values_outside_the_classes_belong_to_no_class():
     gt = np.array([[1, 1], [0, 0]])
     pred = np.array([[1, 7], [0, 0]])
-    assert confusion_matrix(pred, gt, 2)[2, 1] == 1              # the 7 sits in the overflow row
     np.testing.assert_allclose(dice_per_class(pred, gt, 2), [1.0, 2 / 3])
 
 
@@ -67,6 +66,7 @@ def test_maximum_is_taken_over_interior_pixels_too():
     radius = np.hypot(yy - 10, xx - 10)
     ring, disc = (radius >= 8) & (radius <= 9), radius <= 2
     assert hausdorff_distance(disc, ring) == pytest.approx(brute_hausdorff(disc, ring)) == pytest.approx(8.0)
+    assert class_scores(disc.astype(np.uint8), ring.astype(np.uint8), 2, 2.0)["HD"][1] == pytest.approx(8.0)
     boundary_only = directed_hausdorff(np.argwhere(boundary(disc)), np.argwhere(ring))[0]
     assert boundary_only < 8.0
 
@@ -79,6 +79,7 @@ def test_hausdorff_equals_brute_force_on_random_masks():
         pred = rng.integers(0, num_classes, (h, w)) * (rng.random((h, w)) < rng.random())
         gt = rng.integers(0, num_classes, (h, w)) * (rng.random((h, w)) < rng.random())
         hd = hausdorff_per_class(pred, gt, num_classes)
+        np.testing.assert_allclose(class_scores(pred, gt, num_classes, 2.0)["HD"], hd)   # the shared-EDT path
         for c in range(num_classes):
             a, b = pred == c, gt == c
             if a.any() and b.any():
@@ -108,8 +109,7 @@ def test_resize_nearest_matches_opencv_inter_nearest():
 def test_surface_metrics_on_a_shifted_square():
     gt = square((10, 10), (2, 5), (2, 5))
     pred = square((10, 10), (2, 5), (3, 6))
-    to_gt, to_pred = surface_distances(pred, gt)
-    np.testing.assert_allclose(np.sort(to_gt), [0, 0, 0, 0, 1, 1, 1, 1])
+    # boundary distances, each direction: four 0s (shared columns) and four 1s
     assert hausdorff_distance_95(pred, gt) == pytest.approx(1.0)
     assert normalized_surface_dice(pred, gt, tolerance=0) == pytest.approx(0.5)
     assert normalized_surface_dice(pred, gt, tolerance=1) == pytest.approx(1.0)
@@ -132,3 +132,15 @@ def test_surface_metrics_edge_cases():
     assert hausdorff_distance_95(one, one) == 0.0 and normalized_surface_dice(one, one, 0) == 1.0
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         normalized_surface_dice(one, one, -1)
+
+
+def test_class_scores_gathers_every_per_class_score():
+    gt = square((10, 10), (2, 5), (2, 5))
+    pred = square((10, 10), (2, 5), (3, 6))
+    scores = class_scores(pred, gt, 3, nsd_tolerance=0)
+    np.testing.assert_allclose(scores["DSC"], [*dice_per_class(pred, gt, 2), 1.0])
+    np.testing.assert_allclose(scores["HD"], [1.0, 1.0, 0.0])
+    assert np.isnan(scores["HD95"][0]) and np.isnan(scores["NSD"][0])          # no surface score for background
+    np.testing.assert_allclose(scores["HD95"][1:], [1.0, 0.0])
+    np.testing.assert_allclose(scores["NSD"][1:], [0.5, 1.0])
+    assert surface_scores(pred == 1, gt == 1, 1) == (1.0, 1.0)
