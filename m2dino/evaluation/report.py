@@ -42,8 +42,8 @@ def markdown_report(metrics: dict) -> str:
     for kind in kinds:
         names = _metric_names(kind)
         means = summary["by_type"][kind]
-        lines += [f"**{kind}**", "", *_table(["tasks", "images", *map(_label, names)],
-                                             [[means["num_tasks"], means["num_samples"], *(means[n] for n in names)]]), ""]
+        row = [means["num_tasks"], means["num_samples"], *(means[n] for n in names)]
+        lines += [f"**{kind}**", "", *_table(["tasks", "images", *map(_label, names)], [row]), ""]
     lines += ["## By clinical group", ""]
     for kind in kinds:
         names = _metric_names(kind)

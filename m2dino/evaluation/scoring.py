@@ -70,8 +70,8 @@ def _count_foreign_predictions(rows: Mapping[str, list[GroundTruth]], submission
                 continue
             reason = ("task not in the ground truth" if task_rows is None
                       else f"the task is {task_rows[0].task_type.value} in the ground truth")
-            problems.setdefault(task, TaskProblems()).add(
-                "unexpected", f"{len(predictions)} entries in {PREDICTION_FILES[kind]}: {reason}", count=len(predictions))
+            example = f"{len(predictions)} entries in {PREDICTION_FILES[kind]}: {reason}"
+            problems.setdefault(task, TaskProblems()).add("unexpected", example, count=len(predictions))
 
 
 def score_submission(ground_truth: Iterable[GroundTruth], submission: Submission, *,

@@ -100,7 +100,8 @@ def score_classification(rows: Sequence[GroundTruth], predictions: dict[str, Ent
         if not _usable(pred, ClassificationPrediction, row, problems):
             continue
         if not 0 <= pred.class_index < num_classes:
-            problems.add("invalid", f"{row.image_path}: predicted_class {pred.class_index} outside 0..{num_classes - 1}")
+            problems.add("invalid", f"{row.image_path}: predicted_class {pred.class_index} "
+                                    f"outside 0..{num_classes - 1}")
             continue
         y_true.append(int(row.label))
         y_pred.append(pred.class_index)

@@ -68,7 +68,8 @@ def test_mask_path_drops_every_parent_reference():
 @pytest.mark.parametrize("entry, message", [
     (SubmissionEntry("fetal_head", "a.png", ClassificationPrediction(0, np.array([1.0, 0.0]))),
      "is segmentation but got a ClassificationPrediction"),
-    (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.uint8))), "needs the CSV's mask_path"),
+    (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.uint8))),
+     "needs the CSV's mask_path"),
     (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.uint8)), mask_path=MASK_PATH,
                      original_size=(3, 2)), r"mask of size \(2, 2\) but the image is \(3, 2\)"),
     (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.float32)), mask_path=MASK_PATH),
@@ -150,7 +151,8 @@ def test_non_gray_or_unreadable_masks_are_invalid(tmp_path):
     Image.new("RGB", (3, 3)).save(folder / "a.png")
     (folder / "b.png").write_bytes(b"not a png")
     submission = read_submission(tmp_path)
-    assert submission.load_mask("../Segmentation/Two/ds/MASKS/a.png").reason.endswith("RGB image; expected an 8-bit gray PNG")
+    rgb = submission.load_mask("../Segmentation/Two/ds/MASKS/a.png")
+    assert rgb.reason.endswith("RGB image; expected an 8-bit gray PNG")
     assert "not a readable image" in submission.load_mask("../Segmentation/Two/ds/MASKS/b.png").reason
     assert sorted(submission.absent_files) == ["classification_predictions.json", "detection_predictions.json",
                                                "regression_predictions.json"]
