@@ -89,3 +89,21 @@ def test_missing_data_root_is_an_error(tmp_path, capsys):
     code = main(["score", "--data", str(tmp_path / "nope"), "--pred", str(tmp_path / "pred"),
                  "--out", str(tmp_path / "m.json")])
     assert code == 2 and "no csv_files/ folder" in capsys.readouterr().err
+
+
+def test_groups_file_replaces_the_clinical_groups(fmc_root, tmp_path):
+    write_submission([], tmp_path / "pred")
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"mine": ["fetal_head", "breast_2cls", "FUGC"]}))
+    out = tmp_path / "metrics.json"
+    assert main(["score", "--data", str(fmc_root), "--pred", str(tmp_path / "pred"), "--out", str(out),
+                 "--groups", str(groups), "--quiet"]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert list(summary["by_group"]) == ["mine"] and set(summary["groups"].values()) == {"mine"}
+
+
+def test_unknown_task_is_an_error(fmc_root, tmp_path, capsys):
+    write_submission([], tmp_path / "pred")
+    code = main(["score", "--data", str(fmc_root), "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "m.json"),
+                 "--tasks", "fetal_hed"])
+    assert code == 2 and "unknown task id 'fetal_hed'" in capsys.readouterr().err
