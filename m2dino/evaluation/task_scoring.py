@@ -60,7 +60,7 @@ def score_segmentation(rows: Sequence[GroundTruth], load_prediction: MaskLoader,
         if gt.ndim != 2:
             raise ValueError(f"{row.task_id} / {row.mask_path}: ground-truth mask of shape {gt.shape}; expected H×W")
         if pred.shape != gt.shape:
-            problems.add("wrong_size", f"{row.mask_path}: {pred.shape[1]}×{pred.shape[0]}, "
+            problems.add("wrong_size", f"{row.mask_path}: prediction W×H {pred.shape[1]}×{pred.shape[0]}, "
                                        f"ground truth {gt.shape[1]}×{gt.shape[0]}")
             pred = resize_nearest(pred, gt.shape)
         if pred.size and int(pred.max()) >= num_classes:
