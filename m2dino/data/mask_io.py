@@ -1,0 +1,71 @@
+"""Reading and writing label masks (gray PNGs whose pixel value is the class index) and image headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError, MissingFileError
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header, without decoding the pixels."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path}: not a readable image ({err})") from None
+    return height, width
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A mask file as uint8 H×W class indices.
+
+    Palette PNGs give their palette indices (the usual way index masks are stored), gray and
+    1-bit PNGs their values. A colour mask is accepted only if its channels are equal, because
+    mapping colours to classes is dataset-specific and must be done explicitly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"mask file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            array = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path}: not a readable mask image ({err})") from None
+    if mode in ("RGB", "RGBA", "LA"):
+        channels = array[..., :3] if mode != "LA" else array[..., :1]
+        if not np.all(channels == channels[..., :1]):
+            raise DataError(f"{path}: colour ({mode}) mask; expected a gray or palette mask whose pixel "
+                            "values are class indices")
+        array = channels[..., 0]
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise DataError(f"{path}: mask values up to {array.max()}; expected class indices 0..255")
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def write_mask(mask: np.ndarray, path: str | Path) -> None:
+    """Save class indices as an 8-bit gray PNG (the FMC layout's mask format)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).save(path)
+
+
+def write_image(image: np.ndarray, path: str | Path) -> None:
+    """Save a uint8 H×W×3 image as PNG; gray content (equal channels) is stored as 1 channel."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gray = image[..., 0]
+    if np.array_equal(image, np.repeat(gray[..., None], 3, axis=2)):
+        Image.fromarray(np.ascontiguousarray(gray)).save(path)
+    else:
+        Image.fromarray(np.ascontiguousarray(image)).save(path)
