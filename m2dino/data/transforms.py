@@ -1,0 +1,219 @@
+"""Per-task transforms on `Sample`s: resize (letterbox or stretch) with an exact inverse, then the
+augmentations the task's `TaskSpec` allows. Masks, boxes and keypoints move with the image.
+
+The resize is described by a `ResizeGeometry` (original pixels -> model-input pixels). Training
+augmentations are applied after it, in model-input pixels, as one affine map (flip, rotation,
+scale about the centre) recorded in ``meta['augment_affine']``; evaluation transforms only
+resize, so ``geometry`` maps predictions back to original pixels exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from ..image import ResizeGeometry
+from ..tasks import TaskSpec, get_task
+from .sample import Sample
+
+SeedLike = int | np.random.Generator | None
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each augmentation; a task only gets those its spec allows."""
+
+    hflip_p: float = 0.5
+    vflip_p: float = 0.5
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    gain: tuple[float, float] = (0.8, 1.25)
+    gamma: tuple[float, float] = (0.8, 1.25)
+    speckle_sigma: float = 0.15
+    photometric_p: float = 0.8
+
+
+class Step(Protocol):
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample: ...
+
+
+class SampleTransform:
+    """Resize, then ``steps`` in order. ``transform(sample, rng)`` -> (sample, geometry)."""
+
+    def __init__(self, image_size: tuple[int, int], resize_mode: str = "letterbox", steps: tuple[Step, ...] = ()) -> None:
+        self.image_size, self.resize_mode, self.steps = image_size, resize_mode, tuple(steps)
+
+    def __call__(self, sample: Sample, rng: SeedLike = None) -> tuple[Sample, ResizeGeometry]:
+        geometry = ResizeGeometry.create(sample.size, self.image_size, self.resize_mode)
+        sample = resize_sample(sample, geometry)
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        for step in self.steps:
+            sample = step(sample, generator)
+        return sample, geometry
+
+    def __repr__(self) -> str:
+        steps = ", ".join(type(s).__name__ for s in self.steps)
+        return f"SampleTransform(size={self.image_size}, mode={self.resize_mode!r}, steps=[{steps}])"
+
+
+def build_transforms(task: str | TaskSpec, image_size: int | tuple[int, int], train: bool,
+                     resize_mode: str = "letterbox", augment: AugmentConfig | None = None) -> SampleTransform:
+    """The pipeline for one task: resize to ``image_size`` (H, W), plus, when ``train``, the
+    geometric and photometric augmentations ``get_task(task).allows(...)``."""
+    spec = get_task(task)
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if not train:
+        return SampleTransform(size, resize_mode)
+    config = augment or AugmentConfig()
+    steps: list[Step] = []
+    affine = RandomAffine(hflip_p=config.hflip_p if spec.allows("hflip") else 0.0,
+                          vflip_p=config.vflip_p if spec.allows("vflip") else 0.0,
+                          rotate_deg=config.rotate_deg if spec.allows("rotate") else 0.0,
+                          scale=config.scale if spec.allows("scale") else (1.0, 1.0))
+    if affine.active:
+        steps.append(affine)
+    if spec.allows("intensity"):
+        steps.append(RandomIntensity(config.gain, config.gamma, config.photometric_p))
+    if spec.allows("speckle"):
+        steps.append(RandomSpeckle(config.speckle_sigma, config.photometric_p))
+    return SampleTransform(size, resize_mode, tuple(steps))
+
+
+def resize_sample(sample: Sample, geometry: ResizeGeometry) -> Sample:
+    """The sample on the model-input grid: image bilinear (antialiased), mask nearest, boxes and
+    keypoints through ``geometry``; letterbox padding is 0 (and background for masks)."""
+    image = _resize_into(sample.image, geometry, Image.Resampling.BILINEAR)
+    label = sample.label
+    kind = sample.spec.label_kind
+    if kind == "mask":
+        label = _resize_into(label, geometry, Image.Resampling.NEAREST)
+    elif kind == "boxes":
+        label = geometry.boxes_to_target(label)
+    elif kind == "keypoints":
+        label = geometry.points_to_target(label)
+    return Sample(image, sample.task, label, sample.original_size, sample.source, dict(sample.meta))
+
+
+def mask_to_original(mask: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
+    """A model-input-grid mask (class indices) back on the original grid: drop the letterbox
+    padding, resize with nearest neighbour. Exact when the resize was an integer upscale."""
+    x0, y0, x1, y1 = geometry.content_box
+    content = np.ascontiguousarray(np.asarray(mask, dtype=np.uint8)[y0:y1, x0:x1])
+    height, width = geometry.original_size
+    return np.asarray(Image.fromarray(content).resize((width, height), Image.Resampling.NEAREST))
+
+
+def _resize_into(array: np.ndarray, geometry: ResizeGeometry, resample: Image.Resampling) -> np.ndarray:
+    x0, y0, x1, y1 = geometry.content_box
+    resized = np.asarray(Image.fromarray(array).resize((x1 - x0, y1 - y0), resample))
+    out = np.zeros((*geometry.target_size, *array.shape[2:]), dtype=array.dtype)
+    out[y0:y1, x0:x1] = resized
+    return out
+
+
+class RandomAffine:
+    """Flips, a rotation and a scale about the image centre, as one affine map in pixel coordinates.
+
+    Keypoints keep their order (a task whose point order has a left/right meaning must not allow
+    ``hflip``). A rotated box becomes the axis-aligned box of its corners, clipped to the image;
+    a box pushed entirely out of the image is dropped.
+    """
+
+    def __init__(self, hflip_p: float = 0.0, vflip_p: float = 0.0, rotate_deg: float = 0.0,
+                 scale: tuple[float, float] = (1.0, 1.0)) -> None:
+        self.hflip_p, self.vflip_p, self.rotate_deg, self.scale = hflip_p, vflip_p, rotate_deg, scale
+
+    @property
+    def active(self) -> bool:
+        return self.hflip_p > 0 or self.vflip_p > 0 or self.rotate_deg > 0 or self.scale != (1.0, 1.0)
+
+    def matrix(self, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """A random 3×3 map from input to output pixel coordinates for an image of ``size`` (H, W)."""
+        fx = -1.0 if rng.random() < self.hflip_p else 1.0
+        fy = -1.0 if rng.random() < self.vflip_p else 1.0
+        theta = np.deg2rad(rng.uniform(-self.rotate_deg, self.rotate_deg))
+        s = rng.uniform(*self.scale)
+        cx, cy = size[1] / 2, size[0] / 2
+        cos, sin = np.cos(theta) * s, np.sin(theta) * s
+        linear = np.array([[cos, -sin], [sin, cos]]) @ np.diag([fx, fy])
+        matrix = np.eye(3)
+        matrix[:2, :2] = linear
+        matrix[:2, 2] = [cx, cy] - linear @ [cx, cy]
+        return matrix
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        matrix = self.matrix(sample.size, rng)
+        return apply_affine(sample, matrix)
+
+
+def apply_affine(sample: Sample, matrix: np.ndarray) -> Sample:
+    """``sample`` warped by the 3×3 ``matrix`` (input -> output pixel coordinates), same size."""
+    height, width = sample.size
+    inverse = np.linalg.inv(matrix)[:2].ravel()  # PIL maps output pixels back to input pixels
+    image = _warp(sample.image, inverse, Image.Resampling.BILINEAR)
+    label = sample.label
+    kind = sample.spec.label_kind
+    if kind == "mask":
+        label = _warp(label, inverse, Image.Resampling.NEAREST)
+    elif kind == "keypoints":
+        label = _map_points(matrix, label)
+    elif kind == "boxes":
+        label = _map_boxes(matrix, label, width, height)
+    meta = dict(sample.meta)
+    previous = meta.get("augment_affine")
+    meta["augment_affine"] = matrix if previous is None else matrix @ previous
+    return Sample(image, sample.task, label, sample.original_size, sample.source, meta)
+
+
+def _warp(array: np.ndarray, inverse: np.ndarray, resample: Image.Resampling) -> np.ndarray:
+    height, width = array.shape[:2]
+    image = Image.fromarray(array)
+    return np.asarray(image.transform((width, height), Image.Transform.AFFINE, tuple(inverse), resample=resample))
+
+
+def _map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def _map_boxes(matrix: np.ndarray, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)
+    moved = _map_points(matrix, corners)
+    out = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+    out = np.clip(out, 0, [width, height, width, height])
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return out[keep].reshape(-1, 4)
+
+
+class RandomIntensity:
+    """Gamma then gain on the whole image (probe gain / dynamic range differ between machines)."""
+
+    def __init__(self, gain: tuple[float, float], gamma: tuple[float, float], p: float = 1.0) -> None:
+        self.gain, self.gamma, self.p = gain, gamma, p
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if rng.random() >= self.p:
+            return sample
+        gain, gamma = rng.uniform(*self.gain), rng.uniform(*self.gamma)
+        image = 255.0 * gain * (sample.image / 255.0) ** gamma
+        return sample.replace(image=np.clip(image + 0.5, 0, 255).astype(np.uint8))
+
+
+class RandomSpeckle:
+    """Multiplicative gamma noise of mean 1 and std ``sigma`` (speckle is multiplicative; the
+    letterbox padding stays black)."""
+
+    def __init__(self, sigma: float, p: float = 1.0) -> None:
+        self.sigma, self.p = sigma, p
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if rng.random() >= self.p or self.sigma <= 0:
+            return sample
+        sigma = rng.uniform(0, self.sigma)
+        if sigma == 0:
+            return sample
+        shape = 1.0 / sigma**2
+        noise = rng.gamma(shape, 1.0 / shape, size=sample.size)[..., None]
+        return sample.replace(image=np.clip(sample.image * noise + 0.5, 0, 255).astype(np.uint8))
