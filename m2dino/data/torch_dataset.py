@@ -1,0 +1,169 @@
+"""The PyTorch side: a multi-task Dataset keyed by (task, index), a batch sampler on top of
+`TaskSampler`, and the collate that builds the batch dict the model consumes.
+
+Batch format (all samples of a batch share one task)::
+
+    {"pixel_values": float32 B×3×H×W, normalised with the backbone's mean/std,
+     "task": str,
+     "targets": mask -> int64 B×H×W | class -> int64 B | boxes -> list of B float32 n_i×4 |
+                keypoints -> float32 B×K×2 (x, y) | scalar -> float32 B   (model-input pixels),
+     "geometry": list[ResizeGeometry], "original_size": list[(H, W)], "source": list[str],
+     "meta": list[dict]}
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..image import ResizeGeometry
+from ..tasks import get_task
+from .errors import DataError
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
+from .sample import Sample
+from .sampling import TaskSampler
+from .transforms import AugmentConfig, SampleTransform, build_transforms
+
+
+class SampleKey(NamedTuple):
+    """What the batch sampler hands the dataset: which sample, and the seed of its augmentation
+    (derived from the sampler's seed, epoch and step, so a resumed run augments identically and
+    DataLoader workers never share a random stream)."""
+
+    task: str
+    index: int
+    seed: int | None = None
+
+
+class MultiTaskDataset(Dataset):
+    """Samples of several tasks, each with its own transform; ``dataset[(task, i)]`` or
+    ``dataset[SampleKey(task, i, seed)]`` -> (transformed `Sample`, `ResizeGeometry`)."""
+
+    def __init__(self, samples: Mapping[str, Sequence[Sample]] | Sequence[Sample], image_size: int | tuple[int, int],
+                 train: bool, resize_mode: str = "letterbox", augment: AugmentConfig | None = None) -> None:
+        if not isinstance(samples, Mapping):
+            samples = _group_by_task(samples)
+        if not samples:
+            raise DataError("empty dataset: no samples given")
+        self.samples = dict(samples)
+        for task, items in self.samples.items():
+            get_task(task)
+            if len(items) == 0:
+                raise DataError(f"empty dataset for task {task!r}")
+        self.train = train
+        self.transforms: dict[str, SampleTransform] = {
+            task: build_transforms(task, image_size, train, resize_mode, augment) for task in self.samples}
+
+    @property
+    def task_sizes(self) -> dict[str, int]:
+        return {task: len(items) for task, items in self.samples.items()}
+
+    def __len__(self) -> int:
+        return sum(self.task_sizes.values())
+
+    def __getitem__(self, key: SampleKey | tuple) -> tuple[Sample, ResizeGeometry]:
+        key = SampleKey(*key)
+        sample = self.samples[key.task][key.index]
+        if sample.task != key.task:
+            raise DataError(f"{sample.source}: sample of task {sample.task!r} filed under {key.task!r}")
+        return self.transforms[key.task](sample, key.seed)
+
+
+def _group_by_task(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
+    tasks = samples.tasks() if hasattr(samples, "tasks") else [s.task for s in samples]
+    groups: dict[str, list[int]] = {}
+    for i, task in enumerate(tasks):
+        groups.setdefault(task, []).append(i)
+    return {task: _Subset(samples, indices) for task, indices in groups.items()}
+
+
+class _Subset(Sequence[Sample]):
+    """A view of some positions of a (possibly lazy) sequence, without decoding it."""
+
+    def __init__(self, samples: Sequence[Sample], indices: list[int]) -> None:
+        self.samples, self.indices = samples, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[self.indices[i]]
+
+
+class TaskBatchSampler:
+    """Turns a `TaskSampler`'s ``(task, indices)`` into lists of `SampleKey` for a DataLoader's
+    ``batch_sampler``. ``augment_seeds=False`` leaves augmentation to fresh entropy instead."""
+
+    def __init__(self, sampler: TaskSampler, augment_seeds: bool = True) -> None:
+        self.sampler, self.augment_seeds = sampler, augment_seeds
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        s = self.sampler
+        for task, indices in s:
+            if not self.augment_seeds:
+                yield [SampleKey(task, i) for i in indices]
+                continue
+            base = [s.seed, s.epoch, s.step, s.rank, zlib.crc32(task.encode())]
+            seeds = np.random.default_rng(base).integers(0, 2**63 - 1, size=len(indices))
+            yield [SampleKey(task, i, int(seed)) for i, seed in zip(indices, seeds)]
+
+
+class Collate:
+    """``collate(items)`` -> the batch dict (see the module docstring). Picklable for workers."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def __call__(self, items: Sequence[tuple[Sample, ResizeGeometry]]) -> dict:
+        if not items:
+            raise DataError("cannot collate an empty batch")
+        samples = [sample for sample, _ in items]
+        tasks = {s.task for s in samples}
+        if len(tasks) != 1:
+            raise DataError(f"a batch must hold one task, got {sorted(tasks)}")
+        sizes = {s.size for s in samples}
+        if len(sizes) != 1:
+            raise DataError(f"images of different sizes {sorted(sizes)} in one batch; resize them first")
+        images = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float().div_(255.0)
+        return {"pixel_values": (images - self.mean) / self.std,
+                "task": samples[0].task,
+                "targets": collate_targets(samples),
+                "geometry": [geometry for _, geometry in items],
+                "original_size": [s.original_size for s in samples],
+                "source": [s.source for s in samples],
+                "meta": [s.meta for s in samples]}
+
+
+def collate_targets(samples: Sequence[Sample]) -> torch.Tensor | list[torch.Tensor]:
+    """The labels of one task's samples as tensors (see the module docstring for each kind)."""
+    kind = samples[0].spec.label_kind
+    labels = [s.label for s in samples]
+    if kind == "mask":
+        return torch.from_numpy(np.stack(labels)).long()
+    if kind == "class":
+        return torch.tensor(labels, dtype=torch.long)
+    if kind == "scalar":
+        return torch.tensor(labels, dtype=torch.float32)
+    if kind == "boxes":
+        return [torch.as_tensor(label, dtype=torch.float32).reshape(-1, 4) for label in labels]
+    return torch.from_numpy(np.stack(labels)).float()
+
+
+def build_dataloader(dataset: MultiTaskDataset, sampler: TaskSampler, mean: Sequence[float] = IMAGENET_MEAN,
+                     std: Sequence[float] = IMAGENET_STD, num_workers: int = 0, **kwargs) -> DataLoader:
+    """A DataLoader yielding one-task batches in the sampler's order."""
+    batch_sampler = TaskBatchSampler(sampler, augment_seeds=dataset.train)
+    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=Collate(mean, std),
+                      num_workers=num_workers, **kwargs)
