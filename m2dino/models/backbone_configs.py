@@ -35,8 +35,8 @@ BACKBONES: dict[str, BackboneConfig] = {
         "vit_small_patch16_dinov3", {"embed_dim": 64, "depth": 4, "num_heads": 2},
         description="4 blocks, width 64: unit tests only"),
     "vit_mini_patch16_dinov3": BackboneConfig(
-        "vit_small_patch16_dinov3", {"embed_dim": 192, "depth": 6, "num_heads": 3},
-        description="6 blocks, width 192: the embedded CPU training run"),
+        "vit_small_patch16_dinov3", {"embed_dim": 128, "depth": 4, "num_heads": 4},
+        description="4 blocks, width 128: the embedded CPU training run"),
 }
 
 ALIASES = {"S": "vit_small_patch16_dinov3", "S+": "vit_small_plus_patch16_dinov3",
