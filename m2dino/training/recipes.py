@@ -65,6 +65,7 @@ def build_parser(recipe: str) -> argparse.ArgumentParser:
     train.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
     train.add_argument("--eval-every", type=int, default=DEFAULTS["eval_every"])
     train.add_argument("--checkpoint-every", type=int, default=None)
+    train.add_argument("--log-every", type=int, default=10, help="steps between JSONL/tracker log lines")
     train.add_argument("--resume", default=None, help="a checkpoint folder, or 'latest' in the output folder")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output-dir", default=f"runs/{recipe}")
@@ -102,7 +103,8 @@ def train_config(args: argparse.Namespace, output_dir: Path, tasks: Sequence[str
                        layer_decay=args.layer_decay, warmup_steps=args.warmup_steps, alpha=args.alpha,
                        loss_weighting=args.loss_weighting, lora_rank=args.lora, freeze_backbone=args.freeze_backbone,
                        mixed_precision=args.mixed_precision, eval_every=args.eval_every,
-                       checkpoint_every=args.checkpoint_every, seed=args.seed, tasks=list(tasks))
+                       checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
+                       tasks=list(tasks))
 
 
 def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], output_dir: Path) -> TrainResult:

@@ -18,7 +18,7 @@ def test_two_process_cpu_run_trains_the_same_task_on_every_rank(tmp_path):
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                str(REPO / "recipes" / "unified.py"), "--backbone", "test", "--tasks", "fetal_head", "fetal_plane_cls",
                "IUGC", "--synthetic-per-task", "8", "--image-size", "32", "--batch-size", "2", "--steps", "6",
-               "--eval-every", "3", "--decoder-features", "8", "--warmup-steps", "1", "--output-dir", str(tmp_path),
+               "--eval-every", "3", "--log-every", "1", "--decoder-features", "8", "--warmup-steps", "1", "--output-dir", str(tmp_path),
                "--no-progress"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
