@@ -69,6 +69,18 @@ def load_backbone_weights(backbone: DINOv3Backbone, source: str | Path, revision
             "missing_keys": list(result.missing_keys), "unexpected_keys": list(result.unexpected_keys)}
 
 
+def backbone_spec_for_weights(source: str | Path, revision: str | None = None, cache_dir: str | Path | None = None,
+                              token: str | bool | None = None) -> tuple[str, dict[str, Any]] | None:
+    """``(backbone name, overrides)`` a transformers-layout checkpoint needs (its config.json says, e.g.
+    q/v biases or another size); None for timm-layout sources, whose size the user names."""
+    _, config_file = _locate(str(source), revision, cache_dir, token)
+    if config_file is None:
+        return None
+    from transformers import DINOv3ViTConfig
+
+    return backbone_spec_from_transformers_config(DINOv3ViTConfig.from_json_file(str(config_file)))
+
+
 def _reject_pickle(path: str) -> None:
     if path.endswith(PICKLE_SUFFIXES):
         raise ValueError(f"{path}: pickle checkpoints are not loaded (unpickling can run arbitrary code); "

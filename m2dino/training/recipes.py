@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import M2DINO, M2DINOConfig
+from ..models import M2DINO, M2DINOConfig, resolve_backbone
+from ..models.pretrained_weights import backbone_spec_for_weights
 from ..tasks import get_task, load_group_mapping
 from .checkpoint import latest_checkpoint
 from .config import TrainConfig
@@ -40,7 +41,9 @@ def build_parser(recipe: str) -> argparse.ArgumentParser:
     data.add_argument("--synthetic-per-task", type=int, default=DEFAULTS["synthetic_per_task"])
     data.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of each task's training data")
     model = parser.add_argument_group("model")
-    model.add_argument("--backbone", default=DEFAULTS["backbone"], help="S, S+, B, L, H+, mini, test or a full name")
+    model.add_argument("--backbone", default=None,
+                       help=f"S, S+, B, L, H+, mini, test or a full name (default: the size of --pretrained "
+                            f"weights, else {DEFAULTS['backbone']})")
     model.add_argument("--pretrained", default="none",
                        help="backbone weights: a timm or transformers Hub id, a .safetensors file, or 'none'")
     model.add_argument("--moe-blocks", default=DEFAULTS["moe_blocks"],
@@ -88,11 +91,33 @@ def load_data(args: argparse.Namespace) -> TrainingData:
     return data.fraction(args.data_fraction, args.seed) if args.data_fraction < 1 else data
 
 
+def backbone_for(args: argparse.Namespace) -> tuple[str, dict]:
+    """The backbone to build: ``--backbone``, else the size the pretrained weights imply, else the default.
+    A transformers checkpoint's config.json decides its size and variant (e.g. q/v biases)."""
+    weights = None if args.pretrained in (None, "", "none") else args.pretrained
+    implied = None
+    if weights is not None:
+        if weights.startswith("timm/"):
+            architecture = weights.split("/", 1)[1].split(".")[0]
+            qkvb = architecture.endswith("_qkvb")
+            implied = (architecture.removesuffix("_qkvb"), {"qkv_bias": True} if qkvb else {})
+        else:
+            implied = backbone_spec_for_weights(weights)
+    if args.backbone is None:
+        return implied or (DEFAULTS["backbone"], {})
+    name = resolve_backbone(args.backbone)[0]
+    if implied is not None and resolve_backbone(implied[0])[0] != name:
+        raise ValueError(f"--pretrained {weights} holds a {implied[0]} backbone but --backbone is {args.backbone}; "
+                         "drop --backbone to use the checkpoint's size")
+    return name, implied[1] if implied else {}
+
+
 def build_model(args: argparse.Namespace, tasks: Sequence[str]) -> M2DINO:
     torch.manual_seed(args.seed)
-    config = M2DINOConfig(backbone=args.backbone, tasks=list(tasks), moe_blocks=_moe_blocks(args.moe_blocks),
-                          num_experts=args.num_experts, top_k=args.top_k, routing=args.routing,
-                          decoder_features=args.decoder_features, image_size=args.image_size)
+    backbone, overrides = backbone_for(args)
+    config = M2DINOConfig(backbone=backbone, backbone_overrides=overrides, tasks=list(tasks),
+                          moe_blocks=_moe_blocks(args.moe_blocks), num_experts=args.num_experts, top_k=args.top_k,
+                          routing=args.routing, decoder_features=args.decoder_features, image_size=args.image_size)
     weights = None if args.pretrained in (None, "", "none") else args.pretrained
     return M2DINO(config, backbone_weights=weights)
 
