@@ -26,9 +26,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
 def read_mask(path: str | Path) -> np.ndarray:
     """A mask file as uint8 H×W class indices.
 
-    Palette PNGs give their palette indices (the usual way index masks are stored), gray and
-    1-bit PNGs their values. A colour mask is accepted only if its channels are equal, because
-    mapping colours to classes is dataset-specific and must be done explicitly.
+    Gray and 1-bit images give their values. Palette images give their palette indices (the
+    usual way colour-coded index masks are stored, e.g. VOC-style PNGs), except when every used
+    palette entry is gray: then the gray level is the value, because GIF writers re-number the
+    palette of a saved gray mask. A colour (RGB) mask is accepted only if its channels are
+    equal, because mapping colours to classes is dataset-specific and must be done explicitly.
     """
     path = Path(path)
     if not path.is_file():
@@ -38,9 +40,17 @@ def read_mask(path: str | Path) -> np.ndarray:
             image.load()
             mode = image.mode
             array = np.asarray(image)
+            palette = image.getpalette() if mode == "P" else None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"{path}: not a readable mask image ({err})") from None
-    if mode in ("RGB", "RGBA", "LA"):
+    if palette is not None:
+        colours = np.zeros((256, 3), dtype=np.uint8)
+        entries = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
+        colours[:len(entries)] = entries
+        used = colours[np.unique(array)]
+        if np.all(used == used[:, :1]):
+            array = colours[array, 0]
+    elif mode in ("RGB", "RGBA", "LA"):
         channels = array[..., :3] if mode != "LA" else array[..., :1]
         if not np.all(channels == channels[..., :1]):
             raise DataError(f"{path}: colour ({mode}) mask; expected a gray or palette mask whose pixel "
