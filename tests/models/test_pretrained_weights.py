@@ -167,10 +167,11 @@ def test_folder_with_only_pickle_weights(tmp_path):
 
 
 def test_checkpoint_of_another_size(tmp_path):
-    path = save(DINOv3Backbone("mini").state_dict(), tmp_path / "mini.safetensors")
-    with pytest.raises(ValueError, match=r"\(6 blocks, width 192\) does not fit backbone 'vit_test_patch16_dinov3' "
+    # a deeper and wider checkpoint than the backbone: both the shapes and the extra blocks are named
+    path = save(DINOv3Backbone("test", embed_dim=96, depth=6, num_heads=3).state_dict(), tmp_path / "big.safetensors")
+    with pytest.raises(ValueError, match=r"\(6 blocks, width 96\) does not fit backbone 'vit_test_patch16_dinov3' "
                                          r"\(4 blocks, width 64\): shape mismatches: "
-                                         r"cls_token: expected \(1, 1, 64\), found \(1, 1, 192\).*"
+                                         r"cls_token: expected \(1, 1, 64\), found \(1, 1, 96\).*"
                                          r"unexpected keys: blocks.4.attn.proj.bias"):
         load_backbone_weights(DINOv3Backbone("test"), path)
 
