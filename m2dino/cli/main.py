@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func` to its handler.
-COMMAND_MODULES: tuple[str, ...] = ("score_command", "evaluate_command")
+COMMAND_MODULES: tuple[str, ...] = ("score_command", "evaluate_command", "data_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,101 @@
+"""``m2dino data``: convert public datasets to the FMC layout, check an FMC root, write the synthetic suite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data.fmc.layout import CSV_DIR
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.adapters import ADAPTERS
+
+    data = subparsers.add_parser("data", help="datasets: convert, check, synthesise")
+    commands = data.add_subparsers(dest="data_command", required=True)
+
+    convert = commands.add_parser(
+        "convert", help="convert a public dataset into the FMC_UIA layout (one root per split under DST)",
+        description="Datasets: " + "; ".join(f"{name}: {(m.__doc__ or '').strip().splitlines()[0]}"
+                                             for name, m in ADAPTERS.items()),
+        epilog="Options are the adapter's keyword arguments, e.g. folder: -o task=thyroid_nodule "
+               "-o masks=labels -o binary_masks=true; hc18: -o seed=1. Values are read as JSON when they parse.")
+    convert.add_argument("name", choices=list(ADAPTERS))
+    convert.add_argument("src", type=Path, help="the dataset in its original layout")
+    convert.add_argument("dst", type=Path, help="output folder; gets <split>/csv_files/... per split")
+    convert.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing CSVs")
+    convert.set_defaults(func=_convert)
+
+    check = commands.add_parser("check", help="validate an FMC root (or a folder of split roots) and "
+                                              "print a per-task table")
+    check.add_argument("root", type=Path)
+    check.add_argument("--tasks", nargs="+", help="only these task ids")
+    check.add_argument("--quick", action="store_true", help="index-time checks only (no pixel decoding)")
+    check.set_defaults(func=_check)
+
+    synth = commands.add_parser("synth", help="write the synthetic 27-task suite in the FMC layout")
+    synth.add_argument("out", type=Path)
+    synth.add_argument("--per-task", type=int, default=64, help="samples per task and split")
+    synth.add_argument("--size", default="128", help="image size: N or HxW (default 128)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--splits", nargs="+", default=["train", "val"])
+    synth.add_argument("--tasks", nargs="+", help="task ids (default: the 27 benchmark tasks)")
+    synth.add_argument("--overwrite", action="store_true")
+    synth.set_defaults(func=_synth)
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> keyword arguments (JSON values when they parse, else strings)."""
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ..data.adapters import convert
+
+    options = parse_options(args.option)
+    try:
+        roots = convert(args.name, args.src, args.dst, overwrite=args.overwrite, **options)
+    except TypeError as err:  # an option the adapter does not take
+        raise ValueError(f"{args.name}: {err}") from None
+    for split, root in roots.items():
+        print(f"{split}: {root}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..data.check import check_fmc, format_report
+
+    roots = [args.root] if (args.root / CSV_DIR).is_dir() else sorted(
+        p for p in args.root.iterdir() if (p / CSV_DIR).is_dir()) if args.root.is_dir() else []
+    if not roots:
+        raise FileNotFoundError(f"{args.root}: no {CSV_DIR}/ in it or in its subfolders; expected an FMC root")
+    failed = False
+    for root in roots:
+        reports = check_fmc(root, args.tasks, decode=not args.quick, progress=True)
+        print(f"== {root}")
+        print(format_report(reports))
+        failed |= any(entry.problems for entry in reports.values())
+    return 1 if failed else 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from ..data.synthetic import write_synthetic
+
+    height, _, width = args.size.lower().partition("x")
+    size = (int(height), int(width or height))
+    roots = write_synthetic(args.out, args.per_task, size, args.seed, tuple(args.splits), args.tasks, args.overwrite)
+    for split, root in roots.items():
+        print(f"{split}: {root}")
+    return 0
