@@ -43,7 +43,8 @@ class Step(Protocol):
 class SampleTransform:
     """Resize, then ``steps`` in order. ``transform(sample, rng)`` -> (sample, geometry)."""
 
-    def __init__(self, image_size: tuple[int, int], resize_mode: str = "letterbox", steps: tuple[Step, ...] = ()) -> None:
+    def __init__(self, image_size: tuple[int, int], resize_mode: str = "letterbox",
+                 steps: tuple[Step, ...] = ()) -> None:
         self.image_size, self.resize_mode, self.steps = image_size, resize_mode, tuple(steps)
 
     def __call__(self, sample: Sample, rng: SeedLike = None) -> tuple[Sample, ResizeGeometry]:

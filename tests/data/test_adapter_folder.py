@@ -45,7 +45,7 @@ def test_binary_masks_and_unpaired_files(tmp_path):
         load_dataset("folder", root, task="fetal_head")["train"][0]
     assert load_dataset("folder", root, task="fetal_head", binary_masks=True)["train"][0].label.sum() == 10
     write_png(root / "images" / "y.png", gray(10, 10))
-    with pytest.raises(DataError, match=r"images: 1 file\(s\) without a partner of the same stem in .*masks \(e.g. y\)"):
+    with pytest.raises(DataError, match=r"images: 1 file\(s\) without a partner of the same stem in .*masks"):
         load_dataset("folder", root, task="fetal_head")
 
 
@@ -56,7 +56,8 @@ def test_csv_labels_for_each_label_kind(tmp_path):
     write_csv(root / "labels.csv", ["image", "label", "split"], [["p.png", "malignant", "test"], ["q", 0, ""]])
     splits = load_dataset("folder", root, task="breast_2cls")
     assert [s.label for s in splits["test"]] == [1] and [s.label for s in splits["train"]] == [0]
-    write_csv(root / "boxes.csv", ["image", "x_min", "y_min", "x_max", "y_max"], [["p", 1, 2, 3, 4], ["q", 0, 0, 5, 5.5]])
+    write_csv(root / "boxes.csv", ["image", "x_min", "y_min", "x_max", "y_max"],
+              [["p", 1, 2, 3, 4], ["q", 0, 0, 5, 5.5]])
     boxes = load_dataset("folder", root, task="thyroid_nodule_det", labels="boxes.csv")["train"]
     assert np.array_equal(boxes[1].label, [[0, 0, 5, 5.5]])
     write_csv(root / "points.csv", ["image", "point_1_xy", "point_2_xy"], [["p", '"[1, 2]"', '"[3, 4]"'],

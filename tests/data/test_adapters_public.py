@@ -7,7 +7,7 @@ from m2dino.data import DataError, MissingFileError
 from m2dino.data.adapters import get_adapter, list_adapters, load_dataset
 
 from .helpers import gray, write_csv, write_png
-from .layouts import (AFRICAN_ROWS, BUSI_IMAGES, busi_mask, palette_mask, usgra_mask, write_african_planes,
+from .layouts import (BUSI_IMAGES, busi_mask, palette_mask, usgra_mask, write_african_planes,
                       write_busi, write_usgra)
 
 
@@ -62,7 +62,7 @@ def test_usgra_pairs_images_and_palette_masks(tmp_path):
 def test_usgra_errors(tmp_path):
     root = write_usgra(tmp_path)
     palette_mask(np.full((32, 40), 3)).save(root / "masks" / "0001.png")
-    with pytest.raises(DataError, match=r"masks/0001.png: .*mask values \[3\] out of range; expected class indices 0..2"):
+    with pytest.raises(DataError, match=r"masks/0001.png: .*mask values \[3\] out of range; expected class indices"):
         load_dataset("usgra", root)["train"][1]
     palette_mask(np.zeros((31, 40))).save(root / "masks" / "0001.png")
     with pytest.raises(DataError, match=r"0001.png: mask is 31×40 but image .*0001.png is 32×40"):

@@ -95,7 +95,7 @@ def _row(**changes):
     ({"mask": "benign"}, r"labels.csv, row 2: mask \(class index\) = 'benign'; expected an integer"),
     ({"task_id": "breast_4cls"}, r"labels.csv, row 2: unknown task id 'breast_4cls'; closest known ids"),
     ({"num_classes": 4}, r"labels.csv, row 2: num_classes 4 for task 'breast_3cls'; the registry says 3"),
-    ({"task_name": "segmentation"}, r"row 2: task_name 'segmentation' for task 'breast_3cls'; expected 'classification'"),
+    ({"task_name": "segmentation"}, r"row 2: task_name 'segmentation' for task 'breast_3cls'; expected 'classif"),
     ({"mask": ""}, r"labels.csv, row 2: empty value in column 'mask'"),
 ])
 def test_bad_rows_name_the_file_and_row(tmp_path, changes, message):
@@ -128,13 +128,15 @@ def test_corrupt_image_is_named_at_index_time_and_truncated_one_at_load_time(tmp
 
 def test_missing_column_and_unreadable_csv(tmp_path):
     root = _root(tmp_path, [[1, 2, 3]], header=["task_id", "task_name", "num_classes"])
-    with pytest.raises(DataError, match=r"labels.csv: missing column\(s\) image_path; expected task_id, task_name, num_classes, image_path"):
+    with pytest.raises(DataError, match=r"labels.csv: missing column\(s\) image_path; expected task_id, task_name, "
+                                        r"num_classes, image_path"):
         read_fmc_index(root)
     (tmp_path / "csv_files" / "labels.csv").write_bytes(b"\xff\xfe\x00bad\x00")
     with pytest.raises(DataError, match="labels.csv: not a readable CSV"):
         read_fmc_index(root)
     header = ["task_id", "task_name", "num_classes", "image_path"]
-    write_csv(tmp_path / "csv_files" / "labels.csv", header, [["breast_3cls", "classification", 3, "../Classification/x.png"]])
+    write_csv(tmp_path / "csv_files" / "labels.csv", header,
+              [["breast_3cls", "classification", 3, "../Classification/x.png"]])
     with pytest.raises(DataError, match=r"row 1: column 'mask' missing; class rows of task 'breast_3cls' need mask"):
         read_fmc_index(root)
 
@@ -159,10 +161,12 @@ def test_keypoint_json_and_count(tmp_path):
     write_csv(tmp_path / "csv_files" / "r.csv", header, [["FUGC", "Regression", 2, "../R/i.png", '"[1, 2]"', '"[3]"']])
     with pytest.raises(DataError, match=r"r.csv, row 1: point_2_xy = '\[3\]'; expected a JSON pair \[x, y\]"):
         read_fmc_index(tmp_path)
-    write_csv(tmp_path / "csv_files" / "r.csv", header, [["IUGC", "Regression", 3, "../R/i.png", '"[1, 2]"', '"[3, 4]"']])
+    write_csv(tmp_path / "csv_files" / "r.csv", header,
+              [["IUGC", "Regression", 3, "../R/i.png", '"[1, 2]"', '"[3, 4]"']])
     with pytest.raises(DataError, match=r"r.csv, row 1: column 'point_3_xy' missing"):
         read_fmc_index(tmp_path)
-    write_csv(tmp_path / "csv_files" / "r.csv", header, [["FUGC", "Regression", 2, "../R/i.png", '"[1, 2]"', '"[3, 4.5]"']])
+    write_csv(tmp_path / "csv_files" / "r.csv", header,
+              [["FUGC", "Regression", 2, "../R/i.png", '"[1, 2]"', '"[3, 4.5]"']])
     assert np.array_equal(read_fmc_index(tmp_path)[0].label, [[1, 2], [3, 4.5]])
 
 
@@ -184,14 +188,16 @@ def test_scan_collects_every_problem_instead_of_stopping(tmp_path):
     root = _root(tmp_path, [_row(), _row(mask=7), _row(task_id="nope"), _row(mask=0)])
     records, problems = scan_fmc(root)
     assert [r.csv_row for r in records] == [1, 4]
-    assert [(p.task, p.message.split(": ")[0]) for p in problems] == [("breast_3cls", f"{root}/csv_files/labels.csv, row 2"),
-                                                                       ("nope", f"{root}/csv_files/labels.csv, row 3")]
+    csv = f"{root}/csv_files/labels.csv"
+    assert [(p.task, p.message.split(": ")[0]) for p in problems] == [("breast_3cls", f"{csv}, row 2"),
+                                                                       ("nope", f"{csv}, row 3")]
 
 
 def test_windows_separators_and_utf8_bom_are_accepted(tmp_path):
     write_png(tmp_path / "Classification" / "x.png", gray(8, 8))
     (tmp_path / "csv_files").mkdir()
-    text = "\ufefftask_id,task_name,num_classes,image_path,mask\nbreast_3cls,classification,3,..\\Classification\\x.png,0\n"
+    text = ("\ufefftask_id,task_name,num_classes,image_path,mask\n"
+            "breast_3cls,classification,3,..\\Classification\\x.png,0\n")
     (tmp_path / "csv_files" / "w.csv").write_text(text, encoding="utf-8")
     assert read_fmc_index(tmp_path)[0].image_path == "..\\Classification\\x.png"
     assert Image.open(read_fmc_index(tmp_path)[0].image_file).size == (8, 8)

@@ -138,5 +138,5 @@ def _parse(spec: TaskSpec, row: dict[str, str], columns: tuple[str, ...], where:
             return [float(cell(row, c, where)) for c in columns]
         return [[float(v) for v in json.loads(cell(row, c, where))] for c in columns]
     except (ValueError, TypeError) as err:
-        raise DataError(f"{where}: cannot read the {kind} label ({err}); expected "
-                        f"{'a class index or one of ' + ', '.join(spec.class_names) if kind == 'class' else ', '.join(columns)}") from None
+        expected = f"a class index or one of {', '.join(spec.class_names)}" if kind == "class" else ", ".join(columns)
+        raise DataError(f"{where}: cannot read the {kind} label ({err}); expected {expected}") from None
