@@ -64,7 +64,7 @@ def _count_labels(entry: TaskReport, record: FMCRecord, decode: bool) -> None:
     if kind == "class":
         entry.classes[spec.class_names[record.label]] += 1
     elif kind == "boxes":
-        entry.classes[spec.class_names[0]] += len(record.label)
+        entry.classes[spec.class_names[0]] += 1  # an FMC row holds one box
     elif kind == "scalar":
         entry.values.append(float(record.label))
     else:

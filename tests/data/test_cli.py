@@ -35,10 +35,10 @@ def test_check_reports_problems_and_fails(tmp_path, capsys):
 
 def test_synth_writes_a_checkable_suite(tmp_path, capsys):
     assert main(["data", "synth", str(tmp_path / "s"), "--per-task", "2", "--size", "32x48",
-                 "--tasks", "fetal_head", "organ_cls", "FUGC", "--splits", "train"]) == 0
+                 "--tasks", "fetal_head", "organ_cls", "thyroid_nodule_det", "--splits", "train"]) == 0
     assert main(["data", "check", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
-    assert "organ_cls" in out and "32×48 (2)" in out
+    assert "organ_0: 1, organ_1: 1" in out and "32×48 (2)" in out and "nodule: 2" in out
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):

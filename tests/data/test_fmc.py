@@ -56,7 +56,8 @@ def test_index_fields_and_lazy_loading(tmp_path):
     assert record.task_type == "detection" and record.num_classes == 1 and record.csv_row == 1
     assert record.csv_file.name == "train_thyroid_nodule_det.csv"
     assert record.image_file.is_file() and record.mask_path is None and record.image_size == (16, 18)
-    assert np.array_equal(record.label, [[1.5, 2.25, 10.0, 12.125]])
+    assert np.array_equal(record.label, [1.5, 2.25, 10.0, 12.125])
+    assert np.array_equal(record.to_sample().label, [[1.5, 2.25, 10.0, 12.125]])
     seg = read_fmc_index(tmp_path, tasks=["cardiac_multi"])[0]
     assert seg.task_type == "segmentation" and seg.label is None and seg.load_mask().max() == 3
     assert seg.load_image().shape == (20, 30, 3)

@@ -24,7 +24,8 @@ from .layout import COMMON_COLUMNS, CSV_DIR, META_COLUMN, SCALAR_COLUMN, TASK_NA
 @dataclass
 class FMCRecord:
     """One validated CSV row. ``image_path``/``mask_path`` are the CSV's strings unchanged (the
-    submission format keys predictions by them); ``image_file``/``mask_file`` are resolved paths."""
+    submission format keys predictions by them); ``image_file``/``mask_file`` are resolved paths.
+    ``label``: class int, box array (4,), keypoints array (K, 2), scalar float, or None for a mask."""
 
     task_id: str
     task_type: str
@@ -181,6 +182,8 @@ def _parse_row(row: dict[str, str], csv_file: Path, number: int) -> FMCRecord:
                             f"{size[0]}×{size[1]} (H×W); expected the same size")
     else:
         label = validate_label(spec, _parse_label(spec, row, where), size, where)
+        if spec.label_kind == "boxes":
+            label = label[0]  # a row holds one box: (x_min, y_min, x_max, y_max)
     return FMCRecord(task_id, task_name, num_classes, csv_file, number, image_path, image_file, mask_path,
                      mask_file, label, size, _parse_meta(row, where))
 
