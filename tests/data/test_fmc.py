@@ -202,3 +202,15 @@ def test_windows_separators_and_utf8_bom_are_accepted(tmp_path):
     (tmp_path / "csv_files" / "w.csv").write_text(text, encoding="utf-8")
     assert read_fmc_index(tmp_path)[0].image_path == "..\\Classification\\x.png"
     assert Image.open(read_fmc_index(tmp_path)[0].image_file).size == (8, 8)
+
+
+def test_an_image_shared_by_tasks_of_different_types_is_copied_not_re_encoded(tmp_path):
+    image = rgb(12, 14, 9)
+    mask = np.zeros((12, 14), np.uint8)
+    mask[2:5, 3:7] = 1
+    samples = [Sample(image, "fetal_head", mask, source="/x/head.png"),
+               Sample(image, "fetal_head_det", [[3, 2, 7, 5]], source="/x/head.png")]
+    write_fmc(samples, tmp_path)
+    seg, det = (read_fmc_index(tmp_path, tasks=[task])[0] for task in ("fetal_head", "fetal_head_det"))
+    assert seg.image_file != det.image_file and seg.image_file.read_bytes() == det.image_file.read_bytes()
+    assert np.array_equal(det.load_image(), image)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from ...tasks import get_task
@@ -46,6 +49,9 @@ class _LayoutWriter:
         self.root, self.split, self.dataset, self.overwrite = root, split_name, dataset, overwrite
         self.rows: dict[str, list[dict[str, Any]]] = {}
         self.written: dict[Path, str] = {}  # file -> source it holds, to share or de-duplicate names
+        # The last few images encoded, by source: an image shared by tasks of different types is
+        # copied rather than encoded again (PNG encoding dominates the time of a conversion).
+        self.recent: OrderedDict[str, tuple[Path, np.ndarray]] = OrderedDict()
 
     def add(self, sample: Sample) -> None:
         spec = sample.spec
@@ -56,7 +62,7 @@ class _LayoutWriter:
         name = self._free_name(folder / "IMAGES", _stem(sample), sample.source)
         image_rel = folder / "IMAGES" / f"{name}.png"
         if image_rel not in self.written:
-            write_image(sample.image, self.root / image_rel)
+            self._write_image(sample, self.root / image_rel)
             self.written[image_rel] = sample.source
         row: dict[str, Any] = {"task_id": spec.id, "task_name": TASK_NAMES[spec.type],
                                "num_classes": spec.num_classes, "image_path": f"../{image_rel.as_posix()}"}
@@ -81,6 +87,17 @@ class _LayoutWriter:
         if meta:
             row[META_COLUMN] = meta_to_json(meta)
         self.rows.setdefault(spec.id, []).append(row)
+
+    def _write_image(self, sample: Sample, path: Path) -> None:
+        previous = self.recent.get(sample.source)
+        if previous is not None and np.array_equal(previous[1], sample.image):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(previous[0], path)
+        else:
+            write_image(sample.image, path)
+        self.recent[sample.source] = (path, sample.image)
+        if len(self.recent) > 8:
+            self.recent.popitem(last=False)
 
     def _free_name(self, folder: Path, stem: str, source: str) -> str:
         """``stem`` unless another source already took it in this folder (then ``stem_1``, ...)."""
