@@ -212,9 +212,7 @@ class RandomSpeckle:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if rng.random() >= self.p or self.sigma <= 0:
             return sample
-        sigma = rng.uniform(0, self.sigma)
-        if sigma == 0:
-            return sample
+        sigma = rng.uniform(0.25, 1.0) * self.sigma
         shape = 1.0 / sigma**2
         noise = rng.gamma(shape, 1.0 / shape, size=sample.size)[..., None]
         return sample.replace(image=np.clip(sample.image * noise + 0.5, 0, 255).astype(np.uint8))
