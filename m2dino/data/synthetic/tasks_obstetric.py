@@ -34,13 +34,13 @@ def _abdomen(c: Canvas) -> dict[str, np.ndarray]:
     c.paint(stomach, FLUID)
     spine = np.zeros_like(body)
     for offset in (-0.35, 0.0, 0.35):
-        spine |= marker_at(c, cx, cy, 0.68 * r, phi + np.pi + offset, 0.09 * r)
+        spine |= marker_at(c, cx, cy, 0.66 * r, phi + np.pi + offset, 0.13 * r)
     c.paint(spine, BONE)
     c.shadow(spine)
     start = (cx + 0.1 * r * np.cos(phi + np.pi / 2), cy + 0.1 * r * np.sin(phi + np.pi / 2))
     end = (cx + 0.75 * r * np.cos(phi + np.pi / 2), cy + 0.75 * r * np.sin(phi + np.pi / 2))
-    vein = c.capsule(start, end, 0.07 * r)
-    c.paint(vein, 0.1)
+    vein = c.capsule(start, end, 0.11 * r)  # thick enough to stay visible at 64 px
+    c.paint(vein, FLUID)
     return {name: c.within(m) for name, m in
             {"body": body, "stomach": stomach, "spine": spine, "vein": vein}.items()}
 
