@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from ..image import ResizeGeometry
+from ..image import ResizeGeometry, resize_image, resize_mask
 from ..tasks import TaskSpec, get_task
 from .sample import Sample
 
@@ -86,11 +86,11 @@ def build_transforms(task: str | TaskSpec, image_size: int | tuple[int, int], tr
 def resize_sample(sample: Sample, geometry: ResizeGeometry) -> Sample:
     """The sample on the model-input grid: image bilinear (antialiased), mask nearest, boxes and
     keypoints through ``geometry``; letterbox padding is 0 (and background for masks)."""
-    image = _resize_into(sample.image, geometry, Image.Resampling.BILINEAR)
+    image = resize_image(sample.image, geometry)
     label = sample.label
     kind = sample.spec.label_kind
     if kind == "mask":
-        label = _resize_into(label, geometry, Image.Resampling.NEAREST)
+        label = resize_mask(label, geometry)
     elif kind == "boxes":
         label = geometry.boxes_to_target(label)
     elif kind == "keypoints":
@@ -105,14 +105,6 @@ def mask_to_original(mask: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
     content = np.ascontiguousarray(np.asarray(mask, dtype=np.uint8)[y0:y1, x0:x1])
     height, width = geometry.original_size
     return np.asarray(Image.fromarray(content).resize((width, height), Image.Resampling.NEAREST))
-
-
-def _resize_into(array: np.ndarray, geometry: ResizeGeometry, resample: Image.Resampling) -> np.ndarray:
-    x0, y0, x1, y1 = geometry.content_box
-    resized = np.asarray(Image.fromarray(array).resize((x1 - x0, y1 - y0), resample))
-    out = np.zeros((*geometry.target_size, *array.shape[2:]), dtype=array.dtype)
-    out[y0:y1, x0:x1] = resized
-    return out
 
 
 class RandomAffine:
