@@ -1,0 +1,509 @@
+"""Task-specific vs clinically grouped vs unified models, with and without MoE, at 10/30/100% of
+the training data, on real ultrasound: does training tasks together help or hurt (negative transfer)?
+
+Data (public datasets in their own layouts, read through `m2dino.data.adapters`; see
+``../shared/data/README.md``):
+
+- HC18 -> ``fetal_head`` (segmentation), ``fetal_head_det`` (head box), ``fetal_head_axis`` (the
+  two ends of the head ellipse's major axis); optionally ``fetal_head_circumference`` (mm);
+  validation = the adapter's patient-level ``val`` split;
+- African fetal planes -> ``fetal_plane_cls``; validation = the published test split;
+- USGRA-seg -> ``nerve_vessel_seg``; validation = its published test split;
+- ``--fmc ROOT`` adds the tasks of an FMC_UIA root (20% held out, or ``--fmc-val ROOT``).
+
+Every configuration of a task is scored on the same, full validation set; the training fraction
+is drawn per dataset by image (the HC18 tasks of a fraction share their images), seeded.
+
+Paradigms, all with the same total step budget S: unified (one model, S steps), grouped (one model
+per clinical group of the task registry, S·|group|/|tasks| steps each) and task-specific (one model
+per task, S/|tasks| steps each). Tasks are drawn uniformly (alpha = 0), so every task gets S/|tasks|
+steps in expectation in every paradigm. Backbone ``mini`` (4 blocks, width 128) randomly
+initialised (no pretrained weights are reachable here), MoE blocks 2,3 with 4 experts top-1 vs a
+dense model.
+
+    python benchmarks/aggregation.py            # full study (~1 h on 2 CPU cores) -> benchmarks/results/aggregation.*
+    python benchmarks/aggregation.py --quick    # a few minutes, smaller everything -> runs/aggregation-quick/
+    python benchmarks/aggregation.py --report-only   # rebuild md/png from the json
+
+Finished runs are cached in ``--output-dir`` and reused when their settings match (``--fresh``
+retrains). The markdown's interpretation section (between the ``interpretation`` markers) is
+written by hand and kept when the report is regenerated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aggregation_report import write_report  # noqa: E402
+
+from m2dino.data import Sample  # noqa: E402
+from m2dino.image import ResizeGeometry  # noqa: E402
+from m2dino.tasks import get_task  # noqa: E402
+
+# dataset -> (tasks it gives, the split used for validation)
+DATASETS = {"hc18": (("fetal_head", "fetal_head_det", "fetal_head_axis", "fetal_head_circumference"), "val"),
+            "african_planes": (("fetal_plane_cls",), "test"),
+            "usgra": (("nerve_vessel_seg",), "test")}
+DEFAULT_TASKS = ["fetal_head", "fetal_head_det", "fetal_head_axis", "fetal_plane_cls", "nerve_vessel_seg"]
+PARADIGMS = ("task_specific", "grouped", "unified")
+MOE_SETTINGS = {"moe": "2,3", "dense": ""}
+FULL = dict(steps=900, fractions=[0.1, 0.3, 1.0], noise_seeds=[1, 2], train_limit=None, val_limit=None)
+QUICK = dict(steps=100, fractions=[0.1, 1.0], noise_seeds=[], train_limit=120, val_limit=40)
+
+
+# ----------------------------------------------------------------------------------- options
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"),
+                   help="folder holding hc18/, african_planes/ and usgra/ (default: ../shared/data from the repo)")
+    p.add_argument("--fmc", default=None, metavar="ROOT", help="also train the tasks of this FMC_UIA root")
+    p.add_argument("--fmc-val", default=None, metavar="ROOT", help="validation FMC_UIA root for --fmc (else 20%% held out)")
+    p.add_argument("--fmc-tasks", nargs="+", default=None, help="only these tasks of --fmc")
+    p.add_argument("--tasks", nargs="+", default=None,
+                   help=f"tasks of the public datasets (default: {' '.join(DEFAULT_TASKS)}; "
+                        "fetal_head_circumference can be added)")
+    p.add_argument("--quick", action="store_true",
+                   help="few steps, fractions 10%% and 100%%, at most 120 training images and 40 validation "
+                        "samples per dataset/task; writes into runs/aggregation-quick unless --results-dir is given")
+    p.add_argument("--steps", type=int, default=None, help="total step budget S per paradigm (full: 900, quick: 100)")
+    p.add_argument("--fractions", type=float, nargs="+", default=None, help="training-data fractions (full: 0.1 0.3 1)")
+    p.add_argument("--moe", nargs="+", default=list(MOE_SETTINGS), choices=list(MOE_SETTINGS))
+    p.add_argument("--paradigms", nargs="+", default=list(PARADIGMS), choices=list(PARADIGMS))
+    p.add_argument("--noise-seeds", type=int, nargs="*", default=None,
+                   help="extra seeds for task-specific and unified at 100%% with MoE (seed variance); full: 1 2")
+    p.add_argument("--train-limit", type=int, default=None, help="at most this many training images per dataset")
+    p.add_argument("--val-limit", type=int, default=None, help="at most this many validation samples per task")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--backbone", default="mini")
+    p.add_argument("--moe-blocks", default=MOE_SETTINGS["moe"], help="MoE blocks of the 'moe' setting")
+    p.add_argument("--num-experts", type=int, default=4)
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--alpha", type=float, default=0.0, help="task sampling ∝ n^alpha; 0 = every task equally often")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 is much faster than 2 on a busy 2-core machine)")
+    p.add_argument("--output-dir", default=None, help="run folders (default runs/aggregation[-quick])")
+    p.add_argument("--results-dir", default=None, help="where aggregation.{md,json,png} go (default benchmarks/results)")
+    p.add_argument("--fresh", action="store_true", help="retrain runs that are already finished in --output-dir")
+    p.add_argument("--report-only", action="store_true", help="rebuild the markdown and plot from the json")
+    args = p.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.output_dir = Path(args.output_dir or REPO / "runs" / ("aggregation-quick" if args.quick else "aggregation"))
+    args.results_dir = Path(args.results_dir or (args.output_dir if args.quick else REPO / "benchmarks" / "results"))
+    if not args.report_only:
+        if args.steps < 1:
+            p.error("--steps must be positive")
+        if any(not 0 < f <= 1 for f in args.fractions):
+            p.error("--fractions must be in (0, 1]")
+    return args
+
+
+# -------------------------------------------------------------------------------------- data
+@dataclass
+class StudyData:
+    train: dict[str, list[Sample]]       # task -> samples (images pre-resized, see `_shrink`)
+    val: dict[str, list[Sample]]         # task -> samples at their original size
+    dataset_of: dict[str, str]           # task -> dataset name
+    description: dict[str, dict]         # dataset -> counts and splits, for the report
+
+
+def _fail(message: str) -> None:
+    raise SystemExit(f"benchmarks/aggregation.py: {message}")
+
+
+def _check_layout(root: Path, tasks: Sequence[str]) -> None:
+    """A clear message for a missing dataset folder before anything is decoded."""
+    if not root.is_dir():
+        _fail(f"data root not found: {root}\n  expected hc18/, african_planes/ and usgra/ as described in "
+              "../shared/data/README.md; pass --data-root PATH")
+    needed = {name for name, (emits, _) in DATASETS.items() if set(emits) & set(tasks)}
+    missing = [name for name in sorted(needed) if not (root / name).is_dir()]
+    if missing:
+        _fail("dataset folder(s) not found: " + "; ".join(
+            f"{root / name} (for {', '.join(t for t in tasks if t in DATASETS[name][0])})" for name in missing)
+            + "\n  pass --data-root PATH, or leave those tasks out with --tasks")
+
+
+def _shrink(sample: Sample, size: int) -> Sample:
+    """The training sample letterboxed once to 2× the model input: the training transform then
+    letterboxes it to ``size`` again, which is the same geometry as from the original (an exact
+    2× downscale of a square) but costs far less per step than resizing an 800×540 image."""
+    from m2dino.data.transforms import resize_sample
+
+    geometry = ResizeGeometry.create(sample.size, (2 * size, 2 * size), "letterbox")
+    return resize_sample(sample, geometry)
+
+
+def _spread(n: int, limit: int | None) -> list[int]:
+    """``limit`` indices spread evenly over ``range(n)`` (all of them without a limit)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, limit).round().astype(int).tolist()))
+
+
+def _limit_sources(items, limit: int | None):
+    """The entries of ``limit`` distinct images spread over the sorted file names (all tasks of an
+    image kept together)."""
+    if limit is None:
+        return items
+    sources = sorted({item.source for item in items.items})
+    keep = {sources[i] for i in _spread(len(sources), limit)}
+    return items.filter(lambda item: item.source in keep)
+
+
+def load_study_data(args: argparse.Namespace, tasks: Sequence[str]) -> StudyData:
+    from m2dino.data.adapters import load_dataset
+    from m2dino.data.errors import DataError
+
+    root = Path(args.data_root)
+    public = [t for t in tasks if any(t in emits for emits, _ in DATASETS.values())]
+    if public:
+        _check_layout(root, public)
+    train: dict[str, list[Sample]] = {}
+    val: dict[str, list[Sample]] = {}
+    dataset_of: dict[str, str] = {}
+    description: dict[str, dict] = {}
+    started = time.time()
+    for name, (emits, val_split) in DATASETS.items():
+        wanted = [t for t in public if t in emits]
+        if not wanted:
+            continue
+        try:
+            splits = load_dataset(name, root / name)
+            train_items = _limit_sources(splits["train"].filter(lambda item: item.task in wanted), args.train_limit)
+            val_items = splits[val_split].filter(lambda item: item.task in wanted)
+            for task, samples in train_items.by_task().items():
+                train[task] = [_shrink(s, args.image_size) for s in samples.materialize()]
+            for task, samples in val_items.by_task().items():
+                val[task] = [samples[i] for i in _spread(len(samples), args.val_limit)]
+        except (DataError, OSError) as err:
+            _fail(f"could not read {name} from {root / name}: {err}")
+        for task in wanted:
+            dataset_of[task] = name
+        description[name] = {"path": str(root / name), "tasks": wanted, "val_split": val_split,
+                             "train_images": len({s.source for t in wanted for s in train[t]}),
+                             "val_samples_per_task": {t: len(val[t]) for t in wanted}}
+    if args.fmc:
+        _load_fmc(args, train, val, dataset_of, description)
+    missing = [t for t in tasks if t not in train or t not in val]
+    if missing:
+        _fail(f"no training or validation samples for tasks {missing}")
+    print(f"data loaded in {time.time() - started:.0f}s: "
+          + ", ".join(f"{t} {len(train[t])} train / {len(val[t])} val" for t in tasks), flush=True)
+    return StudyData(train, val, dataset_of, description)
+
+
+def _load_fmc(args, train, val, dataset_of, description) -> None:
+    from m2dino.training.data_sources import load_training_data
+
+    if not Path(args.fmc).is_dir():
+        _fail(f"--fmc: folder not found: {args.fmc}")
+    data = load_training_data(args.fmc, args.fmc_tasks, args.image_size, args.seed, val_data=args.fmc_val)
+    for task, samples in data.train.items():
+        if task in train:
+            _fail(f"--fmc task {task} is also given by the public datasets; choose it with --tasks or --fmc-tasks")
+        sources = sorted({s.source for s in samples})
+        keep = {sources[i] for i in _spread(len(sources), args.train_limit)}
+        train[task] = [_shrink(s, args.image_size) for s in samples if s.source in keep]
+        held_out = list(data.val.get(task, []))
+        val[task] = [held_out[i] for i in _spread(len(held_out), args.val_limit)]
+        dataset_of[task] = "fmc"
+    description["fmc"] = {"path": str(args.fmc), "tasks": sorted(data.train), "val_split": args.fmc_val or "20% held out",
+                          "train_images": len({s.source for t in data.train for s in train[t]}),
+                          "val_samples_per_task": {t: len(val[t]) for t in data.train}}
+
+
+def fraction_subset(data: StudyData, tasks: Sequence[str], fraction: float, seed: int) -> dict[str, list[Sample]]:
+    """A seeded ``fraction`` of each dataset's training images (at least 2); every task of an image
+    keeps or drops it together, and the same subset serves every paradigm and MoE setting."""
+    if fraction >= 1:
+        return {t: data.train[t] for t in tasks}
+    subset = {}
+    for dataset in sorted({data.dataset_of[t] for t in tasks}):
+        members = [t for t in tasks if data.dataset_of[t] == dataset]
+        sources = sorted({s.source for t in members for s in data.train[t]})
+        rng = np.random.default_rng([seed, zlib.crc32(dataset.encode())])
+        keep = {sources[i] for i in rng.permutation(len(sources))[: max(2, round(len(sources) * fraction))]}
+        for task in members:
+            subset[task] = [s for s in data.train[task] if s.source in keep]
+    return subset
+
+
+# ---------------------------------------------------------------------------------- baseline
+def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) -> list[dict]:
+    """What a predictor that ignores the image scores on each validation set: the per-pixel majority
+    class of the training masks, the majority class, the mean box, the mean keypoints, the mean
+    value (all from 100% of the training data, in letterboxed coordinates mapped to each image)."""
+    from m2dino.data.transforms import mask_to_original
+    from m2dino.evaluation.scoring import score_submission
+    from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
+                                           ScalarPrediction, SegmentationPrediction)
+    from m2dino.training.recipes import RunSummary, task_rows
+    from m2dino.training.engine import TrainResult
+    from m2dino.training.validation import (InMemorySubmission, _ground_truth, error_scales,
+                                            normalised_task_scores)
+
+    grid = (2 * image_size, 2 * image_size)  # the letterboxed grid of the pre-resized training samples
+    truths, predictions, masks, measurement = [], {}, {}, {}
+    for task in tasks:
+        spec, train, val = get_task(task), data.train[task], data.val[task]
+        kind = spec.label_kind
+        if kind == "mask":
+            counts = np.stack([np.stack([s.label == c for s in train]).sum(0) for c in range(spec.num_classes)])
+            prior = counts.argmax(0).astype(np.uint8)
+        elif kind == "class":
+            frequency = np.bincount([int(s.label) for s in train], minlength=spec.num_classes) / len(train)
+        elif kind == "boxes":
+            mean_box = np.mean([np.asarray(s.label, dtype=float).reshape(-1, 4)[0] for s in train], axis=0)
+        elif kind == "keypoints":
+            mean_points = np.mean([np.asarray(s.label, dtype=float) for s in train], axis=0)
+        else:
+            mean_value = float(np.mean([s.label for s in train]))
+        if kind == "scalar":
+            errors = [abs(mean_value - s.label) for s in val]
+            measurement[task] = {"MAE": float(np.mean(errors)), "unit": spec.scalar_unit, "num_samples": len(errors)}
+            continue
+        for index, sample in enumerate(val):
+            key = f"{task}/{index:06d}"
+            geometry = ResizeGeometry.create(sample.size, grid, "letterbox")
+            truths.append(_ground_truth(sample, key))
+            if kind == "mask":
+                masks[key] = mask_to_original(prior, geometry)
+                pred = SegmentationPrediction(masks[key])
+            elif kind == "class":
+                pred = ClassificationPrediction(int(frequency.argmax()), frequency.astype(np.float64))
+            elif kind == "boxes":
+                pred = DetectionPrediction(geometry.boxes_to_original(mean_box[None]), np.ones(1), np.zeros(1, int))
+            else:
+                pred = KeypointPrediction(geometry.points_to_original(mean_points))
+            predictions.setdefault(spec.type, {}).setdefault(task, {})[key] = pred
+    metrics = score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
+    if measurement:
+        metrics["measurement"] = measurement
+    scores = normalised_task_scores(metrics, error_scales({t: data.val[t] for t in tasks}))
+    result = TrainResult(Path("."), metrics, scores, 0.0, 0, 0, 0)
+    return task_rows([RunSummary("constant", list(tasks), result)])
+
+
+# ---------------------------------------------------------------------------------- training
+class _CanonicalAxisOrder:
+    """Re-sorts ``fetal_head_axis`` keypoints left end first after augmentation.
+
+    The HC18 adapter orders the two ends of the major axis left first, but the task allows hflip
+    (and rotation), and `RandomAffine` keeps the point order, so a flipped sample would swap them;
+    restoring the adapter's order after the transform keeps the labels consistent."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __call__(self, sample: Sample, rng=None):
+        sample, geometry = self.inner(sample, rng)
+        points = np.asarray(sample.label)
+        order = np.lexsort((points[:, 1], points[:, 0]))
+        return sample.replace(label=points[order]), geometry
+
+
+def plan_models(paradigm: str, tasks: Sequence[str], total_steps: int) -> list[tuple[str, list[str], int]]:
+    """(model name, its tasks, its steps) for one paradigm under the budget rule."""
+    from m2dino.training.recipes import plan_groups
+
+    n = len(tasks)
+    if paradigm == "unified":
+        return [("unified", list(tasks), total_steps)]
+    if paradigm == "grouped":
+        groups = plan_groups(argparse.Namespace(groups=None), tasks)
+        return [(group, members, max(1, round(total_steps * len(members) / n))) for group, members in groups.items()]
+    return [(task, [task], max(1, round(total_steps / n))) for task in tasks]
+
+
+def run_signature(args, tasks: list[str], steps: int, moe: str, seed: int, train: dict[str, list[Sample]],
+                  val: dict[str, list[Sample]]) -> dict:
+    """Everything that determines a run's result (two runs with the same signature are the same run)."""
+    return {"tasks": tasks, "steps": steps, "moe_blocks": MOE_SETTINGS[moe] if moe == "dense" else args.moe_blocks,
+            "seed": seed, "image_size": args.image_size, "batch_size": args.batch_size, "backbone": args.backbone,
+            "num_experts": args.num_experts, "top_k": args.top_k, "alpha": args.alpha,
+            "train": {t: len(train[t]) for t in tasks},
+            "train_hash": zlib.crc32("|".join(s.source for t in tasks for s in train[t]).encode()),
+            "val": {t: len(val[t]) for t in tasks}}
+
+
+def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: int,
+                train: dict[str, list[Sample]], val: dict[str, list[Sample]], out_dir: Path) -> dict:
+    """Train one model (or reuse a finished identical run) -> its per-task rows."""
+    from m2dino.training.engine import Trainer
+    from m2dino.training.recipes import RunSummary, build_model, build_parser, task_rows, train_config
+
+    signature = run_signature(args, tasks, steps, moe, seed, train, val)
+    cache = out_dir / "aggregation_run.json"
+    if cache.is_file() and not args.fresh:
+        cached = json.loads(cache.read_text())
+        if cached.get("signature") == signature:
+            return {**cached, "cached": True}
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # a stale or unfinished run of this study: start it again
+    recipe = build_parser("unified").parse_args([])
+    overrides = dict(tasks=tasks, steps=steps, moe_blocks=signature["moe_blocks"], seed=seed,
+                     image_size=args.image_size, batch_size=args.batch_size, backbone=args.backbone,
+                     num_experts=args.num_experts, top_k=args.top_k, alpha=args.alpha, eval_every=steps,
+                     warmup_steps=max(1, round(0.05 * steps)), no_progress=True, mixed_precision="no")
+    for key, value in overrides.items():
+        setattr(recipe, key, value)
+    started = time.time()
+    model = build_model(recipe, tasks)
+    trainer = Trainer(model, {t: train[t] for t in tasks}, {t: val[t] for t in tasks},
+                      train_config(recipe, out_dir, tasks), progress=False)
+    transforms = trainer.loader.dataset.transforms
+    if "fetal_head_axis" in transforms:
+        transforms["fetal_head_axis"] = _CanonicalAxisOrder(transforms["fetal_head_axis"])
+    result = trainer.train()
+    seconds = time.time() - started
+    if result.interrupted:
+        raise SystemExit(f"{out_dir}: training was interrupted at step {result.steps_done}")
+    rows = task_rows([RunSummary(name, tasks, result)])
+    record = {"signature": signature, "rows": rows, "seconds": seconds, "steps_done": result.steps_done,
+              "nonfinite_steps": result.nonfinite_steps,
+              "parameters": sum(p.numel() for p in model.parameters())}
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # optimizer states: not needed afterwards
+    cache.write_text(json.dumps(record, indent=2) + "\n")
+    return {**record, "cached": False}
+
+
+def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list[dict]]:
+    """-> (one row per task × model of the study, the model log)."""
+    jobs = []  # (fraction, moe, paradigm, seed)
+    for fraction in args.fractions:
+        for moe in args.moe:
+            for paradigm in args.paradigms:
+                jobs.append((fraction, moe, paradigm, args.seed))
+    noise_fraction = max(args.fractions)
+    for seed in args.noise_seeds:
+        for paradigm in ("task_specific", "unified"):
+            if paradigm in args.paradigms and "moe" in args.moe:
+                jobs.append((noise_fraction, "moe", paradigm, seed))
+    models = [(job, plan) for job in jobs for plan in plan_models(job[2], tasks, args.steps)]
+    subsets = {fraction: fraction_subset(data, tasks, fraction, args.seed) for fraction in args.fractions}
+    keys = [json.dumps(run_signature(args, plan[1], plan[2], job[1], job[3], subsets[job[0]], data.val), sort_keys=True)
+            for job, plan in models]
+    unique = dict(zip(keys, (plan[2] for _, plan in models)))
+    total_steps = sum(unique.values())
+    print(f"{len(models)} models ({len(unique)} distinct), {total_steps} steps in all", flush=True)
+    rows, log, done_steps, trained_seconds, trained_steps = [], [], 0, 0.0, 0
+    started = time.time()
+    memo: dict[str, dict] = {}
+    for index, (((fraction, moe, paradigm, seed), (name, model_tasks, steps)), key) in enumerate(zip(models, keys), 1):
+        train = subsets[fraction]
+        out_dir = args.output_dir / f"f{round(fraction * 100):03d}" / moe / f"seed{seed}" / paradigm / name
+        if key in memo:  # e.g. a clinical group of one task: the task-specific model, trained already
+            record = {**memo[key], "cached": True, "same_as": memo[key]["out_dir"]}
+        else:
+            record = train_model(args, name, model_tasks, steps, moe, seed, train, data.val, out_dir)
+            memo[key] = {**record, "out_dir": str(out_dir)}
+        if "same_as" not in record:
+            done_steps += steps
+        if not record["cached"] and "same_as" not in record:
+            trained_seconds += record["seconds"]
+            trained_steps += steps
+        for row in record["rows"]:
+            rows.append({**row, "model": name, "fraction": fraction, "moe": moe, "paradigm": paradigm, "seed": seed,
+                         "steps": steps, "model_tasks": len(model_tasks), "train_samples": len(train[row["task"]])})
+        log.append({"fraction": fraction, "moe": moe, "paradigm": paradigm, "seed": seed, "model": name,
+                    "tasks": model_tasks, "steps": steps, "seconds": record["seconds"], "cached": record["cached"],
+                    "parameters": record["parameters"], "nonfinite_steps": record["nonfinite_steps"],
+                    "same_as": record.get("same_as")})
+        metrics = ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
+                            for r in record["rows"])
+        rate = trained_seconds / trained_steps if trained_steps else None
+        eta = f", ~{(total_steps - done_steps) * rate / 60:.0f} min left" if rate else ""
+        how = "same model as " + record["same_as"] if record.get("same_as") else (
+            "cached" if record["cached"] else f"{record['seconds']:.0f}s")
+        print(f"[{index}/{len(models)}] {round(fraction * 100)}% {moe} seed{seed} {paradigm}/{name}: {steps} steps, "
+              f"{how}: {metrics}"
+              f"  [{(time.time() - started) / 60:.1f} min{eta}]", flush=True)
+    return rows, log
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# -------------------------------------------------------------------------------------- main
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    json_path = args.results_dir / "aggregation.json"
+    if args.report_only:
+        if not json_path.is_file():
+            _fail(f"--report-only: {json_path} not found; run the study first")
+        print(write_report(json.loads(json_path.read_text()), args.results_dir))
+        return
+    torch.set_num_threads(args.threads)
+    tasks = list(args.tasks or DEFAULT_TASKS)
+    for task in tasks:
+        get_task(task)  # an unknown id is an error here, not after loading
+    started = time.time()
+    data = load_study_data(args, tasks)
+    if args.fmc:
+        tasks += [t for t, d in data.dataset_of.items() if d == "fmc" and t not in tasks]
+    baseline = constant_baseline(data, tasks, args.image_size)
+    print("constant predictor: " + ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
+                                             for r in baseline), flush=True)
+    rows, log = run_study(args, data, tasks)
+    seconds = time.time() - started
+    command = "python benchmarks/aggregation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    from m2dino.training.recipes import plan_groups
+
+    study = {
+        "command": command.strip(), "git_commit": _git_commit(), "seconds": seconds,
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": args.threads},
+        "settings": {"tasks": tasks, "groups": plan_groups(argparse.Namespace(groups=None), tasks),
+                     "total_steps": args.steps, "fractions": args.fractions, "moe": args.moe,
+                     "moe_blocks": args.moe_blocks, "num_experts": args.num_experts, "top_k": args.top_k,
+                     "paradigms": args.paradigms, "image_size": args.image_size, "batch_size": args.batch_size,
+                     "backbone": args.backbone, "pretrained": None, "alpha": args.alpha, "seed": args.seed,
+                     "noise_seeds": args.noise_seeds, "quick": args.quick, "train_limit": args.train_limit,
+                     "val_limit": args.val_limit},
+        "datasets": data.description,
+        "rows": rows,
+        "constant_baseline": baseline,
+        "models": log,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(study, indent=1) + "\n")
+    print(write_report(study, args.results_dir))
+    print(f"\nwrote {json_path}, {args.results_dir / 'aggregation.md'}, {args.results_dir / 'aggregation.png'} "
+          f"in {seconds / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
