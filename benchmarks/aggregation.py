@@ -312,9 +312,9 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
 class _CanonicalAxisOrder:
     """Re-sorts ``fetal_head_axis`` keypoints left end first after augmentation.
 
-    The HC18 adapter orders the two ends of the major axis left first, but the task allows hflip
-    (and rotation), and `RandomAffine` keeps the point order, so a flipped sample would swap them;
-    restoring the adapter's order after the transform keeps the labels consistent."""
+    The HC18 adapter orders the two ends of the major axis left first, and `RandomAffine` keeps
+    the point order, so a flip (allowed by the registry before commit 1da7c23) or a rotation of a
+    near-vertical axis would swap them; restoring the adapter's order keeps the labels consistent."""
 
     def __init__(self, inner) -> None:
         self.inner = inner

@@ -340,8 +340,8 @@ def setup_text(study: dict) -> str:
         "coordinates, mapped to each image). Fetal heads are large and central, so it is a strong baseline.",
         "- Training images are letterboxed once to 2× the input size before training (the training transform "
         "then letterboxes them to the input size: the same geometry, much cheaper per step). `fetal_head_axis` "
-        "keypoints are re-sorted left end first after augmentation (the task allows hflip, which would swap "
-        "them otherwise).",
+        "keypoints are re-sorted left end first after augmentation, so a flip or rotation cannot swap the two ends "
+        "(the registry allowed hflip for this task until commit 1da7c23).",
     ]
     if s.get("quick"):
         lines.append(f"- **Quick mode**: at most {s['train_limit']} training images per dataset and "
