@@ -32,15 +32,30 @@ class TrainingData:
                             self.description)
 
     def fraction(self, fraction: float, seed: int = 0) -> "TrainingData":
-        """A seeded subset of each task's training samples (at least one batch's worth: 2 samples)."""
+        """A seeded subset of the training IMAGES (by source path), the same for every task: tasks
+        that share images (HC18's mask, box and axis) keep sharing them, so a joint model does not
+        see more distinct images than a single-task one. Each task keeps at least 2 samples."""
         if not 0 < fraction <= 1:
             raise ValueError(f"data fraction must be in (0, 1], got {fraction}")
+        sources = sorted({s.source for samples in self.train.values() for s in samples})
         rng = np.random.default_rng(seed)
+        kept = {sources[i] for i in rng.permutation(len(sources))[:max(1, round(len(sources) * fraction))]}
         train = {}
         for task, samples in self.train.items():
-            keep = max(2, round(len(samples) * fraction))
-            train[task] = [samples[i] for i in sorted(rng.permutation(len(samples))[:keep])]
-        return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training data)")
+            chosen = [s for s in samples if s.source in kept]
+            if len(chosen) < 2:  # a tiny task: top up deterministically rather than drop it
+                chosen += [s for s in samples if s.source not in kept][:2 - len(chosen)]
+            train[task] = chosen
+        return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training images)")
+
+    def merge(self, other: "TrainingData") -> "TrainingData":
+        """Two sources side by side (e.g. hc18 + usgra); a task present in both is an error."""
+        both = sorted(set(self.train) & set(other.train))
+        if both:
+            raise ValueError(f"tasks {both} come from both {self.description} and {other.description}; "
+                             "give each task one source")
+        return TrainingData({**self.train, **other.train}, {**self.val, **other.val},
+                            f"{self.description} + {other.description}")
 
 
 def _by_task(samples: Sequence[Sample]) -> dict[str, list[Sample]]:

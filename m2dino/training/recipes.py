@@ -34,8 +34,9 @@ def build_parser(recipe: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"recipes/{recipe}.py", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--data", default=DEFAULTS["data"],
-                      help="'synthetic', an FMC_UIA root, or NAME:PATH (hc18, african_planes, usgra, busi, folder)")
+    data.add_argument("--data", nargs="+", default=[DEFAULTS["data"]],
+                      help="'synthetic', an FMC_UIA root, or NAME:PATH (hc18, african_planes, usgra, busi, folder); "
+                           "several are merged (each task from one source)")
     data.add_argument("--val-data", default=None, help="FMC_UIA root of the validation split (else 20%% held out)")
     data.add_argument("--tasks", nargs="+", default=None, help="task ids (default: every task in the data)")
     data.add_argument("--synthetic-per-task", type=int, default=DEFAULTS["synthetic_per_task"])
@@ -71,6 +72,8 @@ def build_parser(recipe: str) -> argparse.ArgumentParser:
     train.add_argument("--log-every", type=int, default=10, help="steps between JSONL/tracker log lines")
     train.add_argument("--resume", default=None, help="a checkpoint folder, or 'latest' in the output folder")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice; 1 is often faster for small models)")
     train.add_argument("--output-dir", default=f"runs/{recipe}")
     train.add_argument("--no-progress", action="store_true")
     if recipe == "grouped":
@@ -85,9 +88,17 @@ def _moe_blocks(text: str) -> tuple[int, ...]:
 
 
 def load_data(args: argparse.Namespace) -> TrainingData:
-    data = load_training_data(args.data, args.tasks, args.image_size, args.seed,
-                              synthetic_per_task=args.synthetic_per_task,
-                              synthetic_val_per_task=max(8, args.synthetic_per_task // 3), val_data=args.val_data)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = None
+    for spec in args.data:
+        tasks = args.tasks if len(args.data) == 1 else None  # several sources: restrict after merging
+        part = load_training_data(spec, tasks, args.image_size, args.seed,
+                                  synthetic_per_task=args.synthetic_per_task,
+                                  synthetic_val_per_task=max(8, args.synthetic_per_task // 3), val_data=args.val_data)
+        data = part if data is None else data.merge(part)
+    if len(args.data) > 1 and args.tasks:
+        data = data.restrict(args.tasks)
     return data.fraction(args.data_fraction, args.seed) if args.data_fraction < 1 else data
 
 
