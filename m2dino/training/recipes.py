@@ -25,9 +25,9 @@ from .data_sources import TrainingData, load_training_data
 from .engine import Trainer, TrainResult
 
 # The embedded default: small enough to train on the 27-task synthetic suite on 2 CPU cores in minutes.
-DEFAULTS = dict(data="synthetic", backbone="mini", image_size=64, batch_size=16, steps=1000, moe_blocks="2,3",
-                num_experts=4, top_k=1, decoder_features=32, lr=2e-3, backbone_lr=1e-3, eval_every=500,
-                synthetic_per_task=48)
+DEFAULTS = dict(data="synthetic", backbone="mini", image_size=64, batch_size=16, steps=2000, moe_blocks="2,3",
+                num_experts=4, top_k=1, decoder_features=32, lr=2e-3, backbone_lr=1e-3, eval_every=1000,
+                synthetic_per_task=64)
 
 
 def build_parser(recipe: str) -> argparse.ArgumentParser:
