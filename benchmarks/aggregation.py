@@ -261,7 +261,7 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     from m2dino.evaluation.scoring import score_submission
     from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
                                            ScalarPrediction, SegmentationPrediction)
-    from m2dino.training.recipes import RunSummary, task_rows
+    from m2dino.recipes.common import RunSummary, task_rows
     from m2dino.training.engine import TrainResult
     from m2dino.training.validation import (InMemorySubmission, _ground_truth, error_scales,
                                             normalised_task_scores)
@@ -328,7 +328,7 @@ class _CanonicalAxisOrder:
 
 def plan_models(paradigm: str, tasks: Sequence[str], total_steps: int) -> list[tuple[str, list[str], int]]:
     """(model name, its tasks, its steps) for one paradigm under the budget rule."""
-    from m2dino.training.recipes import plan_groups
+    from m2dino.recipes.common import plan_groups
 
     n = len(tasks)
     if paradigm == "unified":
@@ -354,7 +354,7 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
                 train: dict[str, list[Sample]], val: dict[str, list[Sample]], out_dir: Path) -> dict:
     """Train one model (or reuse a finished identical run) -> its per-task rows."""
     from m2dino.training.engine import Trainer
-    from m2dino.training.recipes import RunSummary, build_model, build_parser, task_rows, train_config
+    from m2dino.recipes.common import RunSummary, build_model, build_parser, task_rows, train_config
 
     signature = run_signature(args, tasks, steps, moe, seed, train, val)
     cache = out_dir / "aggregation_run.json"
@@ -480,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows, log = run_study(args, data, tasks)
     seconds = time.time() - started
     command = "python benchmarks/aggregation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    from m2dino.training.recipes import plan_groups
+    from m2dino.recipes.common import plan_groups
 
     study = {
         "command": command.strip(), "git_commit": _git_commit(), "seconds": seconds,

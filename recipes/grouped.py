@@ -1,30 +1,7 @@
-"""Clinically grouped recipe: one M2DINO model per clinical group.
+"""Thin wrapper so `accelerate launch recipes/grouped.py` works from a source checkout; the recipe itself
+is `m2dino.recipes.grouped` (`python -m m2dino.recipes.grouped`, `accelerate launch -m m2dino.recipes.grouped`)."""
 
-    accelerate launch recipes/grouped.py                       # registry groups, synthetic data
-    accelerate launch recipes/grouped.py --groups my_groups.yaml --data /data/FMC_UIA/train
-"""
-
-from pathlib import Path
-
-from m2dino.training.recipes import (RunSummary, build_parser, load_data, plan_groups, run_one, selected_tasks,
-                                     write_summary)
-
-
-def main(argv=None) -> None:
-    args = build_parser("grouped").parse_args(argv)
-    data = load_data(args)
-    groups = plan_groups(args, selected_tasks(args, data))
-    output_dir = Path(args.output_dir)
-    runs = []
-    for index, (group, tasks) in enumerate(groups.items(), 1):
-        print(f"[{index}/{len(groups)}] group {group}: {', '.join(tasks)}")
-        result = run_one(args, data, tasks, output_dir / group)
-        if result.interrupted:
-            print(f"interrupted in group {group}; rerun with --resume latest to continue that group")
-            return
-        runs.append(RunSummary(group, tasks, result))
-    print(write_summary(output_dir, runs, "Clinically grouped models"))
-
+from m2dino.recipes.grouped import main
 
 if __name__ == "__main__":
     main()

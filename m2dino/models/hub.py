@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "m2dino.md"
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,

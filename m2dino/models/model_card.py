@@ -1,8 +1,9 @@
-"""Render the model card (README.md of a saved model) from `model_cards/m2dino.md`."""
+"""Render the model card (README.md of a saved model) from the packaged template `m2dino/model_cards/m2dino.md`."""
 
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from huggingface_hub import ModelCard, ModelCardData
@@ -21,12 +22,11 @@ def _weights_license(weights: str | None) -> tuple[str, str]:
             "derivatives must keep it", "other")
 
 
-def render_model_card(model: "M2DINO", extra: dict) -> str:
-    from .hub import TEMPLATE
+# Package data, so a normal (non-editable) install renders cards too.
+TEMPLATE = files("m2dino") / "model_cards" / "m2dino.md"
 
-    if not TEMPLATE.is_file():
-        raise FileNotFoundError(f"model card template not found at {TEMPLATE} (install m2dino from its source "
-                                "checkout: pip install -e .)")
+
+def render_model_card(model: "M2DINO", extra: dict) -> str:
     config = model.config
     license_line, license_id = _weights_license(config.backbone_weights)
     specs = [config.task_specs[t] for t in config.tasks]

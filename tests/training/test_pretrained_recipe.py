@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from m2dino.training.recipes import backbone_for, build_model, build_parser
+from m2dino.recipes.common import backbone_for, build_model, build_parser
 
 
 def args(*argv):

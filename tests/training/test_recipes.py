@@ -1,7 +1,7 @@
 """The three recipes end to end with tiny settings: on the synthetic suite and on an FMC root
 written by the synthetic writer (what `m2dino data synth` produces)."""
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -10,16 +10,12 @@ import pytest
 from m2dino import M2DINO
 from m2dino.data.synthetic import write_synthetic
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["--backbone", "test", "--image-size", "32", "--batch-size", "2", "--steps", "2", "--eval-every", "2",
         "--decoder-features", "8", "--warmup-steps", "1", "--synthetic-per-task", "4", "--no-progress"]
 
 
 def recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return importlib.import_module(f"m2dino.recipes.{name}").main
 
 
 def test_unified_on_synthetic(tmp_path, capsys):

@@ -19,10 +19,10 @@ import torch
 from ..models import M2DINO, M2DINOConfig, resolve_backbone
 from ..models.pretrained_weights import backbone_spec_for_weights
 from ..tasks import get_task, load_group_mapping
-from .checkpoint import latest_checkpoint
-from .config import TrainConfig
-from .data_sources import TrainingData, load_training_data
-from .engine import Trainer, TrainResult
+from ..training.checkpoint import latest_checkpoint
+from ..training.config import TrainConfig
+from ..training.data_sources import TrainingData, load_training_data
+from ..training.engine import Trainer, TrainResult
 
 # The embedded default: small enough to train on the 27-task synthetic suite on 2 CPU cores in minutes.
 DEFAULTS = dict(data="synthetic", backbone="mini", image_size=64, batch_size=16, steps=2000, moe_blocks="2,3",
@@ -30,9 +30,18 @@ DEFAULTS = dict(data="synthetic", backbone="mini", image_size=64, batch_size=16,
                 synthetic_per_task=64)
 
 
-def build_parser(recipe: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"recipes/{recipe}.py", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each flag's default unless its help already states one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if "default" in text else super()._get_help_string(action)
+
+
+def build_parser(recipe: str, description: str | None = None) -> argparse.ArgumentParser:
+    """The flags every recipe shares (plus the recipe's own); ``description`` is the recipe module's docstring."""
+    parser = argparse.ArgumentParser(prog=f"python -m m2dino.recipes.{recipe}", description=description,
+                                     formatter_class=_HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--data", nargs="+", default=[DEFAULTS["data"]],
                       help="'synthetic', an FMC_UIA root, or NAME:PATH (hc18, african_planes, usgra, busi, folder); "

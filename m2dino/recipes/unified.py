@@ -1,0 +1,28 @@
+"""Unified recipe: ONE M2DINO model for all selected tasks.
+
+    accelerate launch -m m2dino.recipes.unified                 # the embedded default: synthetic 27-task suite
+    accelerate launch -m m2dino.recipes.unified --data /data/FMC_UIA/train --backbone S \
+        --pretrained timm/vit_small_patch16_dinov3.lvd1689m --moe-blocks 8,9,10,11 --num-experts 8 --top-k 2
+"""
+
+from pathlib import Path
+
+from .common import RunSummary, build_parser, load_data, run_one, selected_tasks, write_summary
+
+
+def main(argv=None) -> None:
+    args = build_parser("unified", __doc__).parse_args(argv)
+    data = load_data(args)
+    tasks = selected_tasks(args, data)
+    output_dir = Path(args.output_dir)
+    result = run_one(args, data, tasks, output_dir)
+    if result.interrupted:
+        print(f"interrupted at step {result.steps_done}; resume with --resume latest --output-dir {output_dir}")
+        return
+    table = write_summary(output_dir, [RunSummary("unified", tasks, result)], "Unified model")
+    print(table)
+    print(f"\nmodel: {output_dir} (M2DINO.from_pretrained), best: {output_dir / 'best'}, log: {output_dir / 'log.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()
