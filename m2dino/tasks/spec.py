@@ -27,6 +27,14 @@ DEFAULT_METRICS = {
 }
 SCALAR_METRICS = ("MAE",)
 
+# How a keypoint task's points are identified. "anatomical": point k is always the same structure
+# (IUGC's symphysis ends and head tangent), so every geometric augmentation keeps the order.
+# "left_to_right": the points are interchangeable (the two ends of a femur or of a cervical length
+# measure the same distance either way round) and are numbered by a rule: ascending x, then y.
+# The rule is re-applied after every augmentation, the loss takes the best matching of points,
+# and predictions come out in the same order.
+POINT_ORDERS = ("anatomical", "left_to_right")
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -49,6 +57,7 @@ class TaskSpec:
     benchmark: bool = False
     scalar_unit: str | None = None
     max_boxes: int = 1
+    point_order: str = "anatomical"
     source: str = ""
     description: str = field(default="", compare=False)
 
@@ -63,6 +72,10 @@ class TaskSpec:
         if unknown:
             raise ValueError(f"task {self.id!r}: unknown augmentations {sorted(unknown)}; "
                              f"expected a subset of {sorted(AUGMENTATIONS)}")
+        if self.point_order not in POINT_ORDERS:
+            raise ValueError(f"task {self.id!r}: point_order {self.point_order!r}; expected one of {POINT_ORDERS}")
+        if self.point_order != "anatomical" and (self.type is not TaskType.REGRESSION or self.scalar_unit):
+            raise ValueError(f"task {self.id!r}: point_order applies to keypoint tasks only")
         if self.scalar_unit is not None and self.type is not TaskType.REGRESSION:
             raise ValueError(f"task {self.id!r}: scalar_unit is only valid for regression tasks")
         if self.is_scalar:
@@ -87,6 +100,11 @@ class TaskSpec:
         return self.scalar_unit is not None
 
     @property
+    def interchangeable_points(self) -> bool:
+        """True when the points carry no identity of their own (see `POINT_ORDERS`)."""
+        return self.point_order != "anatomical"
+
+    @property
     def num_keypoints(self) -> int:
         return self.num_classes if self.type is TaskType.REGRESSION else 0
 
@@ -108,7 +126,7 @@ class TaskSpec:
                 "class_names": list(self.class_names), "organ": self.organ, "group": self.group,
                 "augmentations": sorted(self.augmentations), "metrics": list(self.metrics),
                 "n_train": self.n_train, "benchmark": self.benchmark, "scalar_unit": self.scalar_unit,
-                "max_boxes": self.max_boxes, "source": self.source, "description": self.description}
+                "max_boxes": self.max_boxes, "point_order": self.point_order, "source": self.source, "description": self.description}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskSpec":

@@ -3,7 +3,6 @@ written by the synthetic writer (what `m2dino data synth` produces)."""
 
 import importlib
 import json
-from pathlib import Path
 
 import pytest
 
