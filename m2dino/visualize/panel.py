@@ -1,0 +1,45 @@
+"""All of one image's task predictions (`M2DINO.predict_all`) as one panel: a titled tile per task."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+from PIL import Image, ImageDraw
+
+from ..image import ImageLike, to_rgb_uint8
+from ..models.predictions import Prediction
+from ..tasks import TaskSpec, get_task
+from .overlay import draw_prediction
+from .style import font_for, text_box
+
+BACKGROUND = (24, 24, 24)
+
+
+def draw_panel(image: ImageLike, predictions: Mapping[str, Prediction],
+               spec_for: Callable[[str], TaskSpec] = get_task, tile_width: int | None = 480,
+               columns: int | None = None) -> Image.Image:
+    """One tile per task (in the order of ``predictions``), each the task's overlay titled with its id.
+
+    Tiles are scaled to ``tile_width`` (None: the original size; the overlays are drawn at the original
+    size first, so the drawing is exact); ``spec_for`` maps a task id to its spec (pass ``model.task_spec`` for a model's
+    own, possibly unregistered, tasks).
+    """
+    if not predictions:
+        raise ValueError("draw_panel: no predictions to draw (expected a task -> prediction mapping)")
+    array = to_rgb_uint8(image, allow_rgba=True)
+    height, width = array.shape[:2]
+    tile_width = tile_width or width
+    tile_height = max(1, round(height * tile_width / width))
+    columns = columns or min(len(predictions), 3)
+    rows = math.ceil(len(predictions) / columns)
+    gap = 4
+    panel = Image.new("RGB", (columns * tile_width + (columns - 1) * gap, rows * tile_height + (rows - 1) * gap),
+                      BACKGROUND)
+    font = font_for((tile_width, tile_height), minimum=14)
+    for i, (task, prediction) in enumerate(predictions.items()):
+        tile = draw_prediction(array, prediction, spec_for(task)).resize((tile_width, tile_height), Image.BILINEAR)
+        draw = ImageDraw.Draw(tile, "RGBA")
+        text_box(draw, (tile_width, tile_height), task, font, anchor_bottom=True)  # bottom-right: clear of captions
+        panel.paste(tile, ((i % columns) * (tile_width + gap), (i // columns) * (tile_height + gap)))
+    return panel
