@@ -257,7 +257,6 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     """What a predictor that ignores the image scores on each validation set: the per-pixel majority
     class of the training masks, the majority class, the mean box, the mean keypoints, the mean
     value (all from 100% of the training data, in letterboxed coordinates mapped to each image)."""
-    from m2dino.data.transforms import mask_to_original
     from m2dino.evaluation.scoring import score_submission
     from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
                                            ScalarPrediction, SegmentationPrediction)
@@ -270,7 +269,7 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     truths, predictions, masks, measurement = [], {}, {}, {}
     for task in tasks:
         spec, train, val = get_task(task), data.train[task], data.val[task]
-        kind = spec.label_kind
+        kind = spec.label_kind.name
         if kind == "mask":
             counts = np.stack([np.stack([s.label == c for s in train]).sum(0) for c in range(spec.num_classes)])
             prior = counts.argmax(0).astype(np.uint8)
@@ -291,7 +290,7 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
             geometry = ResizeGeometry.create(sample.size, grid, "letterbox")
             truths.append(_ground_truth(sample, key))
             if kind == "mask":
-                masks[key] = mask_to_original(prior, geometry)
+                masks[key] = spec.label_kind.to_original(prior, geometry)
                 pred = SegmentationPrediction(masks[key])
             elif kind == "class":
                 pred = ClassificationPrediction(int(frequency.argmax()), frequency.astype(np.float64))
@@ -309,23 +308,6 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
 
 
 # ---------------------------------------------------------------------------------- training
-class _CanonicalAxisOrder:
-    """Re-sorts ``fetal_head_axis`` keypoints left end first after augmentation.
-
-    The HC18 adapter orders the two ends of the major axis left first, and `RandomAffine` keeps
-    the point order, so a flip (allowed by the registry before commit 1da7c23) or a rotation of a
-    near-vertical axis would swap them; restoring the adapter's order keeps the labels consistent."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    def __call__(self, sample: Sample, rng=None):
-        sample, geometry = self.inner(sample, rng)
-        points = np.asarray(sample.label)
-        order = np.lexsort((points[:, 1], points[:, 0]))
-        return sample.replace(label=points[order]), geometry
-
-
 def plan_models(paradigm: str, tasks: Sequence[str], total_steps: int) -> list[tuple[str, list[str], int]]:
     """(model name, its tasks, its steps) for one paradigm under the budget rule."""
     from m2dino.recipes.common import plan_groups
@@ -375,9 +357,6 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
     model = build_model(recipe, tasks)
     trainer = Trainer(model, {t: train[t] for t in tasks}, {t: val[t] for t in tasks},
                       train_config(recipe, out_dir, tasks), progress=False)
-    transforms = trainer.loader.dataset.transforms
-    if "fetal_head_axis" in transforms:
-        transforms["fetal_head_axis"] = _CanonicalAxisOrder(transforms["fetal_head_axis"])
     result = trainer.train()
     seconds = time.time() - started
     if result.interrupted:

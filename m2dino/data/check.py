@@ -51,24 +51,16 @@ def check_fmc(root: str | Path, tasks: list[str] | None = None, decode: bool = T
 
 
 def _count_labels(entry: TaskReport, record: FMCRecord, decode: bool) -> None:
-    spec = get_task(record.task_id)
-    kind = spec.label_kind
-    if kind == "mask":
-        if decode:
-            record.load_image()
-            present = np.unique(record.load_mask())
-            entry.classes.update(spec.class_names[int(v)] for v in present)
-        return
+    kind = get_task(record.task_id).label_kind
+    if kind.stored_as_file and not decode:
+        return  # the mask's classes are known only once it is decoded
     if decode:
         record.load_image()
-    if kind == "class":
-        entry.classes[spec.class_names[record.label]] += 1
-    elif kind == "boxes":
-        entry.classes[spec.class_names[0]] += 1  # an FMC row holds one box
-    elif kind == "scalar":
-        entry.values.append(float(record.label))
+    found = kind.describe(record.load_mask() if kind.stored_as_file else record.label)
+    if isinstance(found, float):
+        entry.values.append(found)
     else:
-        entry.classes[f"{spec.num_keypoints} keypoints"] += 1
+        entry.classes.update(found)
 
 
 def format_report(reports: dict[str, TaskReport], max_problems: int = 5) -> str:

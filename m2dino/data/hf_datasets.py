@@ -25,12 +25,7 @@ def hf_features(task: str):
     """The `datasets.Features` of ``task``'s samples."""
     import datasets
 
-    spec = get_task(task)
-    label = {"mask": lambda: datasets.Image(),
-             "class": lambda: datasets.ClassLabel(names=list(spec.class_names)),
-             "boxes": lambda: datasets.List(datasets.List(datasets.Value("float64"), length=4)),
-             "keypoints": lambda: datasets.List(datasets.List(datasets.Value("float64"), length=2)),
-             "scalar": lambda: datasets.Value("float64")}[spec.label_kind]()
+    label = get_task(task).label_kind.hf_feature()
     return datasets.Features({"image": datasets.Image(), "task": datasets.Value("string"), "label": label,
                               "original_size": datasets.List(datasets.Value("int64"), length=2),
                               "source": datasets.Value("string"), "meta": datasets.Value("string")})
@@ -63,9 +58,7 @@ def _rows(samples: Iterable[Sample], task: str | None) -> Iterator[dict[str, Any
             task = sample.task
         if sample.task != task:
             continue
-        kind = sample.spec.label_kind
-        label = sample.label.tolist() if kind in ("boxes", "keypoints") else sample.label
-        yield {"image": sample.image, "task": sample.task, "label": label,
+        yield {"image": sample.image, "task": sample.task, "label": sample.spec.label_kind.to_hf(sample.label),
                "original_size": list(sample.original_size), "source": sample.source,
                "meta": meta_to_json(sample.meta)}
 
@@ -79,11 +72,7 @@ def from_hf_dataset(dataset) -> list[Sample]:
     samples = []
     for i, row in enumerate(dataset):
         spec = get_task(row["task"])
-        label = row["label"]
-        if spec.label_kind == "mask":
-            label = np.asarray(label)
-        elif spec.label_kind in ("boxes", "keypoints"):
-            label = np.asarray(label, dtype=np.float64).reshape(-1, 4 if spec.label_kind == "boxes" else 2)
+        label = spec.label_kind.from_hf(row["label"])
         meta = json.loads(row.get("meta") or "{}")
         try:
             samples.append(Sample(np.asarray(row["image"].convert("RGB")), spec.id, label,

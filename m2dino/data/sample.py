@@ -10,7 +10,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..image import ImageFormatError, to_rgb_uint8
-from ..tasks import TaskSpec, get_task
+from ..tasks import LabelError, TaskSpec, get_task
 from .errors import DataError
 
 Label = Union[np.ndarray, int, float]
@@ -20,9 +20,9 @@ Label = Union[np.ndarray, int, float]
 class Sample:
     """An image (uint8 H×W×3) with the label of its task, in the image's own pixel coordinates.
 
-    ``label`` by ``get_task(task).label_kind``: ``mask`` uint8 H×W of class indices; ``class`` int;
-    ``boxes`` float n×4 ``(x_min, y_min, x_max, y_max)``; ``keypoints`` float K×2 ``(x, y)``;
-    ``scalar`` float. Coordinates are continuous pixel coordinates (0 = left/top edge of the first
+    ``label`` by ``get_task(task).label_kind`` (`m2dino.tasks.label_kinds`): ``mask`` uint8 H×W of
+    class indices; ``class`` int; ``boxes`` float n×4 ``(x_min, y_min, x_max, y_max)``; ``keypoints``
+    float K×2 ``(x, y)`` in the task's point order; ``scalar`` float. Coordinates are continuous pixel coordinates (0 = left/top edge of the first
     pixel). ``original_size`` is the (H, W) of the image as read from disk; it stays unchanged when
     a transform resizes ``image``. Gray (H×W or H×W×1) images are replicated to three channels;
     RGBA and 16-bit images are rejected: convert them explicitly (`m2dino.image.to_rgb_uint8`).
@@ -68,62 +68,10 @@ class Sample:
 
 def validate_label(spec: TaskSpec, label: Any, image_size: tuple[int, int], where: str) -> Label:
     """``label`` checked against ``spec`` and converted to its canonical type (see `Sample`)."""
-    kind = spec.label_kind
-    prefix = f"{where}: task {spec.id!r} ({kind})"
-    if kind == "mask":
-        return _validate_mask(spec, label, image_size, prefix)
-    if kind == "class":
-        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
-            raise DataError(f"{prefix}: label {label!r} of type {type(label).__name__}; expected an int class index")
-        if not 0 <= int(label) < spec.num_classes:
-            raise DataError(f"{prefix}: class {int(label)} out of range; expected 0..{spec.num_classes - 1}")
-        return int(label)
-    if kind == "scalar":
-        if isinstance(label, (bool, np.bool_, str, bytes)) or not np.isscalar(label) or not np.isfinite(label):
-            raise DataError(f"{prefix}: value {label!r}; expected a finite number ({spec.scalar_unit})")
-        return float(label)
-    array = _float_array(label, prefix)
-    if kind == "boxes":
-        if array.shape == (4,):
-            array = array[None]
-        if array.ndim != 2 or array.shape[1] != 4:
-            raise DataError(f"{prefix}: boxes of shape {array.shape}; expected n×4 (x_min, y_min, x_max, y_max)")
-        if len(array) > spec.max_boxes:
-            raise DataError(f"{prefix}: {len(array)} boxes; the task allows at most {spec.max_boxes}")
-        if np.any(array[:, 2] < array[:, 0]) or np.any(array[:, 3] < array[:, 1]):
-            raise DataError(f"{prefix}: box {array.tolist()} has x_max < x_min or y_max < y_min")
-        return array
-    if array.shape != (spec.num_keypoints, 2):
-        raise DataError(f"{prefix}: keypoints of shape {array.shape}; expected {spec.num_keypoints}×2 (x, y)")
-    return array
-
-
-def _validate_mask(spec: TaskSpec, label: Any, image_size: tuple[int, int], prefix: str) -> np.ndarray:
-    mask = np.asarray(label)
-    if mask.ndim != 2:
-        raise DataError(f"{prefix}: mask of shape {mask.shape}; expected a 2-D H×W array of class indices")
-    if mask.dtype == bool:
-        mask = mask.astype(np.uint8)
-    if mask.dtype.kind not in "ui":
-        raise DataError(f"{prefix}: mask of dtype {mask.dtype}; expected integer class indices")
-    if mask.shape != tuple(image_size):
-        raise DataError(f"{prefix}: mask of size {mask.shape[0]}×{mask.shape[1]} but the image is "
-                        f"{image_size[0]}×{image_size[1]} (H×W); expected the same size")
-    if mask.size and (mask.min() < 0 or mask.max() >= spec.num_classes):
-        bad = sorted(int(v) for v in np.unique(mask) if not 0 <= v < spec.num_classes)
-        raise DataError(f"{prefix}: mask values {bad[:10]} out of range; expected class indices "
-                        f"0..{spec.num_classes - 1}")
-    return np.ascontiguousarray(mask, dtype=np.uint8)
-
-
-def _float_array(label: Any, prefix: str) -> np.ndarray:
     try:
-        array = np.asarray(label, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{prefix}: label {label!r} is not numeric") from None
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"{prefix}: label {array.tolist()} holds NaN or infinite values")
-    return array
+        return spec.label_kind.validate(label, image_size, where)
+    except LabelError as err:
+        raise DataError(str(err)) from None
 
 
 def meta_to_json(meta: dict[str, Any]) -> str:

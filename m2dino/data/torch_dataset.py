@@ -148,17 +148,8 @@ class Collate:
 
 def collate_targets(samples: Sequence[Sample]) -> torch.Tensor | list[torch.Tensor]:
     """The labels of one task's samples as tensors (see the module docstring for each kind)."""
-    kind = samples[0].spec.label_kind
-    labels = [s.label for s in samples]
-    if kind == "mask":
-        return torch.from_numpy(np.stack(labels)).long()
-    if kind == "class":
-        return torch.tensor(labels, dtype=torch.long)
-    if kind == "scalar":
-        return torch.tensor(labels, dtype=torch.float32)
-    if kind == "boxes":
-        return [torch.as_tensor(label, dtype=torch.float32).reshape(-1, 4) for label in labels]
-    return torch.from_numpy(np.stack(labels)).float()
+    batch = samples[0].spec.label_kind.collate([s.label for s in samples])
+    return [torch.from_numpy(b) for b in batch] if isinstance(batch, list) else torch.from_numpy(batch)
 
 
 def build_dataloader(dataset: MultiTaskDataset, sampler: TaskSampler, mean: Sequence[float] = IMAGENET_MEAN,

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from ..image import ResizeGeometry, resize_image, resize_mask
+from ..image import ResizeGeometry, resize_image
 from ..tasks import TaskSpec, get_task
 from .sample import Sample
 
@@ -87,32 +87,16 @@ def resize_sample(sample: Sample, geometry: ResizeGeometry) -> Sample:
     """The sample on the model-input grid: image bilinear (antialiased), mask nearest, boxes and
     keypoints through ``geometry``; letterbox padding is 0 (and background for masks)."""
     image = resize_image(sample.image, geometry)
-    label = sample.label
-    kind = sample.spec.label_kind
-    if kind == "mask":
-        label = resize_mask(label, geometry)
-    elif kind == "boxes":
-        label = geometry.boxes_to_target(label)
-    elif kind == "keypoints":
-        label = geometry.points_to_target(label)
+    label = sample.spec.label_kind.resize(sample.label, geometry)
     return Sample(image, sample.task, label, sample.original_size, sample.source, dict(sample.meta))
-
-
-def mask_to_original(mask: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
-    """A model-input-grid mask (class indices) back on the original grid: drop the letterbox
-    padding, resize with nearest neighbour. Exact when the resize was an integer upscale."""
-    x0, y0, x1, y1 = geometry.content_box
-    content = np.ascontiguousarray(np.asarray(mask, dtype=np.uint8)[y0:y1, x0:x1])
-    height, width = geometry.original_size
-    return np.asarray(Image.fromarray(content).resize((width, height), Image.Resampling.NEAREST))
 
 
 class RandomAffine:
     """Flips, a rotation and a scale about the image centre, as one affine map in pixel coordinates.
 
-    Keypoints keep their order (a task whose point order has a left/right meaning must not allow
-    ``hflip``). A rotated box becomes the axis-aligned box of its corners, clipped to the image;
-    a box pushed entirely out of the image is dropped.
+    Labels move through their kind's ``warp`` (`m2dino.tasks.label_kinds`): anatomical keypoints
+    keep their order, interchangeable ones are renumbered by the task's rule; a rotated box becomes
+    the axis-aligned box of its corners, clipped; a box pushed out of the image is dropped.
     """
 
     def __init__(self, hflip_p: float = 0.0, vflip_p: float = 0.0, rotate_deg: float = 0.0,
@@ -146,38 +130,13 @@ def apply_affine(sample: Sample, matrix: np.ndarray) -> Sample:
     """``sample`` warped by the 3×3 ``matrix`` (input -> output pixel coordinates), same size."""
     height, width = sample.size
     inverse = np.linalg.inv(matrix)[:2].ravel()  # PIL maps output pixels back to input pixels
-    image = _warp(sample.image, inverse, Image.Resampling.BILINEAR)
-    label = sample.label
-    kind = sample.spec.label_kind
-    if kind == "mask":
-        label = _warp(label, inverse, Image.Resampling.NEAREST)
-    elif kind == "keypoints":
-        label = _map_points(matrix, label)
-    elif kind == "boxes":
-        label = _map_boxes(matrix, label, width, height)
+    image = Image.fromarray(sample.image).transform((width, height), Image.Transform.AFFINE, tuple(inverse),
+                                                   resample=Image.Resampling.BILINEAR)
+    label = sample.spec.label_kind.warp(sample.label, matrix, (height, width))
     meta = dict(sample.meta)
     previous = meta.get("augment_affine")
     meta["augment_affine"] = matrix if previous is None else matrix @ previous
-    return Sample(image, sample.task, label, sample.original_size, sample.source, meta)
-
-
-def _warp(array: np.ndarray, inverse: np.ndarray, resample: Image.Resampling) -> np.ndarray:
-    height, width = array.shape[:2]
-    image = Image.fromarray(array)
-    return np.asarray(image.transform((width, height), Image.Transform.AFFINE, tuple(inverse), resample=resample))
-
-
-def _map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ matrix[:2, :2].T + matrix[:2, 2]
-
-
-def _map_boxes(matrix: np.ndarray, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)
-    moved = _map_points(matrix, corners)
-    out = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
-    out = np.clip(out, 0, [width, height, width, height])
-    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
-    return out[keep].reshape(-1, 4)
+    return Sample(np.asarray(image), sample.task, label, sample.original_size, sample.source, meta)
 
 
 class RandomIntensity:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .label_kinds import LabelKind
 
 
 class TaskType(str, Enum):
@@ -109,12 +113,12 @@ class TaskSpec:
         return self.num_classes if self.type is TaskType.REGRESSION else 0
 
     @property
-    def label_kind(self) -> str:
-        """What a sample of this task carries: mask, class, boxes, keypoints or scalar."""
-        if self.type is TaskType.REGRESSION:
-            return "scalar" if self.is_scalar else "keypoints"
-        return {TaskType.SEGMENTATION: "mask", TaskType.CLASSIFICATION: "class",
-                TaskType.DETECTION: "boxes"}[self.type]
+    def label_kind(self) -> "LabelKind":
+        """What a sample of this task carries (mask, class, boxes, keypoints or scalar) and all the
+        behaviour that goes with it (`m2dino.tasks.label_kinds`)."""
+        from .label_kinds import label_kind_of
+
+        return label_kind_of(self)
 
     def allows(self, augmentation: str) -> bool:
         if augmentation not in AUGMENTATIONS:

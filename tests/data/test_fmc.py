@@ -93,7 +93,7 @@ def _row(**changes):
 @pytest.mark.parametrize("changes, message", [
     ({"image_path": "../Classification/missing.png"}, r"labels.csv, row 2: image file not found: .*missing.png"),
     ({"mask": 3}, r"labels.csv, row 2: task 'breast_3cls' \(class\): class 3 out of range; expected 0..2"),
-    ({"mask": "benign"}, r"labels.csv, row 2: mask \(class index\) = 'benign'; expected an integer"),
+    ({"mask": "benign"}, r"labels.csv, row 2: task '\w+' \(class\): mask = 'benign'; expected an integer class index"),
     ({"task_id": "breast_4cls"}, r"labels.csv, row 2: unknown task id 'breast_4cls'; closest known ids"),
     ({"num_classes": 4}, r"labels.csv, row 2: num_classes 4 for task 'breast_3cls'; the registry says 3"),
     ({"task_name": "segmentation"}, r"row 2: task_name 'segmentation' for task 'breast_3cls'; expected 'classif"),
@@ -160,7 +160,7 @@ def test_keypoint_json_and_count(tmp_path):
     header = ["task_id", "task_name", "num_classes", "image_path", "point_1_xy", "point_2_xy"]
     write_png(tmp_path / "R" / "i.png", gray(10, 12))
     write_csv(tmp_path / "csv_files" / "r.csv", header, [["FUGC", "Regression", 2, "../R/i.png", '"[1, 2]"', '"[3]"']])
-    with pytest.raises(DataError, match=r"r.csv, row 1: point_2_xy = '\[3\]'; expected a JSON pair \[x, y\]"):
+    with pytest.raises(DataError, match=r"r.csv, row 1: task 'FUGC' \(keypoints\): point_2_xy = '\[3\]'; expected a JSON pair \[x, y\]"):
         read_fmc_index(tmp_path)
     write_csv(tmp_path / "csv_files" / "r.csv", header,
               [["IUGC", "Regression", 3, "../R/i.png", '"[1, 2]"', '"[3, 4]"']])

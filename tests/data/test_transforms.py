@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from m2dino.data import Sample
-from m2dino.data.transforms import (AugmentConfig, RandomAffine, apply_affine, build_transforms, mask_to_original,
-                                    resize_sample)
+from m2dino.data.transforms import AugmentConfig, RandomAffine, apply_affine, build_transforms, resize_sample
 from m2dino.image import ResizeGeometry
 
 from .helpers import gray, rgb
@@ -45,7 +44,7 @@ def test_mask_round_trip_is_exact_for_an_integer_upscale():
     sample = Sample(gray(10, 15), "cardiac_multi", mask)
     for size, mode in (((40, 60), "stretch"), ((60, 60), "letterbox")):
         moved, geometry = build_transforms("cardiac_multi", size, train=False, resize_mode=mode)(sample)
-        assert np.array_equal(mask_to_original(moved.label, geometry), mask)
+        assert np.array_equal(sample.spec.label_kind.to_original(moved.label, geometry), mask)
 
 
 def test_affine_moves_keypoints_with_the_image_content():
@@ -53,7 +52,7 @@ def test_affine_moves_keypoints_with_the_image_content():
     # must sit at the mapped keypoint.
     image = np.zeros((64, 64), np.uint8)
     image[20, 40] = 255
-    sample = Sample(image, "fetal_femur", [[40.5, 20.5], [10.5, 50.5]])
+    sample = Sample(image, "IUGC", [[40.5, 20.5], [10.5, 50.5], [30.5, 30.5]])  # anatomical: order kept
     for seed in range(5):
         matrix = RandomAffine(hflip_p=0.5, vflip_p=0.5, rotate_deg=30, scale=(0.8, 1.2)).matrix(
             sample.size, np.random.default_rng(seed))
@@ -72,8 +71,19 @@ def test_flip_is_exact_for_masks_boxes_and_points():
     assert np.array_equal(moved.label, mask[:, ::-1])
     moved = apply_affine(Sample(gray(20, 30), "thyroid_nodule_det", [[1, 2, 4, 5]]), flip)
     assert np.array_equal(moved.label, [[26, 2, 29, 5]])
-    moved = apply_affine(Sample(gray(20, 30), "FUGC", [[1, 2], [4, 5]]), flip)
-    assert np.array_equal(moved.label, [[29, 2], [26, 5]])  # order kept, as documented
+    moved = apply_affine(Sample(gray(20, 30), "IUGC", [[1, 2], [4, 5], [7, 8]]), flip)
+    assert np.array_equal(moved.label, [[29, 2], [26, 5], [23, 8]])  # anatomical points keep their order
+
+
+def test_interchangeable_points_are_renumbered_left_to_right_after_every_change():
+    sample = Sample(gray(20, 30), "FUGC", [[4, 5], [1, 2]])
+    assert np.array_equal(sample.label, [[1, 2], [4, 5]])  # canonical from the start
+    flip = np.diag([-1.0, 1.0, 1.0])
+    flip[0, 2] = 30
+    assert np.array_equal(apply_affine(sample, flip).label, [[26, 5], [29, 2]])  # the mirror swapped them back
+    quarter = np.array([[0.0, -1.0, 20.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90° turn
+    turned = apply_affine(Sample(gray(20, 30), "fetal_head_axis", [[1, 2], [4, 9]]), quarter).label
+    assert np.array_equal(turned, [[11, 4], [18, 1]]) and turned[0, 0] < turned[1, 0]
 
 
 def test_rotated_box_is_the_box_of_its_corners_and_a_box_pushed_out_is_dropped():

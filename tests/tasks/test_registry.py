@@ -21,11 +21,11 @@ def test_spec_fields_follow_the_benchmark_table():
     assert get_task("cardiac_multi").num_classes == 4
     assert get_task("cardiac_multi").class_names[0] == "background"
     iugc = get_task("IUGC")
-    assert iugc.type is TaskType.REGRESSION and iugc.num_keypoints == 3 and iugc.label_kind == "keypoints"
-    assert get_task("thyroid_nodule_det").label_kind == "boxes"
+    assert iugc.type is TaskType.REGRESSION and iugc.num_keypoints == 3 and iugc.label_kind.name == "keypoints"
+    assert get_task("thyroid_nodule_det").label_kind.name == "boxes"
     assert get_task("fetal_plane_cls").metrics == ("Accuracy", "F1_macro", "F1_weighted", "MCC", "AUC")
     hc = get_task("fetal_head_circumference")
-    assert hc.is_scalar and hc.label_kind == "scalar" and not hc.benchmark
+    assert hc.is_scalar and hc.label_kind.name == "scalar" and not hc.benchmark
 
 
 def test_left_right_position_tasks_forbid_horizontal_flips():

@@ -19,17 +19,15 @@ needs a label and every label an image: nothing is skipped.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from ...tasks import TaskSpec, get_task
+from ...tasks import LabelError, TaskSpec, get_task
 from ..collection import LazySample, SampleCollection
 from ..csv_io import cell, read_csv_rows
 from ..errors import DataError, location
-from ..fmc.layout import BOX_COLUMNS, point_column
 from ..mask_io import image_size
 from ..sample import validate_label
 from .common import image_files, labelled_sample, masked_sample, require_dir
@@ -48,7 +46,7 @@ def load(src: str | Path, task: str, images: str = "images", masks: str = "masks
         raise DataError(f"{src / images}: empty dataset (no image files)")
     by_stem = _unique_stems(files, src / images)
     meta_base = {"dataset": dataset or src.name}
-    if spec.label_kind == "mask":
+    if spec.label_kind.stored_as_file:
         mask_by_stem = _unique_stems(image_files(require_dir(src / masks, LAYOUT)), src / masks)
         _check_pairs(by_stem, mask_by_stem, src / images, src / masks)
         items = []
@@ -60,7 +58,8 @@ def load(src: str | Path, task: str, images: str = "images", masks: str = "masks
                                 f"{size[0]}×{size[1]} (H×W); expected the same size (or pass resize_masks=True)")
             meta = {**meta_base, "split": split, "name": stem}
             items.append(LazySample(spec.id, str(image_file), partial(
-                masked_sample, image_file, mask_file, spec.id, meta, binary_masks, resize_masks), meta))
+                masked_sample, image_file, mask_file, spec.id, meta, binary_masks, resize_masks), meta,
+                files=(str(image_file), str(mask_file))))
         return {split: SampleCollection(items)}
     return _from_csv(src / labels, spec, by_stem, split, meta_base)
 
@@ -95,7 +94,7 @@ def _from_csv(csv_file: Path, spec: TaskSpec, by_stem: dict[str, Path], default_
             raise DataError(f"{where}: image {row['image']!r} not found in {next(iter(by_stem.values())).parent}")
         split_of[stem] = (row.get("split") or "").strip() or default_split
         value = _parse(spec, row, columns, where)
-        if spec.label_kind == "boxes":
+        if spec.label_kind.rows_per_image == "many":
             labels.setdefault(stem, []).append(value)
         elif stem in labels:
             raise DataError(f"{where}: a second label for image {stem!r}; expected one row per image")
@@ -107,36 +106,29 @@ def _from_csv(csv_file: Path, spec: TaskSpec, by_stem: dict[str, Path], default_
                         "every image needs a row")
     out: dict[str, list[LazySample]] = {}
     for stem, image_file in by_stem.items():
-        label = np.array(labels[stem]) if spec.label_kind == "boxes" else labels[stem]
+        label = np.array(labels[stem]) if spec.label_kind.rows_per_image == "many" else labels[stem]
         validate_label(spec, label, image_size(image_file), str(image_file))
         meta = {**meta_base, "split": split_of[stem], "name": stem}
         out.setdefault(split_of[stem], []).append(
-            LazySample(spec.id, str(image_file), partial(labelled_sample, image_file, spec.id, label, meta), meta))
+            LazySample(spec.id, str(image_file), partial(labelled_sample, image_file, spec.id, label, meta), meta,
+                       files=(str(image_file),), label=label))
     return {split: SampleCollection(items) for split, items in out.items()}
 
 
+# The importer's CSV names the class column "label" (the FMC layout's is "mask"); the others are the FMC's.
+_COLUMN_NAMES = {"mask": "label"}
+
+
 def _label_columns(spec: TaskSpec) -> tuple[str, ...]:
-    kind = spec.label_kind
-    if kind == "class":
-        return ("label",)
-    if kind == "scalar":
-        return ("value",)
-    if kind == "boxes":
-        return BOX_COLUMNS
-    return tuple(point_column(k) for k in range(1, spec.num_keypoints + 1))
+    return tuple(_COLUMN_NAMES.get(c, c) for c in spec.label_kind.csv_columns)
 
 
 def _parse(spec: TaskSpec, row: dict[str, str], columns: tuple[str, ...], where: str):
     kind = spec.label_kind
+    cells = {column: cell(row, column, where) for column in columns}
+    if cells.get("label") in spec.class_names:  # the importer also takes class names
+        cells["label"] = str(spec.class_names.index(cells["label"]))
     try:
-        if kind == "class":
-            text = cell(row, "label", where)
-            return spec.class_names.index(text) if text in spec.class_names else int(text)
-        if kind == "scalar":
-            return float(cell(row, "value", where))
-        if kind == "boxes":
-            return [float(cell(row, c, where)) for c in columns]
-        return [[float(v) for v in json.loads(cell(row, c, where))] for c in columns]
-    except (ValueError, TypeError) as err:
-        expected = f"a class index or one of {', '.join(spec.class_names)}" if kind == "class" else ", ".join(columns)
-        raise DataError(f"{where}: cannot read the {kind} label ({err}); expected {expected}") from None
+        return kind.parse_cells(cells, where)
+    except LabelError as err:
+        raise DataError(str(err)) from None

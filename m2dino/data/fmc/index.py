@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from ...image import ImageFormatError, read_image, to_rgb_uint8
-from ...tasks import TaskSpec, UnknownTaskError, get_task
+from ...tasks import LabelError, UnknownTaskError, get_task
 from ..collection import LazySample, SampleCollection
 from ..csv_io import cell, read_csv_rows
 from ..errors import DataError, MissingFileError, location
 from ..mask_io import image_size, read_mask
 from ..sample import Sample, validate_label
-from .layout import COMMON_COLUMNS, CSV_DIR, META_COLUMN, SCALAR_COLUMN, TASK_NAMES, label_columns
+from .layout import COMMON_COLUMNS, CSV_DIR, META_COLUMN, TASK_NAMES, label_columns
 
 
 @dataclass
@@ -77,7 +77,10 @@ class FMCRecord:
             raise DataError(f"{self.where}: {err}") from None
 
     def lazy(self) -> LazySample:
-        return LazySample(self.task_id, str(self.image_file), self.to_sample, {"image_path": self.image_path})
+        files = (str(self.image_file),) + ((str(self.mask_file),) if self.mask_file is not None else ())
+        label = self.label[None] if isinstance(self.label, np.ndarray) and self.label.ndim == 1 else self.label
+        return LazySample(self.task_id, str(self.image_file), self.to_sample, {"image_path": self.image_path},
+                          files=files, label=label)
 
 
 @dataclass(frozen=True)
@@ -166,14 +169,14 @@ def _parse_row(row: dict[str, str], csv_file: Path, number: int) -> FMCRecord:
                         f"{spec.num_classes}")
     for column in label_columns(spec):
         if column not in row:
-            raise DataError(f"{where}: column {column!r} missing; {spec.label_kind} rows of task {task_id!r} need "
+            raise DataError(f"{where}: column {column!r} missing; {spec.label_kind.name} rows of task {task_id!r} need "
                             f"{', '.join(label_columns(spec))}")
     csv_dir = csv_file.parent
     image_path = cell(row, "image_path", where)
     image_file = _existing_file(csv_dir, image_path, "image", where)
     size = _header_size(image_file, where)
     mask_path = mask_file = label = None
-    if spec.label_kind == "mask":
+    if spec.label_kind.stored_as_file:
         mask_path = cell(row, "mask_path", where)
         mask_file = _existing_file(csv_dir, mask_path, "mask", where)
         mask_size = _header_size(mask_file, where)
@@ -181,32 +184,14 @@ def _parse_row(row: dict[str, str], csv_file: Path, number: int) -> FMCRecord:
             raise DataError(f"{where}: mask {mask_file} is {mask_size[0]}×{mask_size[1]} but image {image_file} is "
                             f"{size[0]}×{size[1]} (H×W); expected the same size")
     else:
-        label = validate_label(spec, _parse_label(spec, row, where), size, where)
-        if spec.label_kind == "boxes":
-            label = label[0]  # a row holds one box: (x_min, y_min, x_max, y_max)
+        kind = spec.label_kind
+        try:
+            cells = {column: cell(row, column, where) for column in label_columns(spec)}
+            label = kind.row_label(validate_label(spec, kind.parse_cells(cells, where), size, where))
+        except LabelError as err:
+            raise DataError(str(err)) from None
     return FMCRecord(task_id, task_name, num_classes, csv_file, number, image_path, image_file, mask_path,
                      mask_file, label, size, _parse_meta(row, where))
-
-
-def _parse_label(spec: TaskSpec, row: dict[str, str], where: str) -> int | float | np.ndarray:
-    kind = spec.label_kind
-    if kind == "class":
-        return _parse_int(cell(row, "mask", where), "mask (class index)", where)
-    if kind == "scalar":
-        return _parse_float(cell(row, SCALAR_COLUMN, where), SCALAR_COLUMN, where)
-    if kind == "boxes":
-        return np.array([_parse_float(cell(row, c, where), c, where) for c in label_columns(spec)])
-    points = []
-    for column in label_columns(spec):
-        text = cell(row, column, where)
-        try:
-            point = json.loads(text)
-            if len(point) != 2:
-                raise ValueError
-            points.append([float(point[0]), float(point[1])])
-        except (ValueError, TypeError):
-            raise DataError(f"{where}: {column} = {text!r}; expected a JSON pair [x, y]") from None
-    return np.array(points)
 
 
 def _parse_meta(row: dict[str, str], where: str) -> dict[str, Any]:
@@ -230,16 +215,6 @@ def _parse_int(text: str, column: str, where: str) -> int:
     if not value.is_integer():
         raise DataError(f"{where}: {column} = {text!r}; expected an integer")
     return int(value)
-
-
-def _parse_float(text: str, column: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise DataError(f"{where}: {column} = {text!r}; expected a finite number")
-    return value
 
 
 def _existing_file(csv_dir: Path, path: str, what: str, where: str) -> Path:

@@ -6,9 +6,6 @@ from ...tasks import TaskSpec, TaskType
 
 CSV_DIR = "csv_files"
 COMMON_COLUMNS = ("task_id", "task_name", "num_classes", "image_path")
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
-# Not in the challenge's layout: scalar measurements (e.g. head circumference) need a column.
-SCALAR_COLUMN = "value"
 # Not in the challenge's layout either: a sample's extra metadata as JSON; readers ignore it.
 META_COLUMN = "meta"
 
@@ -20,23 +17,9 @@ TYPE_DIRS = {TaskType.SEGMENTATION: "Segmentation", TaskType.CLASSIFICATION: "Cl
 _NUMBER_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten")
 
 
-def point_column(k: int) -> str:
-    """Column of the k-th keypoint (1-based), a JSON ``[x, y]``."""
-    return f"point_{k}_xy"
-
-
 def label_columns(spec: TaskSpec) -> tuple[str, ...]:
-    """The columns a row of ``spec``'s task needs besides `COMMON_COLUMNS`."""
-    kind = spec.label_kind
-    if kind == "mask":
-        return ("mask_path",)
-    if kind == "class":
-        return ("mask",)  # the challenge stores the class index in a column named "mask"
-    if kind == "boxes":
-        return BOX_COLUMNS
-    if kind == "scalar":
-        return (SCALAR_COLUMN,)
-    return tuple(point_column(k) for k in range(1, spec.num_keypoints + 1))
+    """The columns a row of ``spec``'s task needs besides `COMMON_COLUMNS` (its label kind's)."""
+    return spec.label_kind.csv_columns
 
 
 def type_dir(spec: TaskSpec) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 import shutil
 from collections import OrderedDict
@@ -14,12 +13,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ...tasks import get_task
+from ...tasks import LabelError, get_task
 from ..errors import DataError
 from ..mask_io import write_image, write_mask
 from ..sample import Sample, meta_to_json
-from .layout import (BOX_COLUMNS, COMMON_COLUMNS, CSV_DIR, META_COLUMN, SCALAR_COLUMN, TASK_NAMES, label_columns,
-                     point_column, type_dir)
+from .layout import COMMON_COLUMNS, CSV_DIR, META_COLUMN, TASK_NAMES, label_columns, type_dir
 
 # Keys `read_fmc` adds to a sample's meta; writing them back would make them stale.
 _READER_KEYS = ("image_path", "csv_file", "csv_row")
@@ -66,23 +64,15 @@ class _LayoutWriter:
             self.written[image_rel] = sample.source
         row: dict[str, Any] = {"task_id": spec.id, "task_name": TASK_NAMES[spec.type],
                                "num_classes": spec.num_classes, "image_path": f"../{image_rel.as_posix()}"}
-        kind = spec.label_kind
-        if kind == "mask":
+        if spec.label_kind.stored_as_file:
             mask_rel = folder / "MASKS" / f"{name}.png"
             write_mask(sample.label, self.root / mask_rel)
             row["mask_path"] = f"../{mask_rel.as_posix()}"
-        elif kind == "class":
-            row["mask"] = sample.label
-        elif kind == "scalar":
-            row[SCALAR_COLUMN] = repr(sample.label)
-        elif kind == "boxes":
-            if len(sample.label) != 1:
-                raise DataError(f"{sample.source}: {len(sample.label)} boxes; the FMC layout holds exactly one "
-                                "box per row")
-            row.update(zip(BOX_COLUMNS, (repr(float(v)) for v in sample.label[0])))
         else:
-            row.update((point_column(k + 1), json.dumps([float(x), float(y)]))
-                       for k, (x, y) in enumerate(sample.label))
+            try:
+                row.update(spec.label_kind.format_cells(sample.label, sample.source))
+            except LabelError as err:
+                raise DataError(str(err)) from None
         meta = {k: v for k, v in sample.meta.items() if k not in _READER_KEYS}
         if meta:
             row[META_COLUMN] = meta_to_json(meta)

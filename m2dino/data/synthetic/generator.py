@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...tasks import get_task, list_tasks
+from ...tasks import TaskType, get_task, list_tasks
 from ..errors import DataError
 from ..fmc import write_fmc
 from ..sample import Sample
@@ -49,7 +49,7 @@ def make_synthetic_samples(tasks: list[str] | None = None, per_task: int = 8,
         for index in range(per_task):
             rng = np.random.default_rng([seed, split_code, task_code, index])
             canvas = Canvas(height, width, recipe.probe, rng)
-            label = recipe.draw(canvas, index % spec.num_classes if spec.label_kind == "class" else 0)
+            label = recipe.draw(canvas, index % spec.num_classes if spec.type is TaskType.CLASSIFICATION else 0)
             image = render(canvas, recipe.grain, recipe.attenuation, recipe.gain)
             name = f"{task}_{split}_{index:05d}"
             samples.append(Sample(image, task, label, source=f"synthetic:{task}/{split}/{index}",
