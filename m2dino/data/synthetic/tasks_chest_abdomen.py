@@ -170,6 +170,16 @@ def ovary_tumor(c: Canvas, _: int) -> np.ndarray:
     return tumour.astype(np.uint8)
 
 
+def ovary_tumor_type(c: Canvas, cls: int) -> int:
+    """MMOTU's 8 categories: the mass drawn as for ``ovary_tumor``, its content by category
+    (ground glass, anechoic, bright and mixed, solid, ...)."""
+    tumour = ovary_tumor(c, cls).astype(bool)
+    level, texture = ((0.3, 0.1), (0.08, 0.0), (0.9, 0.6), (0.5, 0.2), (0.03, 0.0), (0.35, 0.4), (0.15, 0.3),
+                      (0.6, 0.5))[cls]
+    c.paint(tumour, level, texture=texture)
+    return cls
+
+
 def uterine_fibroid(c: Canvas, _: int) -> np.ndarray:
     """A round, whorled, shadowing fibroid inside the uterus."""
     soft_tissue_background(c, level=0.28)
@@ -212,6 +222,7 @@ RECIPES = {
     "liver_lesion_2cls": Recipe(CONVEX, liver_lesion, grain=1.1, attenuation=1.4),
     "organ_cls": Recipe(CONVEX, organ, grain=1.0),
     "ovary_tumor": Recipe(WIDE_CONVEX, ovary_tumor, grain=1.0),
+    "ovary_tumor_cls": Recipe(WIDE_CONVEX, ovary_tumor_type, grain=1.0),
     "uterine_fibroid_det": Recipe(WIDE_CONVEX, uterine_fibroid, grain=1.2, gain=0.95),
     "spinal_cord_injury_loc": Recipe(LINEAR, spinal_cord_injury, grain=0.9),
 }

@@ -73,6 +73,18 @@ def thyroid_nodule_det(c: Canvas, _: int) -> np.ndarray:
     return box_of_mask(_thyroid(c))
 
 
+def thyroid_tirads(c: Canvas, cls: int) -> int:
+    """TI-RADS 2 .. 5 (classes 0 .. 5): the nodule darker, and from 4b on with microcalcifications,
+    as the category rises."""
+    nodule = _thyroid(c)
+    c.paint(nodule, (0.55, 0.45, 0.35, 0.25, 0.18, 0.12)[cls], texture=0.3)
+    ys, xs = np.nonzero(nodule)
+    for _ in range(2 * max(cls - 2, 0) if len(xs) else 0):
+        k = int(c.rng.integers(len(xs)))
+        c.paint(c.ellipse(xs[k] + 0.5, ys[k] + 0.5, 0.8, 0.8), 1.3)
+    return cls
+
+
 def carotid_artery(c: Canvas, _: int) -> np.ndarray:
     """Carotid in cross-section (round, anechoic, bright wall) beside the flatter jugular vein."""
     c.layers([0.9, 0.32, 0.45], [0.03, 0.3])
@@ -113,4 +125,5 @@ RECIPES = {
     "carotid_artery": Recipe(LINEAR, carotid_artery, attenuation=0.8, grain=0.9),
     "breast_lesion_det": Recipe(LINEAR, breast_lesion_det),
     "nerve_vessel_seg": Recipe(LINEAR, nerve_vessel, attenuation=0.9),
+    "thyroid_tirads_cls": Recipe(LINEAR, thyroid_tirads, attenuation=0.8),
 }
