@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..image import ResizeGeometry
+from ..image import ResizeGeometry, normalize
 from ..tasks import get_task
 from .errors import DataError
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -123,8 +123,7 @@ class Collate:
     """``collate(items)`` -> the batch dict (see the module docstring). Picklable for workers."""
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def __call__(self, items: Sequence[tuple[Sample, ResizeGeometry]]) -> dict:
         if not items:
@@ -136,8 +135,7 @@ class Collate:
         sizes = {s.size for s in samples}
         if len(sizes) != 1:
             raise DataError(f"images of different sizes {sorted(sizes)} in one batch; resize them first")
-        images = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float().div_(255.0)
-        return {"pixel_values": (images - self.mean) / self.std,
+        return {"pixel_values": normalize(np.stack([s.image for s in samples]), self.mean, self.std),
                 "task": samples[0].task,
                 "targets": collate_targets(samples),
                 "geometry": [geometry for _, geometry in items],

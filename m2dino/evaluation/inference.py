@@ -9,8 +9,6 @@ from tqdm.auto import tqdm
 
 from ..data.fmc import FMCRecord
 from ..models import M2DINO
-from ..models.predictor import prepare_batch, to_prediction
-from ..tasks import get_task
 from .submission import SubmissionEntry
 
 
@@ -27,18 +25,16 @@ def predict_records(model: M2DINO, records: Sequence[FMCRecord], batch_size: int
         else:
             skipped[record.task_id] = skipped.get(record.task_id, 0) + 1
     model.eval()
-    device = model.task_embedding.weight.device
     entries: list[SubmissionEntry] = []
     bar = tqdm(total=sum(map(len, by_task.values())), desc="predict", unit="img", disable=not progress)
     for task, task_records in by_task.items():
-        spec = get_task(task)
         for start in range(0, len(task_records), batch_size):
             chunk = task_records[start:start + batch_size]
             images = [r.load_image() for r in chunk]
-            pixel_values, geometries = prepare_batch(images, model.config, device)
+            pixel_values, geometries = model.preprocess(images)
             output = model(pixel_values, task=task)
             for i, record in enumerate(chunk):
-                entries.append(SubmissionEntry.for_record(record, to_prediction(output, i, geometries[i], spec)))
+                entries.append(SubmissionEntry.for_record(record, model.postprocess(output, i, geometries[i])))
             bar.update(len(chunk))
     bar.close()
     return entries, skipped

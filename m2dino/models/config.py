@@ -8,7 +8,7 @@ from pathlib import Path
 
 import timm
 
-from ..image import RESIZE_MODES
+from ..image import RESIZE_MODES, Preprocessing
 from ..tasks import get_task, list_tasks
 from .backbone_configs import resolve_backbone
 from .moe import ROUTING_MODES
@@ -81,6 +81,11 @@ class M2DINOConfig:
             raise ValueError(f"M2DINOConfig.image_size={self.image_size}: sides must be positive multiples of 16")
         if self.feature_blocks is not None and len(self.feature_blocks) != 4:
             raise ValueError(f"M2DINOConfig.feature_blocks needs 4 blocks, got {self.feature_blocks}")
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How images become this model's input: used by predict, evaluation and training alike."""
+        return Preprocessing(self.image_size, self.resize_mode, self.mean, self.std)
 
     def to_dict(self) -> dict:
         data = asdict(self)

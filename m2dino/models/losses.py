@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -48,12 +50,24 @@ def focal_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float 
     return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1)
 
 
-def keypoint_loss(pred: torch.Tensor, target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
-    """L1 between (x, y) points, in units of the input's width/height so sizes are comparable."""
+def keypoint_loss(pred: torch.Tensor, target: torch.Tensor, image_size: tuple[int, int],
+                  interchangeable: bool = False) -> torch.Tensor:
+    """L1 between (x, y) points, in units of the input's width/height so sizes are comparable.
+
+    With ``interchangeable`` points each sample takes its best matching of predicted to true points
+    (the minimum over the K! orders). Targets already follow the task's left-to-right rule, so the
+    heatmaps learn "leftmost end" and "rightmost end"; the minimum only removes the penalty where
+    the rule flips (a near-vertical pair), which would otherwise pull both points to the middle.
+    """
     if target.shape != pred.shape:
         raise ValueError(f"keypoint target of shape {tuple(target.shape)}; expected {tuple(pred.shape)} (B×K×2, x y)")
     scale = pred.new_tensor([image_size[1], image_size[0]])
-    return F.l1_loss(pred.float() / scale, target.float() / scale)
+    pred, target = pred.float() / scale, target.float() / scale
+    if not interchangeable:
+        return F.l1_loss(pred, target)
+    orders = itertools.permutations(range(pred.shape[1]))
+    errors = torch.stack([(pred[:, list(order)] - target).abs().mean(dim=(1, 2)) for order in orders])
+    return errors.min(dim=0).values.mean()
 
 
 def scalar_loss(pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

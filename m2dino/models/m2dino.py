@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..image import ImageLike
+from ..image import ImageLike, ResizeGeometry
 from ..tasks import TaskSpec, get_task, register_task
 from .backbone import BackboneOutput, DINOv3Backbone
 from .config import M2DINOConfig
@@ -17,7 +17,7 @@ from .heads import build_head
 from .moe import FixedMixture, TaskMoE, TaskRouting
 from .outputs import MultiTaskOutput, TaskOutput
 from .predictions import Prediction
-from . import hub, predictor
+from . import hub
 
 
 def _resolve_specs(config: M2DINOConfig) -> list[TaskSpec]:
@@ -146,16 +146,26 @@ class M2DINO(nn.Module):
         """Predict on path / PIL / numpy image(s) of any size, gray or RGB; results in ORIGINAL pixels."""
         single = not isinstance(image, (list, tuple))
         images = [image] if single else list(image)
-        spec = self.task_spec(task)
-        pixel_values, geometries = predictor.prepare_batch(images, self.config, self._device())
+        self.task_spec(task)
+        pixel_values, geometries = self.preprocess(images)
         was_training = self.training
         self.eval()
         try:
             output = self(pixel_values, task=task)
         finally:
             self.train(was_training)
-        results = [predictor.to_prediction(output, i, geometries[i], spec, top_n) for i in range(len(images))]
+        results = [self.postprocess(output, i, geometries[i], top_n) for i in range(len(images))]
         return results[0] if single else results
+
+    def preprocess(self, images: Sequence[ImageLike]) -> tuple[torch.Tensor, list[ResizeGeometry]]:
+        """Images of any size → this model's normalised input on its device, and each image's geometry."""
+        pixel_values, geometries = self.config.preprocessing(images)
+        return pixel_values.to(self._device()), geometries
+
+    def postprocess(self, output: TaskOutput, index: int, geometry: ResizeGeometry, top_n: int | None = None
+                    ) -> Prediction:
+        """Sample ``index`` of a task's ``output`` as a typed prediction in ORIGINAL pixels (by its head)."""
+        return self.heads[output.task].predict(output, index, geometry, get_task(output.task), top_n)
 
     @torch.no_grad()
     def predict_all(self, image: ImageLike, tasks: Sequence[str] | None = None, top_n: int | None = None
@@ -165,16 +175,21 @@ class M2DINO(nn.Module):
         tasks = list(tasks or self.task_ids)
         for task in tasks:
             self.task_spec(task)
-        pixel_values, geometries = predictor.prepare_batch([image], self.config, self._device())
+        pixel_values, geometries = self.preprocess([image])
         was_training = self.training
         self.eval()
         try:
-            outputs = self._forward_all(pixel_values, tasks)
+            outputs = self.forward_all(pixel_values, tasks)
         finally:
             self.train(was_training)
-        return {t: predictor.to_prediction(outputs[t], 0, geometries[0], get_task(t), top_n) for t in tasks}
+        return {t: self.postprocess(outputs[t], 0, geometries[0], top_n) for t in tasks}
 
-    def _forward_all(self, pixel_values: torch.Tensor, tasks: list[str]) -> dict[str, TaskOutput]:
+    def forward_all(self, pixel_values: torch.Tensor, tasks: Sequence[str]) -> dict[str, TaskOutput]:
+        """Every task in ``tasks`` for ONE image (batch of 1): the dense blocks before the first MoE
+        block run once, the MoE blocks on one copy of the hidden state per task."""
+        tasks = list(tasks)
+        if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
+            raise ValueError(f"forward_all takes one image (1×3×H×W), got shape {tuple(pixel_values.shape)}")
         backbone = self.backbone
         backbone.check_input(pixel_values)
         needs_levels = any(self.heads[t].uses_levels for t in tasks)

@@ -10,13 +10,11 @@ import numpy as np
 import torch
 
 from ..data import Sample
-from ..data.transforms import build_transforms
 from ..evaluation.ground_truth import GroundTruth
 from ..evaluation.scoring import score_submission
 from ..evaluation.submission_reader import Submission
 from ..models import M2DINO
 from ..models.predictions import Prediction, ScalarPrediction, SegmentationPrediction
-from ..models.predictor import normalize, to_prediction
 from ..tasks import TaskType, get_task
 
 
@@ -37,15 +35,11 @@ def predict_samples(model: M2DINO, samples: Sequence[Sample], batch_size: int = 
     if not samples:
         return []
     task = samples[0].task
-    spec = get_task(task)
-    transform = build_transforms(task, model.config.image_size, train=False, resize_mode=model.config.resize_mode)
-    device = model.task_embedding.weight.device
     results: list[Prediction] = []
     for start in range(0, len(samples), batch_size):
-        chunk = [transform(s) for s in samples[start:start + batch_size]]
-        images = np.stack([s.image for s, _ in chunk])
-        output = model(normalize(images, model.config.mean, model.config.std).to(device), task=task)
-        results += [to_prediction(output, i, geometry, spec) for i, (_, geometry) in enumerate(chunk)]
+        pixel_values, geometries = model.preprocess([s.image for s in samples[start:start + batch_size]])
+        output = model(pixel_values, task=task)
+        results += [model.postprocess(output, i, geometry) for i, geometry in enumerate(geometries)]
     return results
 
 

@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from m2dino.image import ResizeGeometry
+from m2dino.models.heads import KeypointHead, SegmentationHead, build_head
 from m2dino.models.heads.detection import DetectionHead
 from m2dino.models.heads.regression import ScalarHead, soft_argmax
 from m2dino.models.losses import classification_loss, segmentation_loss
 from m2dino.models.outputs import DetectionOutput, KeypointOutput, SegmentationOutput
-from m2dino.models.predictor import to_prediction
 from m2dino.tasks import get_task
 
 
@@ -81,14 +81,28 @@ def test_predictions_are_mapped_back_to_original_pixels():
     logits = torch.zeros(1, 2, 32, 32)
     logits[0, 1] = -5.0
     logits[0, 1, :, 16:] = 5.0
-    seg = to_prediction(SegmentationOutput("fetal_head", logits=logits), 0, geometry, get_task("fetal_head"))
+    seg = SegmentationHead(8, 2, 8).predict(SegmentationOutput("fetal_head", logits=logits), 0, geometry,
+                                            get_task("fetal_head"))
     assert seg.mask.shape == (50, 100) and seg.mask.dtype == np.uint8
     assert seg.mask[:, :49].max() == 0 and seg.mask[:, 51:].min() == 1
     keypoints = torch.tensor([[[16.0, 16.0], [0.0, 8.0]]])
-    kp = to_prediction(KeypointOutput("IUGC", heatmap_logits=torch.zeros(1, 2, 8, 8), keypoints=keypoints), 0,
-                       geometry, get_task("IUGC"))
+    kp = KeypointHead(8, 2, 8).predict(KeypointOutput("IUGC", heatmap_logits=torch.zeros(1, 2, 8, 8),
+                                                      keypoints=keypoints), 0, geometry, get_task("IUGC"))
     np.testing.assert_allclose(kp.points, [[50.0, 25.0], [0.0, 0.0]], atol=1e-9)
     head = DetectionHead(in_dim=8, features=8)
     output, _ = _perfect_detection_output(head, [[8.0, 12.0, 24.0, 20.0]], image_size=(32, 32))
-    det = to_prediction(output, 0, geometry, get_task("thyroid_nodule_det"))
+    det = head.predict(output, 0, geometry, get_task("thyroid_nodule_det"))
     np.testing.assert_allclose(det.best_box, [25.0, 12.5, 75.0, 37.5], atol=1e-3)
+
+
+def test_interchangeable_points_loss_ignores_their_order_and_predictions_come_left_to_right():
+    head = build_head(get_task("FUGC"), in_dim=8, features=8)
+    assert head.interchangeable and not build_head(get_task("IUGC"), in_dim=8, features=8).interchangeable
+    target = torch.tensor([[[4.0, 20.0], [28.0, 6.0]]])
+    swapped = KeypointOutput("FUGC", heatmap_logits=torch.zeros(1, 2, 8, 8), keypoints=target.flip(1))
+    assert head.loss(swapped, target).item() == 0.0
+    anatomical = KeypointHead(8, 2, 8)  # the same swap costs an anatomical task its full error
+    assert anatomical.loss(swapped, target).item() > 0.3
+    geometry = ResizeGeometry.create((32, 32), (32, 32), "letterbox")
+    points = head.predict(swapped, 0, geometry, get_task("FUGC")).points
+    np.testing.assert_allclose(points, target[0].numpy())  # leftmost first

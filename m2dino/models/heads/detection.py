@@ -10,6 +10,7 @@ from torch import nn
 
 from ..losses import focal_heatmap_loss
 from ..outputs import DetectionOutput
+from ..predictions import DetectionPrediction
 from .base import TaskHead
 from .dpt import DPTDecoder
 
@@ -34,7 +35,11 @@ def _boxes_and_labels(target) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class DetectionHead(TaskHead):
-    uses_levels = True
+    label_kind, uses_levels = "boxes", True
+
+    @classmethod
+    def from_spec(cls, spec, in_dim, features):
+        return cls(in_dim, spec.num_classes, features)
 
     def __init__(self, in_dim: int, num_classes: int = 1, features: int = 64, size_weight: float = 5.0) -> None:
         super().__init__()
@@ -111,3 +116,10 @@ class DetectionHead(TaskHead):
         bh = size[:, 1].clamp(min=0) * output.image_size[0]
         boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
         return boxes, scores, labels
+
+    def predict(self, output, index, geometry, spec, top_n=None) -> DetectionPrediction:
+        """The top ``top_n`` boxes (default: the task's ``max_boxes``), best first, clipped to the image."""
+        boxes, scores, labels = self.decode(output, top_n or spec.max_boxes)
+        original = spec.label_kind.to_original(boxes[index].cpu().numpy(), geometry)
+        return DetectionPrediction(boxes=original, scores=scores[index].cpu().numpy(),
+                                   labels=labels[index].cpu().numpy())

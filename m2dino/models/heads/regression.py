@@ -7,6 +7,7 @@ from torch import nn
 
 from ..losses import keypoint_loss, scalar_loss
 from ..outputs import KeypointOutput, ScalarOutput
+from ..predictions import KeypointPrediction, ScalarPrediction
 from .base import TaskHead, pooled_features
 from .dpt import DPTDecoder
 
@@ -26,10 +27,19 @@ def soft_argmax(heatmap_logits: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 class KeypointHead(TaskHead):
-    uses_levels = True
+    label_kind, uses_levels = "keypoints", True
+    MAX_INTERCHANGEABLE = 5   # the loss tries all K! orders of interchangeable points
 
-    def __init__(self, in_dim: int, num_keypoints: int, features: int = 64) -> None:
+    @classmethod
+    def from_spec(cls, spec, in_dim, features):
+        return cls(in_dim, spec.num_keypoints, features, interchangeable=spec.interchangeable_points)
+
+    def __init__(self, in_dim: int, num_keypoints: int, features: int = 64, interchangeable: bool = False) -> None:
         super().__init__()
+        if interchangeable and num_keypoints > self.MAX_INTERCHANGEABLE:
+            raise ValueError(f"{num_keypoints} interchangeable keypoints: the matching loss tries every order, "
+                             f"at most {self.MAX_INTERCHANGEABLE} points")
+        self.interchangeable = interchangeable
         self.decoder = DPTDecoder(in_dim, features)
         self.heatmap = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(),
                                      nn.Conv2d(features, num_keypoints, 1))
@@ -40,11 +50,21 @@ class KeypointHead(TaskHead):
 
     def loss(self, output: KeypointOutput, targets: torch.Tensor) -> torch.Tensor:
         h, w = output.heatmap_logits.shape[-2:]
-        return keypoint_loss(output.keypoints, targets, (h * STRIDE, w * STRIDE))
+        return keypoint_loss(output.keypoints, targets, (h * STRIDE, w * STRIDE), self.interchangeable)
+
+    def predict(self, output, index, geometry, spec, top_n=None) -> KeypointPrediction:
+        """Points in original pixels, in the task's point order."""
+        return KeypointPrediction(points=spec.label_kind.to_original(output.keypoints[index].cpu().numpy(), geometry))
 
 
 class ScalarHead(TaskHead):
     """[CLS ‖ mean patch] → MLP → one value; trained on standardised targets (see `set_target_stats`)."""
+
+    label_kind = "scalar"
+
+    @classmethod
+    def from_spec(cls, spec, in_dim, features):
+        return cls(in_dim)
 
     def __init__(self, in_dim: int) -> None:
         super().__init__()
@@ -64,3 +84,6 @@ class ScalarHead(TaskHead):
 
     def loss(self, output: ScalarOutput, targets: torch.Tensor) -> torch.Tensor:
         return scalar_loss(output.value, targets, self.target_mean, self.target_std)
+
+    def predict(self, output, index, geometry, spec, top_n=None) -> ScalarPrediction:
+        return ScalarPrediction(value=float(output.value[index]), unit=spec.scalar_unit)

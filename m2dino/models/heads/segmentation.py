@@ -6,6 +6,7 @@ from torch import nn
 
 from ..losses import segmentation_loss
 from ..outputs import SegmentationOutput
+from ..predictions import SegmentationPrediction
 from .base import TaskHead
 from .dpt import DPTDecoder
 
@@ -13,7 +14,11 @@ from .dpt import DPTDecoder
 class SegmentationHead(TaskHead):
     """DPT fusion of four levels → class logits, upsampled to the input resolution."""
 
-    uses_levels = True
+    label_kind, uses_levels = "mask", True
+
+    @classmethod
+    def from_spec(cls, spec, in_dim, features):
+        return cls(in_dim, spec.num_classes, features)
 
     def __init__(self, in_dim: int, num_classes: int, features: int = 64, dice_weight: float = 1.0) -> None:
         super().__init__()
@@ -29,3 +34,10 @@ class SegmentationHead(TaskHead):
 
     def loss(self, output: SegmentationOutput, targets: torch.Tensor) -> torch.Tensor:
         return segmentation_loss(output.logits, targets, self.dice_weight)
+
+    def predict(self, output, index, geometry, spec, top_n=None) -> SegmentationPrediction:
+        """Logits (not labels) are resized to the original grid, so class borders stay smooth."""
+        x0, y0, x1, y1 = geometry.content_box
+        logits = output.logits[index:index + 1, :, y0:y1, x0:x1].float()
+        logits = F.interpolate(logits, size=geometry.original_size, mode="bilinear", align_corners=False)
+        return SegmentationPrediction(mask=logits[0].argmax(0).to(torch.uint8).cpu().numpy())

@@ -1,0 +1,58 @@
+"""`Preprocessing`: how an image becomes model input (size, resize policy, mean/std), in one place.
+
+A model's `M2DINOConfig.preprocessing` is the single source: `M2DINO.predict`, `m2dino evaluate`,
+the in-loop validation and the training batches (through ``normalize``) all use it, so a model is
+never fed differently at inference than it was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .geometry import ResizeGeometry
+from .io import ImageLike, to_rgb_uint8
+from .resize import resize_image
+
+if TYPE_CHECKING:
+    import torch
+
+
+def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> "torch.Tensor":
+    """uint8 B×H×W×3 → float32 B×3×H×W, ``(x / 255 − mean) / std`` per channel."""
+    import torch  # deferred: scoring and data commands use this package without torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)) / \
+        torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    image_size: tuple[int, int]          # model input (H, W)
+    resize_mode: str                     # "letterbox" (keeps the aspect ratio) or "stretch"
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def geometry(self, original_size: tuple[int, int]) -> ResizeGeometry:
+        """The map from an image of ``original_size`` (H, W) to the model's grid, and back."""
+        return ResizeGeometry.create(original_size, self.image_size, self.resize_mode)
+
+    def normalize(self, images: np.ndarray) -> "torch.Tensor":
+        return normalize(images, self.mean, self.std)
+
+    def __call__(self, images: Sequence[ImageLike]) -> tuple["torch.Tensor", list[ResizeGeometry]]:
+        """Images of any size (path, PIL or numpy; gray or RGB) → normalised B×3×H×W and each one's
+        geometry, for mapping predictions back to its original pixels."""
+        if len(images) == 0:
+            raise ValueError("no images given; expected at least one image (a path, PIL image or numpy array)")
+        arrays, geometries = [], []
+        for i, image in enumerate(images):
+            array = to_rgb_uint8(image, name=None if len(images) == 1 else f"image {i}")
+            geometry = self.geometry(array.shape[:2])
+            arrays.append(resize_image(array, geometry))
+            geometries.append(geometry)
+        return self.normalize(np.stack(arrays)), geometries
