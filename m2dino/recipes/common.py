@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +17,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.errors import error_line
 from ..models import M2DINO, M2DINOConfig, resolve_backbone
 from ..models.pretrained_weights import backbone_spec_for_weights
 from ..tasks import get_task, load_group_mapping
 from ..training.checkpoint import latest_checkpoint
 from ..training.config import TrainConfig
 from ..training.data_sources import TrainingData, load_training_data
-from ..training.engine import Trainer, TrainResult
+from ..training.engine import NonFiniteLossError, Trainer, TrainResult
+from ..training.output_check import check_output_dir, estimate_run_bytes
 
 # The embedded default: small enough to train on the 27-task synthetic suite on 2 CPU cores in minutes.
 DEFAULTS = dict(data="synthetic", backbone="mini", image_size=64, batch_size=16, steps=2000, moe_blocks="2,3",
                 num_experts=4, top_k=1, decoder_features=32, lr=2e-3, backbone_lr=1e-3, eval_every=1000,
                 synthetic_per_task=64)
+# Exit status of a run stopped by SIGTERM after writing its checkpoint (128 + SIGTERM, as a shell reports a
+# terminated job), so a scheduler does not take it for a finished one; user errors exit with 2.
+EXIT_INTERRUPTED = 143
+EXIT_USER_ERROR = 2
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -80,6 +87,11 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--log-every", type=int, default=10, help="steps between JSONL/tracker log lines")
     train.add_argument("--resume", default=None, help="a checkpoint folder, or 'latest' in the output folder")
+    train.add_argument("--allow-config-change", action="store_true",
+                       help="resume even if flags differ from the checkpoint's (the changes are recorded in the "
+                            "saved config and model card)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run in a non-empty output folder, removing the previous run's outputs")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (default: torch's choice; 1 is often faster for small models)")
@@ -96,7 +108,21 @@ def _moe_blocks(text: str) -> tuple[int, ...]:
     return tuple(int(b) for b in text.split(",") if b.strip())
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before any data is read: a new run needs an empty (or --overwrite) output folder that can be
+    written and whose disk holds the model and its checkpoints (estimated from the model's size)."""
+    output_dir = Path(args.output_dir)
+    if args.resume is None and not args.overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+        raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
+                              "continue it, --overwrite to replace it, or another --output-dir")
+    with torch.device("meta"):  # sizes only: no memory, no weights
+        model = M2DINO(model_config(args, args.tasks or ["fetal_head"]))
+    model_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    check_output_dir(output_dir, estimate_run_bytes(model_bytes, TrainConfig.keep_checkpoints))
+
+
 def load_data(args: argparse.Namespace) -> TrainingData:
+    check_outputs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = None
@@ -132,14 +158,17 @@ def backbone_for(args: argparse.Namespace) -> tuple[str, dict]:
     return name, implied[1] if implied else {}
 
 
+def model_config(args: argparse.Namespace, tasks: Sequence[str]) -> M2DINOConfig:
+    backbone, overrides = backbone_for(args)
+    return M2DINOConfig(backbone=backbone, backbone_overrides=overrides, tasks=list(tasks),
+                        moe_blocks=_moe_blocks(args.moe_blocks), num_experts=args.num_experts, top_k=args.top_k,
+                        routing=args.routing, decoder_features=args.decoder_features, image_size=args.image_size)
+
+
 def build_model(args: argparse.Namespace, tasks: Sequence[str]) -> M2DINO:
     torch.manual_seed(args.seed)
-    backbone, overrides = backbone_for(args)
-    config = M2DINOConfig(backbone=backbone, backbone_overrides=overrides, tasks=list(tasks),
-                          moe_blocks=_moe_blocks(args.moe_blocks), num_experts=args.num_experts, top_k=args.top_k,
-                          routing=args.routing, decoder_features=args.decoder_features, image_size=args.image_size)
     weights = None if args.pretrained in (None, "", "none") else args.pretrained
-    return M2DINO(config, backbone_weights=weights)
+    return M2DINO(model_config(args, tasks), backbone_weights=weights)
 
 
 def train_config(args: argparse.Namespace, output_dir: Path, tasks: Sequence[str]) -> TrainConfig:
@@ -160,7 +189,8 @@ def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], 
         print(f"--resume latest: no checkpoint in {output_dir / 'checkpoints'}, starting this run from scratch")
         resume = None
     trainer = Trainer(model, subset.train, subset.val, train_config(args, output_dir, tasks),
-                      resume=resume, progress=not args.no_progress)
+                      resume=resume, progress=not args.no_progress, overwrite=args.overwrite,
+                      allow_config_change=args.allow_config_change)
     return trainer.train()
 
 
@@ -227,5 +257,15 @@ def plan_groups(args: argparse.Namespace, tasks: Sequence[str]) -> dict[str, lis
     return groups
 
 
-__all__ = ["DEFAULTS", "RunSummary", "build_model", "build_parser", "load_data", "plan_groups",
-           "run_one", "selected_tasks", "write_summary"]
+def cli_main(main, argv: Sequence[str] | None = None) -> int:
+    """Run a recipe's ``main`` as a command: its exit status, and user errors (bad flags or data, a
+    checkpoint that does not fit, an unwritable or full disk) as one line on stderr, not a traceback."""
+    try:
+        return int(main(argv) or 0)
+    except (ValueError, KeyError, OSError, NonFiniteLossError) as err:
+        print(f"error: {error_line(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+__all__ = ["DEFAULTS", "EXIT_INTERRUPTED", "EXIT_USER_ERROR", "RunSummary", "build_model", "build_parser", "cli_main",
+           "load_data", "plan_groups", "run_one", "selected_tasks", "write_summary"]

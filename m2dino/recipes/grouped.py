@@ -4,13 +4,14 @@
     accelerate launch -m m2dino.recipes.grouped --groups my_groups.yaml --data /data/FMC_UIA/train
 """
 
+import sys
 from pathlib import Path
 
-from .common import (RunSummary, build_parser, load_data, plan_groups, run_one, selected_tasks,
-                                     write_summary)
+from .common import (EXIT_INTERRUPTED, RunSummary, build_parser, cli_main, load_data, plan_groups, run_one,
+                     selected_tasks, write_summary)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = build_parser("grouped", __doc__).parse_args(argv)
     data = load_data(args)
     groups = plan_groups(args, selected_tasks(args, data))
@@ -21,10 +22,10 @@ def main(argv=None) -> None:
         result = run_one(args, data, tasks, output_dir / group)
         if result.interrupted:
             print(f"interrupted in group {group}; rerun with --resume latest to continue that group")
-            return
+            return EXIT_INTERRUPTED
         runs.append(RunSummary(group, tasks, result))
     print(write_summary(output_dir, runs, "Clinically grouped models"))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli_main(main))

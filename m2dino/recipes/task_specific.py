@@ -3,12 +3,14 @@
     accelerate launch -m m2dino.recipes.task_specific --task fetal_head
 """
 
+import sys
 from pathlib import Path
 
-from .common import RunSummary, build_parser, load_data, run_one, selected_tasks, write_summary
+from .common import (EXIT_INTERRUPTED, RunSummary, build_parser, cli_main, load_data, run_one, selected_tasks,
+                     write_summary)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = build_parser("task_specific", __doc__).parse_args(argv)
     if args.task:
         args.tasks = [args.task]
@@ -21,10 +23,10 @@ def main(argv=None) -> None:
         result = run_one(args, data, [task], output_dir / task)
         if result.interrupted:
             print(f"interrupted in task {task}; rerun with --resume latest to continue it")
-            return
+            return EXIT_INTERRUPTED
         runs.append(RunSummary(task, [task], result))
     print(write_summary(output_dir, runs, "Task-specific models"))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli_main(main))

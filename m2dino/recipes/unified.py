@@ -5,12 +5,14 @@
         --pretrained timm/vit_small_patch16_dinov3.lvd1689m --moe-blocks 8,9,10,11 --num-experts 8 --top-k 2
 """
 
+import sys
 from pathlib import Path
 
-from .common import RunSummary, build_parser, load_data, run_one, selected_tasks, write_summary
+from .common import (EXIT_INTERRUPTED, RunSummary, build_parser, cli_main, load_data, run_one, selected_tasks,
+                     write_summary)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = build_parser("unified", __doc__).parse_args(argv)
     data = load_data(args)
     tasks = selected_tasks(args, data)
@@ -18,11 +20,11 @@ def main(argv=None) -> None:
     result = run_one(args, data, tasks, output_dir)
     if result.interrupted:
         print(f"interrupted at step {result.steps_done}; resume with --resume latest --output-dir {output_dir}")
-        return
+        return EXIT_INTERRUPTED
     table = write_summary(output_dir, [RunSummary("unified", tasks, result)], "Unified model")
     print(table)
     print(f"\nmodel: {output_dir} (M2DINO.from_pretrained), best: {output_dir / 'best'}, log: {output_dir / 'log.jsonl'}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli_main(main))

@@ -4,6 +4,11 @@ One step = one task (every rank draws the same task, a different shard of it), f
 (task loss, optionally uncertainty-weighted, + the MoE balancing loss), backward, clip, step.
 Evaluation every ``eval_every`` steps scores held-out samples with the benchmark's scorer; the
 best model by the mean normalised task score is kept in ``output_dir/best``.
+
+A run owns its output folder: a new run refuses a folder that is not empty (``overwrite=True``
+removes the previous run's outputs first); ``resume`` continues the run whose checkpoint it names
+and refuses a different training or model configuration unless ``allow_config_change=True``, in
+which case the saved config and the model card list each change and the step it took effect.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import signal
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +36,8 @@ from ..data.sampling import TaskSampler
 from ..data.torch_dataset import MultiTaskDataset, build_dataloader
 from ..evaluation.report import markdown_report
 from ..models import M2DINO
-from .checkpoint import latest_checkpoint, save_training_state, write_atomically
+from .checkpoint import (CheckpointError, disk_error, latest_checkpoint, load_training_state, read_state,
+                         save_training_state, write_atomically)
 from .config import TrainConfig
 from .lora import apply_lora, freeze_backbone, merge_lora
 from .loss_weighting import UncertaintyWeighting
@@ -43,7 +51,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainState:
-    """Counters saved with every checkpoint (registered with `accelerator.register_for_checkpointing`)."""
+    """Counters saved (as JSON) with every checkpoint."""
 
     step: int = 0
     nonfinite_total: int = 0
@@ -101,11 +109,19 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+# What a run writes into its output folder (``overwrite`` removes these and nothing else).
+RUN_OUTPUTS = ("checkpoints", "best", "log.jsonl", "metrics.json", "model.safetensors", "config.json", "README.md",
+               "m2dino", "summary.md", "summary.json")
+# Settings that do not change what is trained: resume may change them without being told.
+FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+
 class Trainer:
     def __init__(self, model: M2DINO, train_samples: dict[str, Sequence[Sample]],
                  val_samples: dict[str, Sequence[Sample]], config: TrainConfig,
                  accelerator: Accelerator | None = None, resume: str | Path | None = None,
-                 step_callback: Callable[["Trainer", int], None] | None = None, progress: bool = True) -> None:
+                 step_callback: Callable[["Trainer", int], None] | None = None, progress: bool = True,
+                 overwrite: bool = False, allow_config_change: bool = False) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or Accelerator(
@@ -116,6 +132,8 @@ class Trainer:
         missing = set(train_samples) - set(model.task_ids)
         if missing:
             raise ValueError(f"training data for tasks the model does not have: {sorted(missing)}")
+        if resume is None:
+            claim_output_dir(self.output_dir, overwrite)
         self.core = model
         self.train_samples, self.val_samples = train_samples, val_samples
         self._prepare_model()
@@ -132,12 +150,13 @@ class Trainer:
         scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
         self.module, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)
         self.weighting = weighting
-        self.accelerator.register_for_checkpointing(self.sampler, self.state)
         self.step_callback, self.progress = step_callback, progress
         self._stop_requested = False
         self.history: list[dict] = []
+        self.run_id = uuid.uuid4().hex  # retention deletes only checkpoints carrying this run's id
+        self.config_changes: list[dict] = []
         if resume is not None:
-            self._resume(resume)
+            self._resume(resume, allow_config_change)
 
     # ----------------------------------------------------------------------------- set-up
     def _prepare_model(self) -> None:
@@ -153,12 +172,44 @@ class Trainer:
             freeze_backbone(core)
         self.model = apply_lora(core, config.lora_rank, config.lora_alpha) if config.lora_rank else core
 
-    def _resume(self, resume: str | Path) -> None:
+    def _run_configuration(self) -> dict:
+        """What resume compares: the training config and the model's architecture (not its training record)."""
+        model = {k: v for k, v in json.loads(json.dumps(self.core.config.to_dict())).items() if k != "training"}
+        return {"train": json.loads(json.dumps(self.config.to_dict())), "model": model}
+
+    def _resume(self, resume: str | Path, allow_config_change: bool) -> None:
         path = latest_checkpoint(self.output_dir / "checkpoints") if str(resume) == "latest" else Path(resume)
         if path is None:
-            raise FileNotFoundError(f"no checkpoint to resume under {self.output_dir / 'checkpoints'}")
-        self.accelerator.load_state(str(path))
+            raise CheckpointError(f"--resume latest: no checkpoint under {self.output_dir / 'checkpoints'}")
+        saved = read_state(path)
+        changes = config_differences(saved["configuration"], self._run_configuration())
+        if changes and not allow_config_change:
+            listed = "; ".join(f"{c['field']}: {c['checkpoint']!r} there, {c['now']!r} now" for c in changes)
+            raise CheckpointError(f"{path} was trained with another configuration ({listed}); resume with the same "
+                                  "flags, or pass --allow-config-change to continue with the new ones")
+        fresh = [(group["lr"], group["weight_decay"]) for group in self.optimizer.param_groups]
+        saved = load_training_state(self.accelerator, path, module=self.module, optimizer=self.optimizer,
+                                    scheduler=self.scheduler)
+        self.state.load_state_dict(saved["counters"])
+        self.sampler.load_state_dict(saved["sampler"])
+        self.run_id = saved["run_id"]
+        self.config_changes = saved["config_changes"] + [{**c, "step": self.state.step} for c in changes]
+        if changes:
+            self._apply_new_hyperparameters(fresh)
+            self.core.config.training["config_changes"] = self.config_changes
+            self.accelerator.print(f"resuming with {len(changes)} changed setting(s): "
+                                   + ", ".join(c["field"] for c in changes))
         self.accelerator.print(f"resumed from {path} at step {self.state.step}")
+
+    def _apply_new_hyperparameters(self, fresh: list[tuple[float, float]]) -> None:
+        """The loaded optimizer carries the checkpoint's learning rates: put this run's back, so an
+        allowed change takes effect (and the recorded config tells the truth)."""
+        scheduler = self.scheduler.scheduler
+        for group, (lr, weight_decay) in zip(self.optimizer.param_groups, fresh):
+            group["initial_lr"], group["weight_decay"] = lr, weight_decay
+        scheduler.base_lrs = [lr for lr, _ in fresh]
+        for group, lr, factor in zip(self.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = lr * factor(scheduler.last_epoch)
 
     def request_stop(self) -> None:
         """Finish the current step, write a checkpoint and return (what SIGTERM triggers)."""
@@ -207,8 +258,8 @@ class Trainer:
                 self.save_checkpoint()
             else:
                 metrics, scores = self._evaluate(log)
+                self._save_final(metrics)  # the trained weights first: the final checkpoint is optional
                 self.save_checkpoint()
-                self._save_final(metrics)
         finally:
             bar.close()
             signal.signal(signal.SIGTERM, previous)
@@ -299,7 +350,7 @@ class Trainer:
 
     def _save_model(self, directory: Path, metrics: dict) -> None:
         extra = {"evaluation_table": markdown_report(metrics) if metrics else None,
-                 "training_config": self.config.to_dict(),
+                 "training_config": self._recorded_config(),
                  "model_name": f"M2DINO ({len(self.train_samples)} tasks, step {self.state.step})"}
         model = self.exportable_model()
         write_atomically(directory, lambda tmp: model.save_pretrained(tmp, card_extra=extra))
@@ -309,14 +360,55 @@ class Trainer:
             return
         folder = self.output_dir
         extra = {"evaluation_table": markdown_report(metrics) if metrics else None,
-                 "training_config": self.config.to_dict(),
+                 "training_config": self._recorded_config(),
                  "model_name": f"M2DINO ({len(self.train_samples)} tasks, {self.state.step} steps)"}
-        self.exportable_model().save_pretrained(folder, card_extra=extra)
+        model = self.exportable_model()
+        try:
+            model.save_pretrained(folder, card_extra=extra)
+        except OSError as err:
+            raise disk_error(err, folder) from None
         (folder / "metrics.json").write_text(json.dumps(_compact(metrics), indent=2) + "\n")
 
+    def _recorded_config(self) -> dict:
+        config = self.config.to_dict()
+        return {**config, "config_changes": self.config_changes} if self.config_changes else config
+
     def save_checkpoint(self) -> Path:
+        state = {"counters": self.state.state_dict(), "sampler": self.sampler.state_dict(),
+                 "configuration": self._run_configuration(), "config_changes": self.config_changes}
         return save_training_state(self.accelerator, self.output_dir / "checkpoints", self.state.step,
-                                   self.config.keep_checkpoints)
+                                   self.config.keep_checkpoints, module=self.module, optimizer=self.optimizer,
+                                   scheduler=self.scheduler, state=state, run_id=self.run_id)
+
+
+def claim_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """A new run starts in an empty folder: another run's checkpoints and log would mix with its own.
+    ``overwrite`` removes that run's outputs (only the names a run writes; other files stay)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
+                              "continue it, --overwrite to replace it, or another --output-dir")
+    for name in RUN_OUTPUTS:
+        path = output_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def config_differences(saved: dict, now: dict) -> list[dict]:
+    """``[{"field": "train.lr", "checkpoint": 0.002, "now": 0.001}, ...]`` (settings in FREE_ON_RESUME skipped)."""
+    changes = []
+    for part in ("train", "model"):
+        before, after = saved.get(part, {}), now[part]
+        for key in sorted(set(before) | set(after)):
+            if part == "train" and key in FREE_ON_RESUME:
+                continue
+            if before.get(key) != after.get(key):
+                changes.append({"field": f"{part}.{key}", "checkpoint": before.get(key), "now": after.get(key)})
+    return changes
 
 
 def _compact(metrics: dict) -> dict:
