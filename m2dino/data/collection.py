@@ -18,12 +18,20 @@ from .sample import Sample
 @dataclass(frozen=True)
 class LazySample:
     """A sample not decoded yet: ``load()`` reads it. ``load`` must be picklable (a module-level
-    function, a `functools.partial` of one, or a bound method) so DataLoader workers can use it."""
+    function, a `functools.partial` of one, or a bound method) so DataLoader workers can use it.
+
+    ``files``: every file ``load()`` reads (image, mask, annotation); the resize cache keys an entry
+    on their size and modification time, so a sample without ``files`` is never cached. ``label``:
+    the label when the index already knows it (a class, a box, a measurement), so statistics over
+    labels need not decode images; None when it comes from the pixels (masks) or is unknown.
+    """
 
     task: str
     source: str
     load: Callable[[], Sample]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    label: Any = None
 
 
 class SampleCollection(Sequence[Sample]):
@@ -45,6 +53,10 @@ class SampleCollection(Sequence[Sample]):
             return SampleCollection(self._items[index])
         item = self._items[index]
         return item.load() if isinstance(item, LazySample) else item
+
+    def entry(self, index: int) -> Sample | LazySample:
+        """Entry ``index`` as stored: a `LazySample` is not decoded."""
+        return self._items[index]
 
     def __add__(self, other: Iterable[Sample | LazySample]) -> "SampleCollection":
         items = other._items if isinstance(other, SampleCollection) else list(other)
@@ -76,3 +88,13 @@ class SampleCollection(Sequence[Sample]):
     def materialize(self) -> list[Sample]:
         """Decode everything into a plain list."""
         return [self[i] for i in range(len(self))]
+
+    def labels(self) -> list[Any]:
+        """Every entry's label, decoding only the entries whose index does not know it."""
+        return [item.label if isinstance(item, LazySample) and item.label is not None else self[i].label
+                for i, item in enumerate(self._items)]
+
+
+def as_collection(samples: Iterable[Sample | LazySample]) -> SampleCollection:
+    """``samples`` as a `SampleCollection` (the same object if it already is one), without decoding."""
+    return samples if isinstance(samples, SampleCollection) else SampleCollection(samples)

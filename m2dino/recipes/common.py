@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.errors import error_line
+from ..data.loading import LoaderConfig
 from ..models import M2DINO, M2DINOConfig, resolve_backbone
 from ..models.pretrained_weights import backbone_spec_for_weights
 from ..tasks import get_task, load_group_mapping
@@ -57,6 +58,15 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
     data.add_argument("--tasks", nargs="+", default=None, help="task ids (default: every task in the data)")
     data.add_argument("--synthetic-per-task", type=int, default=DEFAULTS["synthetic_per_task"])
     data.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of each task's training data")
+    data.add_argument("--num-workers", type=int, default=None,
+                      help="DataLoader worker processes decoding and augmenting (default: CPU cores per process - 1, "
+                           "at most 8; 0 = in the training process); batches are identical for any number")
+    data.add_argument("--cache-dir", default=None,
+                      help="resize each training image once to --image-size and keep it here (memory-mapped uint8; "
+                           "rebuilt when a source changes; prebuild with `m2dino data cache ROOT --size N`)")
+    data.add_argument("--skip-bad-samples", action="store_true",
+                      help="replace a missing/unreadable training image by the next one of its task and log it, "
+                           "instead of stopping the run")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=None,
                        help=f"S, S+, B, L, H+, mini, test or a full name (default: the size of --pretrained "
@@ -188,9 +198,11 @@ def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], 
     if resume == "latest" and latest_checkpoint(output_dir / "checkpoints") is None:
         print(f"--resume latest: no checkpoint in {output_dir / 'checkpoints'}, starting this run from scratch")
         resume = None
+    loading = LoaderConfig(num_workers=args.num_workers, cache_dir=args.cache_dir,
+                           skip_bad_samples=args.skip_bad_samples)
     trainer = Trainer(model, subset.train, subset.val, train_config(args, output_dir, tasks),
                       resume=resume, progress=not args.no_progress, overwrite=args.overwrite,
-                      allow_config_change=args.allow_config_change)
+                      allow_config_change=args.allow_config_change, loading=loading)
     return trainer.train()
 
 

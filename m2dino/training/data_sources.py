@@ -2,6 +2,10 @@
 
 ``synthetic`` (the default): the in-memory synthetic suite; an FMC_UIA root folder; or
 ``NAME:PATH`` for a public dataset in its original layout (``hc18:../shared/data/hc18``).
+
+Roots and adapters stay lazy: each task's samples are a `SampleCollection` of undecoded entries
+(paths and index-time labels), decoded only when a DataLoader worker asks for them, so a root of
+any size costs memory for its index only.
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Sample
+from ..data import Sample, SampleCollection
+from ..data.collection import as_collection
 
 VALIDATION_SPLITS = ("val", "validation", "test")
 
 
 @dataclass
 class TrainingData:
-    train: dict[str, list[Sample]]
-    val: dict[str, list[Sample]]
+    train: dict[str, SampleCollection]
+    val: dict[str, SampleCollection]
     description: str
 
     def restrict(self, tasks: Sequence[str]) -> "TrainingData":
@@ -37,15 +42,18 @@ class TrainingData:
         see more distinct images than a single-task one. Each task keeps at least 2 samples."""
         if not 0 < fraction <= 1:
             raise ValueError(f"data fraction must be in (0, 1], got {fraction}")
-        sources = sorted({s.source for samples in self.train.values() for s in samples})
+        if fraction == 1:
+            return self
+        entries = {task: as_collection(samples).items for task, samples in self.train.items()}  # not decoded
+        sources = sorted({entry.source for items in entries.values() for entry in items})
         rng = np.random.default_rng(seed)
         kept = {sources[i] for i in rng.permutation(len(sources))[:max(1, round(len(sources) * fraction))]}
         train = {}
-        for task, samples in self.train.items():
-            chosen = [s for s in samples if s.source in kept]
+        for task, items in entries.items():
+            chosen = [e for e in items if e.source in kept]
             if len(chosen) < 2:  # a tiny task: top up deterministically rather than drop it
-                chosen += [s for s in samples if s.source not in kept][:2 - len(chosen)]
-            train[task] = chosen
+                chosen += [e for e in items if e.source not in kept][:2 - len(chosen)]
+            train[task] = SampleCollection(chosen)
         return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training images)")
 
     def merge(self, other: "TrainingData") -> "TrainingData":
@@ -58,23 +66,22 @@ class TrainingData:
                             f"{self.description} + {other.description}")
 
 
-def _by_task(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
-    grouped: dict[str, list[Sample]] = {}
-    for sample in samples:
-        grouped.setdefault(sample.task, []).append(sample)
-    return grouped
+def _by_task(samples: Sequence[Sample]) -> dict[str, SampleCollection]:
+    """Samples grouped by task, still undecoded."""
+    return as_collection(samples).by_task()
 
 
-def _hold_out(samples: dict[str, list[Sample]], fraction: float, seed: int
-              ) -> tuple[dict[str, list[Sample]], dict[str, list[Sample]]]:
+def _hold_out(samples: dict[str, SampleCollection], fraction: float, seed: int
+              ) -> tuple[dict[str, SampleCollection], dict[str, SampleCollection]]:
     """Seeded per-task split for data that ships without a validation split."""
     rng = np.random.default_rng(seed)
     train, val = {}, {}
-    for task, items in samples.items():
+    for task, collection in samples.items():
+        items = collection.items
         order = rng.permutation(len(items))
         n_val = max(1, round(len(items) * fraction)) if len(items) > 1 else 0
-        val[task] = [items[i] for i in sorted(order[:n_val])]
-        train[task] = [items[i] for i in sorted(order[n_val:])]
+        val[task] = SampleCollection(items[i] for i in sorted(order[:n_val]))
+        train[task] = SampleCollection(items[i] for i in sorted(order[n_val:]))
     return train, val
 
 
@@ -108,9 +115,9 @@ def load_training_data(spec: str, tasks: Sequence[str] | None = None, image_size
         root = Path(spec)
         if not root.is_dir():
             raise FileNotFoundError(f"--data {spec}: not 'synthetic', not NAME:PATH, and not an FMC_UIA folder")
-        samples = _by_task(read_fmc(root, tasks=tasks))
+        samples = _by_task(read_fmc(root, tasks=tasks, lazy=True))
         if val_data is not None:
-            data = TrainingData(samples, _by_task(read_fmc(val_data, tasks=tasks)), f"FMC root {root}")
+            data = TrainingData(samples, _by_task(read_fmc(val_data, tasks=tasks, lazy=True)), f"FMC root {root}")
         else:
             train, val = _hold_out(samples, val_fraction, seed)
             data = TrainingData(train, val, f"FMC root {root} ({val_fraction:.0%} held out)")

@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from ..data import Sample
 from ..data.sampling import TaskSampler
-from ..data.torch_dataset import MultiTaskDataset, build_dataloader
+from ..data.collection import as_collection
+from ..data.loading import LoaderConfig, build_train_loader
 from ..evaluation.report import markdown_report
 from ..models import M2DINO
 from .checkpoint import (CheckpointError, disk_error, latest_checkpoint, load_training_state, read_state,
@@ -92,8 +93,8 @@ def _resolve_precision(choice: str) -> str:
 
 def _to_device(targets, device: torch.device):
     if isinstance(targets, torch.Tensor):
-        return targets.to(device)
-    return [t.to(device) for t in targets]
+        return targets.to(device, non_blocking=True)
+    return [t.to(device, non_blocking=True) for t in targets]
 
 
 @dataclass
@@ -121,7 +122,8 @@ class Trainer:
                  val_samples: dict[str, Sequence[Sample]], config: TrainConfig,
                  accelerator: Accelerator | None = None, resume: str | Path | None = None,
                  step_callback: Callable[["Trainer", int], None] | None = None, progress: bool = True,
-                 overwrite: bool = False, allow_config_change: bool = False) -> None:
+                 overwrite: bool = False, allow_config_change: bool = False,
+                 loading: LoaderConfig | None = None) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or Accelerator(
@@ -141,9 +143,10 @@ class Trainer:
         self.sampler = TaskSampler({t: len(s) for t, s in train_samples.items()}, config.batch_size, config.alpha,
                                    config.seed, num_replicas=self.accelerator.num_processes,
                                    rank=self.accelerator.process_index)
-        dataset = MultiTaskDataset(dict(train_samples), model.config.image_size, train=True,
-                                   resize_mode=model.config.resize_mode)
-        self.loader = build_dataloader(dataset, self.sampler, model.config.mean, model.config.std)
+        # Workers decode and augment; the loader advances self.sampler per consumed batch (exact resume).
+        self.loader = build_train_loader(dict(train_samples), self.sampler, model.config.image_size,
+                                         model.config.resize_mode, model.config.mean, model.config.std, loading,
+                                         self.accelerator.device, self.accelerator.num_processes)
         weighting = UncertaintyWeighting(list(train_samples)) if config.loss_weighting == "uncertainty" else None
         module = LossModule(self.model, self.core, weighting)
         optimizer = torch.optim.AdamW(parameter_groups(module, config, self.core.backbone.depth), betas=(0.9, 0.999))
@@ -163,7 +166,7 @@ class Trainer:
         config, core = self.config, self.core
         for task, samples in self.train_samples.items():
             if core.task_spec(task).is_scalar:  # standardise measurement targets on the training set
-                values = np.array([s.label for s in samples], dtype=np.float64)
+                values = np.array(as_collection(samples).labels(), dtype=np.float64)  # no image decoded
                 core.heads[task].set_target_stats(float(values.mean()), float(values.std() or 1.0))
         core.config.training = {"lora_rank": config.lora_rank, "freeze_backbone": config.freeze_backbone,
                                 "steps": config.steps, "alpha": config.alpha, "loss_weighting": config.loss_weighting,
@@ -273,7 +276,7 @@ class Trainer:
         accelerator, config = self.accelerator, self.config
         device = accelerator.device
         with accelerator.accumulate(self.module):
-            parts = self.module(batch["pixel_values"].to(device), batch["task"], _to_device(batch["targets"], device))
+            parts = self.module(batch["pixel_values"].to(device, non_blocking=True), batch["task"], _to_device(batch["targets"], device))
             loss = parts["loss"]
             finite = torch.isfinite(loss.detach()).float()
             if accelerator.num_processes > 1:
@@ -293,7 +296,8 @@ class Trainer:
         self.state.nonfinite_in_row = 0
         return {"step": self.state.step, "task": batch["task"], "loss": float(loss.detach()),
                 "task_loss": float(parts["task_loss"].detach()), "balance_loss": float(parts["balance_loss"].detach()),
-                "lr": self.scheduler.get_last_lr()[0], "time": time.time()}
+                "lr": self.scheduler.get_last_lr()[0], "time": time.time(),
+                **({"bad_samples": len(self.loader.bad_samples)} if self.loader.bad_samples else {})}
 
     def _agree_across_ranks(self, finite: torch.Tensor, task: str) -> torch.Tensor:
         """Every rank must train the same task (one head's gradients) and skip a non-finite step

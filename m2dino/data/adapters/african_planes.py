@@ -57,7 +57,8 @@ def load(src: str | Path) -> dict[str, SampleCollection]:
                     "name": image_file.stem}
             label = class_names.index(PLANES[plane])
             items.append(LazySample("fetal_plane_cls", str(image_file),
-                                    partial(labelled_sample, image_file, "fetal_plane_cls", label, meta), meta))
+                                    partial(labelled_sample, image_file, "fetal_plane_cls", label, meta), meta,
+                                    files=(str(image_file),), label=label))
         if not items:
             raise DataError(f"{csv_file}: empty dataset (no rows)")
         out[split] = SampleCollection(items)

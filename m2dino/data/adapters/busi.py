@@ -58,7 +58,9 @@ def load(src: str | Path, seed: int = SPLIT_SEED, fractions: dict[str, float] | 
                 tasks.append("breast_lesion_det")
             for task in tasks:
                 load_one = partial(_sample, Path(image_file), tuple(mask_files), task, label, meta)
-                splits[split].append(LazySample(task, image_file, load_one, meta))
+                splits[split].append(LazySample(task, image_file, load_one, meta,
+                                                files=(image_file, *map(str, mask_files)),
+                                                label=label if task == "breast_3cls" else None))
     if not any(splits.values()):
         raise DataError(f"{root}: empty dataset (no images)")
     return {split: SampleCollection(items) for split, items in splits.items()}

@@ -77,7 +77,9 @@ def load(src: str | Path, tasks: tuple[str, ...] = TASKS, seed: int = SPLIT_SEED
                 "name": image_file.stem}
         for task in tasks:
             load_one = partial(_sample, image_file, annotation_file, task, circumference, meta)
-            splits[split].append(LazySample(task, str(image_file), load_one, meta))
+            label = circumference if task == "fetal_head_circumference" else None
+            splits[split].append(LazySample(task, str(image_file), load_one, meta,
+                                            files=(str(image_file), str(annotation_file)), label=label))
     return {split: SampleCollection(items) for split, items in splits.items()}
 
 

@@ -46,6 +46,7 @@ def load(src: str | Path) -> dict[str, SampleCollection]:
                                 f"{size[0]}×{size[1]} (H×W); expected the same size")
             meta = {"dataset": NAME, "split": split, "name": image_file.stem}
             items.append(LazySample("nerve_vessel_seg", str(image_file),
-                                    partial(masked_sample, image_file, mask_file, "nerve_vessel_seg", meta), meta))
+                                    partial(masked_sample, image_file, mask_file, "nerve_vessel_seg", meta), meta,
+                                    files=(str(image_file), str(mask_file))))
         out[split] = SampleCollection(items)
     return out

@@ -1,0 +1,167 @@
+"""A resize cache: every sample resized once to the training geometry and kept on disk as
+uncompressed uint8 arrays, memory-mapped on read.
+
+Decoding a 512-px PNG and resizing it costs milliseconds per image on every epoch; reading a
+224×224×3 uint8 array from the page cache costs microseconds. An entry is keyed by:
+
+* the identity of every file the sample is read from (path, size in bytes, modification time),
+  so a replaced or edited source gets a new key and is rebuilt on next use;
+* the loader (function, arguments: the index-time label, adapter options), so a changed CSV
+  label or option does not reuse stale pixels;
+* the geometry (model-input size and resize mode).
+
+An entry is three files under ``<cache>/<key[:2]>/``: ``<key>.image.npy``, ``<key>.label.npy``
+and ``<key>.json`` (task, source, original size, meta). Each is written to a temporary name and
+renamed into place, the JSON last, so a reader never sees a half-written entry and several
+processes may build the same entry at once (the last rename wins; the contents are identical).
+Evaluation does not use the cache: it scores in the original pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..image import ResizeGeometry
+from .collection import LazySample
+from .errors import DataError
+from .sample import Sample, meta_to_json
+from .transforms import resize_sample
+
+FORMAT_VERSION = 1
+
+
+class ResizeCache:
+    """``cache.load(entry, size, mode)`` -> (resized `Sample`, `ResizeGeometry` from the original)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        check_writable(self.root)
+
+    def __repr__(self) -> str:
+        return f"ResizeCache({str(self.root)!r})"
+
+    def load(self, entry: Sample | LazySample, image_size: tuple[int, int],
+             resize_mode: str = "letterbox") -> tuple[Sample, ResizeGeometry]:
+        """The entry resized to ``image_size`` (H, W): from the cache when it holds a current copy,
+        otherwise decoded, resized and stored. Entries that cannot be keyed (in-memory samples,
+        lazy samples without ``files``) are resized each time and not stored."""
+        key = entry_key(entry, image_size, resize_mode)
+        if key is None:
+            sample = entry.load() if isinstance(entry, LazySample) else entry
+            geometry = ResizeGeometry.create(sample.size, image_size, resize_mode)
+            return resize_sample(sample, geometry), geometry
+        cached = self._read(key)
+        if cached is not None:
+            return cached, ResizeGeometry.create(cached.original_size, image_size, resize_mode)
+        sample = entry.load()
+        geometry = ResizeGeometry.create(sample.size, image_size, resize_mode)
+        resized = resize_sample(sample, geometry)
+        self._write(key, resized)
+        return resized, geometry
+
+    def contains(self, entry: Sample | LazySample, image_size: tuple[int, int], resize_mode: str = "letterbox") -> bool:
+        key = entry_key(entry, image_size, resize_mode)
+        return key is not None and self._paths(key)[2].is_file()
+
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+        folder = self.root / key[:2]
+        return folder / f"{key}.image.npy", folder / f"{key}.label.npy", folder / f"{key}.json"
+
+    def _read(self, key: str) -> Sample | None:
+        image_file, label_file, info_file = self._paths(key)
+        try:
+            info = json.loads(info_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            raise DataError(f"{info_file}: unreadable resize-cache entry ({err}); delete it to rebuild") from None
+        try:
+            image = np.load(image_file, mmap_mode="r")
+            label = np.load(label_file)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{image_file}: unreadable resize-cache entry ({err}); delete it to rebuild") from None
+        # A 0-d array was a class index or a measurement: give back the Python number.
+        label = label.item() if label.ndim == 0 else label
+        return Sample(np.asarray(image), info["task"], label, tuple(info["original_size"]), info["source"],
+                      info["meta"])
+
+    def _write(self, key: str, sample: Sample) -> None:
+        image_file, label_file, info_file = self._paths(key)
+        image_file.parent.mkdir(parents=True, exist_ok=True)
+        _atomic(image_file, lambda f: np.save(f, np.ascontiguousarray(sample.image)))
+        _atomic(label_file, lambda f: np.save(f, np.asarray(sample.label)))
+        info = {"task": sample.task, "source": sample.source, "original_size": list(sample.original_size),
+                "meta": json.loads(meta_to_json(sample.meta))}
+        _atomic(info_file, lambda f: f.write(json.dumps(info).encode()))
+
+
+def check_writable(root: Path) -> None:
+    """Create ``root`` and write a probe file, so an unusable cache folder fails before training."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise DataError(f"resize cache folder {root} is not writable ({err.strerror or err}); "
+                        "choose another --cache-dir") from None
+
+
+def entry_key(entry: Sample | LazySample, image_size: tuple[int, int], resize_mode: str) -> str | None:
+    """The cache key of ``entry`` at this geometry, or None when it cannot be keyed."""
+    if not isinstance(entry, LazySample) or not entry.files:
+        return None
+    loader = _loader_fingerprint(entry.load)
+    if loader is None:
+        return None
+    files = []
+    for file in entry.files:
+        try:
+            stat = os.stat(file)
+        except OSError as err:
+            raise DataError(f"{file}: cannot read the source of {entry.source} ({err.strerror or err})") from None
+        files.append([str(file), stat.st_size, stat.st_mtime_ns])
+    text = json.dumps([FORMAT_VERSION, entry.task, files, loader, list(image_size), resize_mode],
+                      default=_stable)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _loader_fingerprint(load: Any) -> str | None:
+    """What a loader computes, as text: its function and arguments (``functools.partial``) or its
+    bound object (a bound method of a dataclass such as `FMCRecord`)."""
+    if isinstance(load, functools.partial):
+        return json.dumps([_qualname(load.func), load.args, load.keywords], default=_stable, sort_keys=True)
+    owner = getattr(load, "__self__", None)
+    if owner is not None:
+        return f"{_qualname(load.__func__)}:{owner!r}"
+    return None
+
+
+def _qualname(func: Any) -> str:
+    return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _atomic(path: Path, write) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

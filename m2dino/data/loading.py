@@ -1,0 +1,179 @@
+"""Feeding the trainer: a dataset that decodes on access (optionally through the resize cache and
+tolerating bad files), parallel DataLoader workers, and a loader whose checkpoint state counts the
+batches the training loop consumed.
+
+Batches do not depend on the number of workers: the batch sampler runs in the main process and
+hands every sample its own augmentation seed (`SampleKey.seed`), so 0, 2 or 8 workers, with or
+without the cache, give bit-identical batches, and a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..image import ResizeGeometry
+from .cache import ResizeCache
+from .collection import LazySample, SampleCollection
+from .errors import DataError
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
+from .sample import Sample
+from .sampling import TaskSampler
+from .torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler
+from .transforms import AugmentConfig, SampleTransform
+
+logger = logging.getLogger(__name__)
+
+BAD_SAMPLE_KEY = "bad_samples"  # meta of a stand-in sample: the entries it replaced, with their errors
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """How training batches are produced; none of it changes what the batches hold.
+
+    ``num_workers`` None: `default_num_workers`. ``pin_memory`` None: on when training on CUDA.
+    ``cache_dir``: resize every image once to the model's input size and keep it there (see
+    `m2dino.data.cache`). ``skip_bad_samples``: a sample whose file is missing or unreadable is
+    replaced by the next readable sample of its task and counted, instead of stopping the run.
+    """
+
+    num_workers: int | None = None
+    pin_memory: bool | None = None
+    prefetch_factor: int = 4
+    persistent_workers: bool = True
+    cache_dir: str | None = None
+    skip_bad_samples: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.prefetch_factor < 1:
+            raise ValueError(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
+
+
+def default_num_workers(num_processes: int = 1) -> int:
+    """One worker per CPU core this process may use, less one for the training loop, at most 8
+    (beyond that, decoding is rarely the bottleneck and each worker holds its own prefetched batches)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(8, cores // max(1, num_processes) - 1))
+
+
+class TrainDataset(MultiTaskDataset):
+    """`MultiTaskDataset` whose entries stay undecoded until a worker asks for them, optionally
+    resized through a `ResizeCache`, optionally replacing unreadable samples."""
+
+    def __init__(self, samples: Mapping[str, Sequence[Sample]], image_size: int | tuple[int, int], train: bool,
+                 resize_mode: str = "letterbox", augment: AugmentConfig | None = None,
+                 cache: ResizeCache | None = None, skip_bad_samples: bool = False) -> None:
+        super().__init__(samples, image_size, train, resize_mode, augment)
+        self.cache, self.skip_bad_samples = cache, skip_bad_samples
+
+    def __getitem__(self, key: SampleKey | tuple) -> tuple[Sample, ResizeGeometry]:
+        key = SampleKey(*key)
+        items = self.samples[key.task]
+        if not self.skip_bad_samples:
+            return self._get(key.task, key.index, key.seed)
+        errors = []
+        for offset in range(len(items)):  # the next readable sample of the task stands in, deterministically
+            index = (key.index + offset) % len(items)
+            try:
+                sample, geometry = self._get(key.task, index, key.seed)
+            except DataError as err:
+                errors.append(str(err))
+                continue
+            if errors:
+                sample.meta[BAD_SAMPLE_KEY] = errors
+            return sample, geometry
+        raise DataError(f"task {key.task!r}: none of its {len(items)} samples is readable; first error: {errors[0]}")
+
+    def _get(self, task: str, index: int, seed: int | None) -> tuple[Sample, ResizeGeometry]:
+        entry = _entry(self.samples[task], index)
+        transform = self.transforms[task]
+        try:
+            if self.cache is None:
+                sample = entry.load() if isinstance(entry, LazySample) else entry
+                return transform(sample, seed)
+            sample, geometry = self.cache.load(entry, transform.image_size, transform.resize_mode)
+        except DataError:
+            raise
+        except OSError as err:  # e.g. a file that turned unreadable under a lazy loader
+            raise DataError(f"{entry.source}: {err}") from err
+        return _augment(transform, sample, seed), geometry
+
+
+def _entry(items: Sequence[Sample], index: int) -> Sample | LazySample:
+    return items.entry(index) if isinstance(items, SampleCollection) else items[index]
+
+
+def _augment(transform: SampleTransform, sample: Sample, seed: int | None) -> Sample:
+    """The transform's steps after its resize, on an already resized sample (same random stream
+    as `SampleTransform.__call__`, so cached and uncached samples are augmented identically)."""
+    generator = np.random.default_rng(seed)
+    for step in transform.steps:
+        sample = step(sample, generator)
+    return sample
+
+
+class TrainLoader:
+    """A DataLoader over a `TaskSampler` whose sampler state is the batches the loop consumed.
+
+    With workers, the batch sampler runs ahead of the training loop by the prefetched batches, so
+    its position would skip those on resume. Here the DataLoader iterates a copy of ``sampler``,
+    and ``sampler`` itself advances one step per batch handed out: checkpoint ``sampler`` (its
+    ``state_dict``) and the resumed run continues at the first batch the loop did not take.
+    Stand-ins for bad samples (``skip_bad_samples``) are counted in ``bad_samples`` and logged.
+    """
+
+    def __init__(self, dataloader: DataLoader, sampler: TaskSampler) -> None:
+        if not isinstance(dataloader.batch_sampler, TaskBatchSampler):
+            raise TypeError("TrainLoader needs a DataLoader whose batch_sampler is a TaskBatchSampler")
+        self.dataloader, self.sampler = dataloader, sampler
+        self.bad_samples: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[dict]:
+        sampler = self.sampler
+        if sampler.step >= len(sampler):  # finished epoch: roll over here, where the loop can see it
+            sampler.set_epoch(sampler.epoch + 1)
+        self.dataloader.batch_sampler.sampler = copy.copy(sampler)
+        for batch in self.dataloader:
+            sampler.step += 1
+            for meta in batch["meta"]:
+                for error in meta.get(BAD_SAMPLE_KEY, ()):
+                    self.bad_samples.append(error)
+                    logger.warning("skipped bad sample (%d so far): %s", len(self.bad_samples), error)
+            yield batch
+
+
+def build_train_loader(samples: Mapping[str, Sequence[Sample]], sampler: TaskSampler,
+                       image_size: int | tuple[int, int], resize_mode: str = "letterbox",
+                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                       config: LoaderConfig | None = None, device: torch.device | str = "cpu",
+                       num_processes: int = 1, augment: AugmentConfig | None = None) -> TrainLoader:
+    """The training loader: augmented one-task batches in ``sampler``'s order. An unwritable
+    ``config.cache_dir`` fails here, before the first step."""
+    config = config or LoaderConfig()
+    cache = ResizeCache(config.cache_dir) if config.cache_dir else None
+    dataset = TrainDataset(samples, image_size, train=True, resize_mode=resize_mode, augment=augment, cache=cache,
+                           skip_bad_samples=config.skip_bad_samples)
+    workers = default_num_workers(num_processes) if config.num_workers is None else config.num_workers
+    pin = torch.device(device).type == "cuda" if config.pin_memory is None else config.pin_memory
+    extra = {"prefetch_factor": config.prefetch_factor, "persistent_workers": config.persistent_workers} if workers else {}
+    dataloader = DataLoader(dataset, batch_sampler=TaskBatchSampler(sampler), collate_fn=Collate(mean, std),
+                            num_workers=workers, pin_memory=pin, **extra)
+    return TrainLoader(dataloader, sampler)
+
+
+__all__ = ["LoaderConfig", "ResizeCache", "TrainDataset", "TrainLoader", "build_train_loader", "default_num_workers"]

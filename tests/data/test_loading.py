@@ -1,0 +1,174 @@
+"""Training loader: lazy roots, workers, the resize cache and bad files (tiny synthetic roots)."""
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from m2dino.data import DataError, SampleCollection, read_fmc
+from m2dino.data.cache import ResizeCache
+from m2dino.data.loading import LoaderConfig, TrainDataset, build_train_loader, default_num_workers
+from m2dino.data.sampling import TaskSampler
+from m2dino.data.synthetic import write_synthetic
+
+TASKS = ["fetal_head", "fetal_plane_cls", "fetal_head_det", "fetal_femur", "fetal_head_circumference"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic")
+    return write_synthetic(out, 4, (40, 48), splits=("train",), tasks=TASKS)["train"]
+
+
+def _samples(root: Path) -> dict:
+    return read_fmc(root, lazy=True).by_task()
+
+
+def _batches(samples, workers: int = 0, cache_dir=None, steps: int = 4, skip: bool = False, seed: int = 3):
+    sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=seed)
+    loader = build_train_loader(samples, sampler, 32, config=LoaderConfig(num_workers=workers, cache_dir=cache_dir,
+                                                                          skip_bad_samples=skip))
+    out = []
+    for batch in loader:
+        out.append(batch)
+        if len(out) == steps:
+            break
+    return out, loader
+
+
+def _same(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x["task"] == y["task"] and x["source"] == y["source"]
+        assert torch.equal(x["pixel_values"], y["pixel_values"])
+        tx, ty = x["targets"], y["targets"]
+        if isinstance(tx, list):
+            assert all(torch.equal(p, q) for p, q in zip(tx, ty))
+        else:
+            assert torch.equal(tx, ty)
+        assert x["geometry"] == y["geometry"]
+
+
+def _explode(source: str):
+    raise RuntimeError(f"decoded {source}")
+
+
+def _undecodable(collection) -> SampleCollection:
+    return SampleCollection(dataclasses.replace(e, load=functools.partial(_explode, e.source))
+                            for e in collection.items)
+
+
+def test_a_lazy_root_decodes_nothing_to_build_the_loader_or_the_scalar_statistics(root):
+    samples = {task: _undecodable(items) for task, items in _samples(root).items()}
+    sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3)
+    loader = build_train_loader(samples, sampler, 32, config=LoaderConfig(num_workers=0))
+    assert len(loader) == len(sampler)
+    values = samples["fetal_head_circumference"].labels()
+    assert values == [s.label for s in _samples(root)["fetal_head_circumference"]]
+    with pytest.raises(RuntimeError, match="decoded"):
+        next(iter(loader))
+
+
+def test_zero_and_two_workers_and_the_cache_give_bit_identical_batches(root, tmp_path):
+    samples = _samples(root)
+    serial, _ = _batches(samples, workers=0)
+    parallel, _ = _batches(samples, workers=2)
+    _same(serial, parallel)
+    cold, _ = _batches(samples, workers=0, cache_dir=tmp_path / "cache")
+    warm, _ = _batches(samples, workers=2, cache_dir=tmp_path / "cache")
+    _same(serial, cold)
+    _same(serial, warm)
+    assert {b["task"] for b in serial} & {"fetal_head", "fetal_head_det", "fetal_femur"}  # labels that move
+
+
+def test_the_sampler_counts_consumed_batches_not_prefetched_ones(root):
+    samples = _samples(root)
+    full, _ = _batches(samples, workers=2, steps=6)
+    head, loader = _batches(samples, workers=2, steps=2)
+    assert loader.sampler.state_dict()["step"] == 2  # the workers prefetched more than that
+    sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=3)
+    sampler.load_state_dict(loader.sampler.state_dict())
+    resumed = build_train_loader(samples, sampler, 32, config=LoaderConfig(num_workers=2))
+    rest = [batch for _, batch in zip(range(4), resumed)]
+    _same(full, head + rest)
+
+
+def test_the_cache_stores_each_image_once_and_rebuilds_a_changed_source(root, tmp_path):
+    samples = _samples(root)
+    cache = ResizeCache(tmp_path / "cache")
+    entry = samples["fetal_head"].entry(0)
+    first, geometry = cache.load(entry, (32, 32))
+    assert first.image.shape == (32, 32, 3) and first.label.shape == (32, 32)
+    assert geometry.original_size == (40, 48) and first.original_size == (40, 48)
+    assert cache.contains(entry, (32, 32)) and not cache.contains(entry, (64, 64))
+    stored = sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert stored == ["image.npy", "json", "label.npy"]
+    again, _ = cache.load(entry, (32, 32))
+    assert np.array_equal(again.image, first.image) and np.array_equal(again.label, first.label)
+    # Replace the source: a new key, so the next load decodes the new pixels.
+    image_file = Path(entry.files[0])
+    from PIL import Image
+    Image.fromarray(np.full((40, 48), 200, np.uint8)).save(image_file)
+    os.utime(image_file, ns=(1, 1))
+    assert not cache.contains(entry, (32, 32))
+    rebuilt, _ = cache.load(entry, (32, 32))
+    assert rebuilt.image[16, 16, 0] == 200
+    scalar = samples["fetal_head_circumference"].entry(0)
+    value, _ = cache.load(scalar, (32, 32))
+    assert value.label == scalar.label and isinstance(value.label, float)
+
+
+def test_an_unwritable_cache_folder_fails_before_training(root, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    sampler = TaskSampler({"fetal_head": 4}, batch_size=2)
+    with pytest.raises(DataError, match=f"resize cache folder {blocker / 'cache'} is not writable"):
+        build_train_loader(_samples(root), sampler, 32, config=LoaderConfig(cache_dir=str(blocker / "cache")))
+
+
+def _copy_root(root: Path, tmp_path: Path) -> Path:
+    import shutil
+    return Path(shutil.copytree(root, tmp_path / "copy"))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_file_that_disappears_mid_run_stops_the_run_naming_it(root, tmp_path, workers):
+    copy = _copy_root(root, tmp_path)
+    samples = {"fetal_plane_cls": _samples(copy)["fetal_plane_cls"]}
+    gone = Path(samples["fetal_plane_cls"].entry(1).files[0])
+    gone.unlink()
+    with pytest.raises(DataError, match=f"image file not found: {gone}"):
+        _batches(samples, workers=workers, steps=3)
+
+
+def test_skip_bad_samples_replaces_and_counts_them(root, tmp_path):
+    copy = _copy_root(root, tmp_path)
+    samples = {"fetal_plane_cls": _samples(copy)["fetal_plane_cls"]}
+    broken = Path(samples["fetal_plane_cls"].entry(2).files[0])
+    broken.write_bytes(b"not a png any more")
+    batches, loader = _batches(samples, workers=2, steps=2, skip=True)
+    assert sum(len(b["source"]) for b in batches) == 4  # a batch of 3 and one of 1: every position filled
+    assert len(loader.bad_samples) == 1 and str(broken) in loader.bad_samples[0]
+    assert all(str(broken) not in b["source"] for b in batches)
+
+
+@pytest.mark.parametrize("load", [functools.partial(_explode, "boom.png"), functools.partial(os._exit, 3)],
+                         ids=["exception", "hard-exit"])
+def test_a_worker_crash_surfaces_instead_of_hanging(root, load):
+    samples = {"fetal_plane_cls": SampleCollection(dataclasses.replace(e, load=load)
+                                                   for e in _samples(root)["fetal_plane_cls"].items)}
+    expected = "(?s)DataLoader worker process.*decoded boom.png" if load.func is _explode else "exited unexpectedly"
+    with pytest.raises(RuntimeError, match=expected):
+        _batches(samples, workers=2, steps=1)
+
+
+def test_default_workers_leave_a_core_for_the_training_loop():
+    cores = len(os.sched_getaffinity(0))
+    assert default_num_workers() == max(0, min(8, cores - 1))
+    assert default_num_workers(num_processes=cores) == 0
+    with pytest.raises(ValueError, match="num_workers must be >= 0"):
+        LoaderConfig(num_workers=-1)
