@@ -7,12 +7,13 @@ ground-truth ellipse of random size (radius 10-180 px), a prediction shifted and
 it, sometimes with a far false-positive blob or empty.
 
     python benchmarks/metrics_speed.py            # writes benchmarks/results/metrics_speed.{md,json}
+    python benchmarks/metrics_speed.py --quick    # 50 masks of 256×256, written to a temporary folder
+    python benchmarks/metrics_speed.py --rerender # rewrite results/metrics_speed.md from its .json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -29,6 +30,9 @@ from m2dino.evaluation.scoring import score_submission
 from m2dino.evaluation.submission import SubmissionEntry, write_submission
 from m2dino.evaluation.submission_reader import read_submission
 from m2dino.models.predictions import SegmentationPrediction
+
+from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result
+from harness.timing import timed_calls
 
 NUM_CLASSES = 2
 
@@ -66,24 +70,15 @@ def naive_hausdorff(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(max(ndimage.distance_transform_edt(~gt)[pred].max(), ndimage.distance_transform_edt(~pred)[gt].max()))
 
 
-def timed(pairs, function) -> tuple[float, list]:
-    total, results = 0.0, []
-    for pred, gt in pairs:
-        start = time.perf_counter()
-        results.append(function(pred, gt))
-        total += time.perf_counter() - start
-    return total, results
-
-
 def run(num_masks: int, size: int, naive_subset: int, seed: int) -> dict:
     def pairs(n: int):  # regenerated for every pass: 2×1000 masks of 512×512 held at once would be 0.5 GB
         return (mask_pair(i, size, seed) for i in range(n))
 
-    hd_s, fast = timed(pairs(num_masks), lambda p, g: hausdorff_per_class(p, g, NUM_CLASSES))
-    dice_s, _ = timed(pairs(num_masks), lambda p, g: dice_per_class(p, g, NUM_CLASSES))
-    all_s, _ = timed(pairs(num_masks), lambda p, g: class_scores(p, g, NUM_CLASSES, 2.0))
-    naive_s, naive = timed(pairs(naive_subset),
-                           lambda p, g: [naive_hausdorff(p == c, g == c) for c in range(NUM_CLASSES)])
+    hd_s, fast = timed_calls(pairs(num_masks), lambda p, g: hausdorff_per_class(p, g, NUM_CLASSES))
+    dice_s, _ = timed_calls(pairs(num_masks), lambda p, g: dice_per_class(p, g, NUM_CLASSES))
+    all_s, _ = timed_calls(pairs(num_masks), lambda p, g: class_scores(p, g, NUM_CLASSES, 2.0))
+    naive_s, naive = timed_calls(pairs(naive_subset),
+                                 lambda p, g: [naive_hausdorff(p == c, g == c) for c in range(NUM_CLASSES)])
     max_difference = float(np.max(np.abs(np.array(fast[:naive_subset]) - np.array(naive))))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +100,7 @@ def run(num_masks: int, size: int, naive_subset: int, seed: int) -> dict:
 
     naive_full_s = naive_s * num_masks / naive_subset
     return {
-        "num_masks": num_masks, "size": size, "num_classes": NUM_CLASSES, "seed": seed,
+        "command": command_line(), "num_masks": num_masks, "size": size, "num_classes": NUM_CLASSES, "seed": seed,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                     "scipy": scipy.__version__, "processor": platform.processor() or platform.machine()},
         "seconds": {"hausdorff_fast": hd_s, "dice": dice_s, "class_scores": all_s,
@@ -130,7 +125,8 @@ def markdown(result: dict) -> str:
     lines = [f"# Segmentation scoring speed: {n} masks of {result['size']}×{result['size']}, {result['num_classes']} "
              "classes (background included, as the challenge scores it)", "",
              f"Machine: {m['cpus']} CPU(s) ({m['processor']}), shared with other jobs; Python {m['python']}, "
-             f"NumPy {m['numpy']}, SciPy {m['scipy']}. Command: `python benchmarks/metrics_speed.py`.", "",
+             f"NumPy {m['numpy']}, SciPy {m['scipy']}. Command: "
+             f"`{result.get('command', 'python benchmarks/metrics_speed.py')}`.", "",
              "| what | total (s) | per mask (ms) |", "|---|---|---|",
              *(f"| {name} | {total:.2f} | {1000 * total / count:.2f} |" for name, total, count in rows), "",
              f"Hausdorff speed-up over the naive full-image computation: **{result['speedup_hausdorff']:.1f}×**; "
@@ -141,18 +137,29 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-masks", type=int, default=1000)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--naive-subset", type=int, default=100, help="masks timed with the naive method")
+    parser.add_argument("--num-masks", type=int, default=None, help="default 1000 (--quick: 50)")
+    parser.add_argument("--size", type=int, default=None, help="mask side in pixels, default 512 (--quick: 256)")
+    parser.add_argument("--naive-subset", type=int, default=None,
+                        help="masks timed with the naive method, default 100 (--quick: 10)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--quick", action="store_true", help="a few seconds' smoke run with fewer, smaller masks")
+    add_output_arguments(parser, "metrics_speed")
     args = parser.parse_args()
-    result = run(args.num_masks, args.size, min(args.naive_subset, args.num_masks), args.seed)
+    md_path, json_path = output_paths(args)
+    if args.rerender:
+        result = read_result(json_path)
+    else:
+        def choose(value: int | None, quick: int, full: int) -> int:
+            return value if value is not None else quick if args.quick else full
+        num_masks, size = choose(args.num_masks, 50, 1000), choose(args.size, 256, 512)
+        naive_subset = choose(args.naive_subset, 10, 100)
+        if min(num_masks, size, naive_subset) < 1:
+            parser.error(f"--num-masks, --size and --naive-subset must be positive; got {num_masks}, {size}, "
+                         f"{naive_subset}")
+        result = run(num_masks, size, min(naive_subset, num_masks), args.seed)
     report = markdown(result)
     print(report)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "metrics_speed.md").write_text(report)
-    (args.out_dir / "metrics_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(md_path, json_path, report, result, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""Writing a benchmark's result: the markdown report next to the JSON it is rendered from.
+
+The markdown is always a function of the JSON alone, so a report can be re-rendered (``--rerender``)
+without measuring again, and a committed report can be checked against its committed JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def command_line() -> str:
+    """The command that produced this run, as the reports quote it (``python benchmarks/x.py --flag``)."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--out-dir``, ``--name`` and ``--rerender``, the same for every benchmark script."""
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help=f"default: {RESULTS.parent.name}/{RESULTS.name} (a --quick run: a temporary folder, "
+                             "so that the committed results are not overwritten)")
+    parser.add_argument("--name", default=name, help="output file stem (<out-dir>/<name>.md and .json)")
+    parser.add_argument("--rerender", action="store_true", help="rewrite the .md from the existing .json")
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(markdown path, JSON path) for parsed output arguments; a ``--quick`` run without ``--out-dir``
+    writes under the temporary folder, never over the committed results."""
+    out_dir = args.out_dir
+    if out_dir is None:
+        out_dir = Path(tempfile.gettempdir()) / f"m2dino_{args.name}_quick" if getattr(args, "quick", False) \
+            else RESULTS
+    return out_dir / f"{args.name}.md", out_dir / f"{args.name}.json"
+
+
+def read_result(json_path: Path) -> dict:
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{json_path}: no result to re-render; run the benchmark first")
+    return json.loads(json_path.read_text())
+
+
+def write_result(md_path: Path, json_path: Path, markdown: str, result: dict, indent: int = 1) -> None:
+    """The report and its JSON (``indent`` as in the committed file, so a rerun diffs cleanly)."""
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(markdown)
+    json_path.write_text(json.dumps(result, indent=indent) + "\n")
+
+
+def fmt_ratio(r: dict) -> str:
+    """A ratio summary as ``median (min–max)``."""
+    return f"{r['median']:.3f} ({r['min']:.2f}–{r['max']:.2f})"
+
+
+def fmt_ms(r: dict) -> str:
+    """A difference summary in seconds as signed milliseconds, ``median (min to max)``."""
+    return f"{1000 * r['median']:+.1f} ({1000 * r['min']:+.1f} to {1000 * r['max']:+.1f})"
+
+
+def mark(ok: bool) -> str:
+    return "✅" if ok else "❌"

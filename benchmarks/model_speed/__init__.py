@@ -1,0 +1,1 @@
+"""The parts of `benchmarks/speed.py`: the plan, the four benchmarks and the report."""
