@@ -22,10 +22,21 @@ def read_image(path: str | Path) -> Image.Image:
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as image:
+            _reject_high_bit_depth(image, path)
             image.load()
             return image.copy() if image.mode != "P" else image.convert("RGBA" if "transparency" in image.info else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageFormatError(f"{path}: not a readable image ({err})") from err
+
+
+def _reject_high_bit_depth(image: Image.Image, path: Path) -> None:
+    """Pillow decodes a 16-bit RGB(A) or gray+alpha PNG into 8-bit modes by dropping the low byte (a
+    12-bit scan comes out with values up to 15), so the file's own sample format is checked before decoding."""
+    for tile in image.tile:
+        rawmode = tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0]
+        if isinstance(rawmode, str) and ";16" in rawmode and not rawmode.startswith("I;"):  # I;16 stays 16-bit
+            raise ImageFormatError(f"{path}: 16-bit image ({rawmode.split(';')[0]}, 16 bits per sample); expected an "
+                                   "8-bit gray or RGB image: rescale it to 0..255 and save it as 8-bit first")
 
 
 def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = None) -> np.ndarray:
