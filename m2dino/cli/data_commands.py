@@ -46,6 +46,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(func=_synth)
 
+    cache = commands.add_parser("cache", help="resize an FMC root's images (and masks) once into a resize cache, "
+                                              "ahead of training with --cache-dir")
+    cache.add_argument("root", type=Path, help="an FMC root, or a folder of split roots")
+    cache.add_argument("--size", required=True, help="the model's input size: N or HxW (the recipe's --image-size)")
+    cache.add_argument("--cache-dir", type=Path, default=None, help="default: ROOT/.m2dino_cache")
+    cache.add_argument("--resize-mode", default="letterbox", choices=["letterbox", "stretch"])
+    cache.add_argument("--tasks", nargs="+", help="only these task ids")
+    cache.add_argument("--workers", type=int, default=0, help="build in this many processes")
+    cache.set_defaults(func=_cache)
+
 
 def parse_options(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings -> keyword arguments (JSON values when they parse, else strings)."""
@@ -99,3 +109,28 @@ def _synth(args: argparse.Namespace) -> int:
     for split, root in roots.items():
         print(f"{split}: {root}")
     return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from ..data import read_fmc
+    from ..data.cache import build_cache
+
+    roots = _fmc_roots(args.root)
+    height, _, width = args.size.lower().partition("x")
+    size = (int(height), int(width or height))
+    cache_dir = args.cache_dir or args.root / ".m2dino_cache"
+    for root in roots:
+        counts = build_cache(read_fmc(root, args.tasks, lazy=True).items, cache_dir, size, args.resize_mode,
+                             args.workers)
+        print(f"{root}: {counts['built']} resized, {counts['current']} already current")
+    print(f"cache: {cache_dir} (train with --cache-dir {cache_dir} --image-size {size[0]})")
+    return 0
+
+
+def _fmc_roots(root: Path) -> list[Path]:
+    """``root`` itself if it is an FMC root, else its subfolders that are (one per split)."""
+    roots = [root] if (root / CSV_DIR).is_dir() else sorted(
+        p for p in root.iterdir() if (p / CSV_DIR).is_dir()) if root.is_dir() else []
+    if not roots:
+        raise FileNotFoundError(f"{root}: no {CSV_DIR}/ in it or in its subfolders; expected an FMC root")
+    return roots

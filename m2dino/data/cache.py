@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,41 @@ def _atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def build_cache(entries: Sequence[Sample | LazySample], root: str | Path, image_size: tuple[int, int],
+                resize_mode: str = "letterbox", workers: int = 0, progress: bool = True) -> dict[str, int]:
+    """Resize every entry into the cache at ``root`` ahead of training (``m2dino data cache``);
+    ``workers`` > 0 builds in that many processes. Returns how many entries were built, already
+    current, or not cacheable."""
+    from tqdm.auto import tqdm
+
+    cache = ResizeCache(root)
+    counts = {"built": 0, "current": 0, "not_cacheable": 0}
+    todo = []
+    for entry in entries:
+        if entry_key(entry, image_size, resize_mode) is None:
+            counts["not_cacheable"] += 1
+        elif cache.contains(entry, image_size, resize_mode):
+            counts["current"] += 1
+        else:
+            todo.append(entry)
+    build = functools.partial(_build_one, cache, image_size, resize_mode)
+    bar = tqdm(total=len(todo), desc=f"caching at {image_size[0]}x{image_size[1]}", unit="image", disable=not progress)
+    if workers > 0 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in pool.map(build, todo, chunksize=16):
+                bar.update(1)
+    else:
+        for entry in todo:
+            build(entry)
+            bar.update(1)
+    bar.close()
+    counts["built"] = len(todo)
+    return counts
+
+
+def _build_one(cache: ResizeCache, image_size: tuple[int, int], resize_mode: str, entry: LazySample) -> None:
+    cache.load(entry, image_size, resize_mode)

@@ -172,3 +172,21 @@ def test_default_workers_leave_a_core_for_the_training_loop():
     assert default_num_workers(num_processes=cores) == 0
     with pytest.raises(ValueError, match="num_workers must be >= 0"):
         LoaderConfig(num_workers=-1)
+
+
+def test_the_cache_command_builds_every_entry_ahead_and_reuses_them(root, tmp_path, capsys, monkeypatch):
+    from m2dino.cli.main import main
+
+    cache_dir = tmp_path / "cache"
+    assert main(["data", "cache", str(root), "--size", "32", "--cache-dir", str(cache_dir), "--workers", "2"]) == 0
+    assert f"{len(read_fmc(root, lazy=True))} resized, 0 already current" in capsys.readouterr().out
+    cache = ResizeCache(cache_dir)
+    assert all(cache.contains(e, (32, 32)) for e in read_fmc(root, lazy=True).items)
+    assert main(["data", "cache", str(root), "--size", "32", "--cache-dir", str(cache_dir)]) == 0
+    assert "0 resized" in capsys.readouterr().out
+    # A warm cache needs no decoding: with the image reader broken, batches still come.
+    monkeypatch.setattr("m2dino.data.fmc.index.read_image", _explode)
+    batches, _ = _batches(_samples(root), cache_dir=cache_dir, steps=3)
+    assert len(batches) == 3
+    with pytest.raises(RuntimeError, match="decoded"):
+        _batches(_samples(root), steps=1)
