@@ -1,5 +1,5 @@
 """The Gradio browser demo (``m2dino demo``); needs the ``demo`` extra."""
 
-from .app import build_app, example_images, launch
+from .app import build_app, launch
 
-__all__ = ["build_app", "example_images", "launch"]
+__all__ = ["build_app", "launch"]

@@ -10,7 +10,6 @@ import json
 import os
 import tempfile
 import threading
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from ..models import M2DINO
 from ..models.predictions import ClassificationPrediction
 from ..visualize import describe, draw_panel, predictions_to_dict
+from ..visualize.examples import EXAMPLES_DIR, example_images
 
 # Medical images stay on this machine: no usage statistics sent by Gradio unless the user asks for them.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -28,14 +28,8 @@ except ImportError as err:  # the CLI turns this into one clear line
     raise ImportError("the demo needs Gradio: pip install 'm2dino[demo]' (or pip install -e \".[demo]\" "
                       "in a checkout)") from err
 
-EXAMPLES_DIR = Path(str(files("m2dino") / "demo" / "examples"))
 SUMMARY_HEADERS = ["task", "type", "prediction"]
 PROBABILITY_HEADERS = ["task", "class", "probability"]
-
-
-def example_images() -> list[Path]:
-    """The scans shipped with the package (CC BY 4.0, see examples/ATTRIBUTION.md)."""
-    return sorted(EXAMPLES_DIR.glob("*.png"))
 
 
 class DemoPredictor:
@@ -81,7 +75,7 @@ def build_app(model: M2DINO, title: str = "M2DINO ultrasound demo") -> "gr.Block
                 chosen = gr.CheckboxGroup(choices=tasks, value=tasks, label="Tasks", elem_id="tasks")
                 button = gr.Button("Predict", variant="primary", elem_id="predict")
                 gr.Examples(examples=[[str(p)] for p in example_images()], inputs=[image],
-                            label="Example scans (CC BY 4.0, see the package's demo/examples/ATTRIBUTION.md)")
+                            label="Example scans (CC BY 4.0, see the package's examples/ATTRIBUTION.md)")
             with gr.Column():
                 overlay = gr.Image(type="pil", format="png", label="Predictions", elem_id="overlay")
                 summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Per task", elem_id="summary")

@@ -27,6 +27,7 @@ from ..training.config import TrainConfig
 from ..training.data_sources import TrainingData, load_training_data
 from ..training.engine import NonFiniteLossError, Trainer, TrainResult
 from ..training.output_check import check_output_dir, estimate_run_bytes
+from ..visualize.card import add_card_example
 
 # The embedded default: small enough to train on the 27-task synthetic suite on 2 CPU cores in minutes.
 DEFAULTS = dict(data="synthetic", backbone="mini", image_size=64, batch_size=16, steps=2000, moe_blocks="2,3",
@@ -203,7 +204,10 @@ def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], 
     trainer = Trainer(model, subset.train, subset.val, train_config(args, output_dir, tasks),
                       resume=resume, progress=not args.no_progress, overwrite=args.overwrite,
                       allow_config_change=args.allow_config_change, loading=loading)
-    return trainer.train()
+    result = trainer.train()
+    if trainer.accelerator.is_main_process and (result.output_dir / "README.md").is_file():
+        add_card_example(trainer.exportable_model(), result.output_dir)  # the card shows what the model outputs
+    return result
 
 
 @dataclass

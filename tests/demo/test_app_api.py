@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from m2dino.demo import example_images
+from m2dino.visualize.examples import example_images
 
 from .conftest import TASKS
 
@@ -16,13 +16,6 @@ client_module = pytest.importorskip("gradio_client")
 def client(demo_app):
     assert demo_app.local_url.startswith("http://127.0.0.1:")  # localhost only by default
     return client_module.Client(demo_app.local_url, verbose=False)
-
-
-def test_bundled_examples_are_real_scans_with_attribution():
-    examples = example_images()
-    assert [p.name for p in examples] == ["african_planes_patient001_DZA_plane1.png", "hc18_003_HC.png"]
-    attribution = (examples[0].parent / "ATTRIBUTION.md").read_text()
-    assert all(p.name in attribution for p in examples) and "CC BY 4.0" in attribution
 
 
 def test_predict_endpoint_returns_overlay_tables_and_json(client):

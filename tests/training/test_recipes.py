@@ -23,6 +23,8 @@ def test_unified_on_synthetic(tmp_path, capsys):
     rows = json.loads((tmp_path / "summary.json").read_text())
     assert [r["task"] for r in rows] == ["fetal_head", "breast_2cls", "FUGC"]
     assert "| fetal_head | unified | segmentation | DSC |" in capsys.readouterr().out
+    assert "![Predictions of this model on an example scan](example.png)" in (tmp_path / "README.md").read_text()
+    assert (tmp_path / "example.png").is_file()
 
 
 def test_grouped_with_a_users_mapping(tmp_path):
