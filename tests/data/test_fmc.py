@@ -178,7 +178,7 @@ def test_empty_dataset_and_missing_root(tmp_path):
     with pytest.raises(DataError, match="no \\*.csv files"):
         read_fmc_index(tmp_path)
     root = _root(tmp_path, [])
-    with pytest.raises(DataError, match="empty dataset: no CSV rows in labels.csv"):
+    with pytest.raises(DataError, match="labels.csv: a header and no rows; expected at least one row"):
         read_fmc_index(root)
     root = _root(tmp_path, [_row()])
     with pytest.raises(DataError, match=r"empty dataset: no CSV rows for tasks \['fetal_head'\]"):

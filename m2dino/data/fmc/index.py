@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...image import ImageFormatError, read_image, to_rgb_uint8
-from ...tasks import LabelError, UnknownTaskError, get_task
+from ...tasks import LabelError, UnknownTaskError, get_task, list_tasks
 from ..collection import LazySample, SampleCollection
 from ..csv_io import cell, read_csv_rows
 from ..errors import DataError, MissingFileError, location
@@ -138,6 +138,12 @@ def _scan(root: str | Path, tasks: list[str] | None, collect: bool) -> tuple[lis
         except DataError as err:
             report(None, err)
             continue
+        if not rows:  # a header and no rows: its task would silently vanish from training and checks
+            task = _task_of_csv_name(csv_file)
+            if wanted is None or task in wanted:
+                report(task, DataError(f"{csv_file}: a header and no rows; expected at least one row"
+                                       f"{f' of task {task!r}' if task else ''} (remove the file if the task is unused)"))
+            continue
         for number, row in rows:
             task = row.get("task_id")
             if wanted is not None and task not in wanted:
@@ -150,6 +156,12 @@ def _scan(root: str | Path, tasks: list[str] | None, collect: bool) -> tuple[lis
         which = f" for tasks {sorted(wanted)}" if wanted is not None else ""
         raise DataError(f"{root}: empty dataset: no CSV rows{which} in {', '.join(f.name for f in csv_files)}")
     return records, problems
+
+
+def _task_of_csv_name(csv_file: Path) -> str | None:
+    """The task a CSV is named after (``<split>_<task>.csv``, as the writer names them), if any."""
+    ids = [t.id for t in list_tasks() if csv_file.stem == t.id or csv_file.stem.endswith(f"_{t.id}")]
+    return max(ids, key=len) if ids else None
 
 
 def _parse_row(row: dict[str, str], csv_file: Path, number: int) -> FMCRecord:
