@@ -44,17 +44,10 @@ def forward_head(model: M2DINO, task: str, features: BackboneOutput, image_size:
     return (public or model._run_head)(task, features, image_size)
 
 
-def forward_all(model: M2DINO, pixel_values: torch.Tensor, tasks: Sequence[str]) -> dict:
-    """Every task's output for one image, what `predict_all` runs: public ``M2DINO.forward_all(
-    pixel_values, tasks)``, today ``M2DINO._forward_all``."""
-    public = _public(model, "forward_all")
-    return (public or model._forward_all)(pixel_values, list(tasks))
-
-
 def forward_features_all(model: M2DINO, pixel_values: torch.Tensor, tasks: Sequence[str]) -> BackboneOutput:
-    """The backbone part of `forward_all`, one row per task: public ``M2DINO.forward_features_all(
-    pixel_values, tasks)``. Until it exists, the same calls as ``M2DINO._forward_all`` makes before its
-    heads (dense blocks before the first MoE block once, the rest on one copy per task)."""
+    """The backbone part of `M2DINO.forward_all`, one row per task: public ``M2DINO.forward_features_all(
+    pixel_values, tasks)``. Until it exists, the same calls as `forward_all` makes before its heads
+    (dense blocks before the first MoE block once, the rest on one copy of the hidden state per task)."""
     public = _public(model, "forward_features_all")
     if public:
         return public(pixel_values, list(tasks))

@@ -20,7 +20,8 @@ from .steps import forward_fn, token_loss, train_fn
 CONTROL = "dense copy (A/A)"
 
 
-def _routing(model: M2DINO, tasks: list[str] | None):
+def routing_or_none(model: M2DINO, tasks: list[str] | None):
+    """Routing for a batch of ``tasks``; None for the dense model (no tasks)."""
     return routing(model, tasks) if tasks else None
 
 
@@ -39,13 +40,13 @@ def bench_moe_block(plan: Plan, timer: PairedTimer, size: int, precision: str, g
     hidden = hidden.detach()
 
     def block_forward(model: M2DINO, tasks: list[str] | None):
-        return model.backbone.run_block(block, hidden, rope, _routing(model, tasks))
+        return model.backbone.run_block(block, hidden, rope, routing_or_none(model, tasks))
 
     def block_train(model: M2DINO, tasks: list[str] | None) -> Callable[[], None]:
         x = hidden.clone().requires_grad_()  # backward reaches the block input, as inside a network
 
         def loss() -> torch.Tensor:
-            out, aux = model.backbone.run_block(block, x, rope, _routing(model, tasks))
+            out, aux = model.backbone.run_block(block, x, rope, routing_or_none(model, tasks))
             return token_loss(out, aux)
         step = train_fn(loss, [*model.backbone.blocks[block].parameters(), *model.task_embedding.parameters()],
                         device, precision)
@@ -94,7 +95,7 @@ def bench_moe_model(plan: Plan, timer: PairedTimer, size: int, precision: str,
     x = torch.randn(plan.batch, 3, size, size, device=device)
 
     def forward(model: M2DINO, tasks: list[str] | None):
-        return model.backbone.forward_features(x, _routing(model, tasks))
+        return model.backbone.forward_features(x, routing_or_none(model, tasks))
 
     def train(model: M2DINO, tasks: list[str] | None) -> Callable[[], None]:
         def loss() -> torch.Tensor:

@@ -107,8 +107,8 @@ def markdown(result: dict) -> str:
                   "embedding, prefix tokens, RoPE table, final norm — timed on copies with no blocks on the real "
                   "input, and (b) our Python block loop against timm's, timed with all blocks on a one-patch image "
                   "(compute negligible; 1 thread on CPU, as Python overhead does not depend on it and tiny ops "
-                  "on 2 threads measure the scheduler). m2dino − timm, in ms per call; the implied whole-backbone ratio is "
-                  "(timm + Δa + Δb) / timm with timm's whole-backbone time from the table above:", "",
+                  "on 2 threads measure the scheduler). m2dino − timm, in ms per call; the implied whole-backbone "
+                  "ratio is (timm + Δa + Δb) / timm with timm's whole-backbone time from the table above:", "",
                   "| size | precision | step | Δ (a) no blocks, ms | Δ (b) block loop, ms | implied ratio | "
                   "target ≤ 1.05 |", "|---|---|---|---|---|---|---|"]
         for r in result["backbone"]:
@@ -127,13 +127,13 @@ def markdown(result: dict) -> str:
                   "the dense block's at initialisation), on the same hidden states; forward, and training step "
                   f"(loss = mean of the outputs + {BALANCE_WEIGHT} × balancing loss, backward down to the block "
                   f"input, AdamW step). Single = {batch} images of one task (the fast path: the task's k experts "
-                  f"run on the whole batch); mixed = {batch} images of {min(plan['mixed_tasks'], batch)} tasks, chosen to use "
-                  "as many distinct experts as possible (the worst case for the grouped dispatch). The whole-model "
-                  "columns follow from the block ratio r as 1 + (n / L)·(r − 1) for MoE in the last 4 blocks "
-                  "(n = 4), every other block (n = 6: blocks 1, 3, …, 11) and all blocks (n = 12); an upper bound, "
+                  f"run on the whole batch); mixed = {batch} images of {min(plan['mixed_tasks'], batch)} tasks, "
+                  "chosen to use as many distinct experts as possible (the worst case for the grouped dispatch). "
+                  "The whole-model columns follow from the block ratio r as 1 + (n / L)·(r − 1) for MoE in the "
+                  "last 4 blocks (n = 4), every other block (n = 6: blocks 1, 3, …, 11) and all blocks (n = 12); an upper bound, "
                   "as the embedding, final norm and loss count as zero. The A/A row times a second, identical dense "
-                  f"model the same way (full-grid cells only): the noise floor. {rounds[0]} forward pairs, {rounds[1]} training-step pairs "
-                  "per row. Target for k = 1: ≤ 1.10.", ""]
+                  f"model the same way (full-grid cells only): the noise floor. {rounds[0]} forward pairs, "
+                  f"{rounds[1]} training-step pairs per row. Target for k = 1: ≤ 1.10.", ""]
         for cell in result["moe_block"]:
             depth = cell["depth"]
             one = cell.get("threads") == 1
@@ -146,8 +146,8 @@ def markdown(result: dict) -> str:
                       "| E | k | batch | experts run | step | block ratio | model: last 4 | model: every other "
                       "| model: all |", "|---|---|---|---|---|---|---|---|---|"]
             for step in ("forward", "train") if cell["control"] else ():
-                lines.append(f"| — | — | A/A: dense vs dense | — | {step} | {fmt_ratio(cell['control'][step]['ratio'])} "
-                             "| | | |")
+                lines.append(f"| — | — | A/A: dense vs dense | — | {step} | "
+                             f"{fmt_ratio(cell['control'][step]['ratio'])} | | | |")
             for c in cell["cells"]:
                 for step in ("forward", "train"):
                     r = c[step]["ratio"]["median"]
@@ -182,7 +182,8 @@ def markdown(result: dict) -> str:
                         match = [b for b in blocks.get((cell["size"], cell["precision"]), {"cells": []})["cells"]
                                  if (b["experts"], b["top_k"], b["batch"]) == (c["experts"], c["top_k"], c["batch"])]
                         if match:
-                            pred = (f"{predicted_model_ratio(match[0][step]['ratio']['median'], len(c['moe_blocks']), cell['depth']):.3f}")
+                            ratio = match[0][step]["ratio"]["median"]
+                            pred = f"{predicted_model_ratio(ratio, len(c['moe_blocks']), cell['depth']):.3f}"
                         ok = f" {mark(c[step]['ratio']['median'] <= 1.10)}" if c["top_k"] == 1 else ""
                         cols += [fmt_ratio(c[step]["ratio"]) + ok, pred]
                     lines.append(f"| {cell['size']} | {cell['precision']} | {c['experts']} | {c['top_k']} | "
@@ -198,7 +199,8 @@ def markdown(result: dict) -> str:
                   f"One image; MoE E = {moe['experts']}, k = {moe['top_k']} in blocks {moe['moe_blocks']}, so "
                   f"L_shared = {a0['shared_blocks']} dense blocks run once and L_routed = "
                   f"{a0['depth'] - a0['shared_blocks']} blocks run on one copy of the hidden state per task; heads "
-                  f"with decoder_features = {plan['decoder_features']}. `all` = `M2DINO._forward_all(x, all "
+                  f"with decoder_features = {plan['decoder_features']}. `all` = "
+                  f"`{a0.get('all_call', 'M2DINO._forward_all')}(x, all "
                   f"{a0['tasks']} tasks)` (what `predict_all` runs after loading the image); `one` = "
                   f"`model(x, task='{a0['single_task']}')` (a segmentation head, DPT decoder). The backbone "
                   "(with the 4 feature levels the dense heads read) and the heads (on precomputed features) are "
@@ -213,7 +215,8 @@ def markdown(result: dict) -> str:
             s = r["seconds"]
             p = r["parts"]
             lines.append(f"| {r['size']} | {r['precision']} | backbone | {s['single_backbone']:.3f} | "
-                         f"{s['all_backbone']:.3f} | {fmt_ratio(p['all_backbone']['ratio'])} | {r['bound_blocks']:.2f} | "
+                         f"{s['all_backbone']:.3f} | {fmt_ratio(p['all_backbone']['ratio'])} | "
+                         f"{r['bound_blocks']:.2f} | "
                          f"{r['backbone_vs_bound']:.3f} {mark(r['backbone_vs_bound'] <= 1.10)} |")
             lines.append(f"| {r['size']} | {r['precision']} | heads | {s['single_head']:.3f} | {s['all_heads']:.3f} | "
                          f"one: {fmt_ratio(p['single_head']['ratio'])}; all: {fmt_ratio(p['all_heads']['ratio'])} "

@@ -4,7 +4,7 @@ import torch
 
 from tests.models.helpers import FOUR_TYPES, assert_outputs_equal, tiny_model
 
-from model_api import forward_all, forward_features, forward_features_all, forward_head, routing, select_rows
+from model_api import forward_features, forward_features_all, forward_head, routing, select_rows
 from model_speed.models import pick_mixed_tasks
 
 
@@ -17,7 +17,7 @@ def test_all_tasks_at_once_equals_one_task_at_a_time():
     x = torch.randn(1, 3, 32, 48)
     with torch.no_grad():
         everything = forward_features_all(model, x, FOUR_TYPES)
-        outputs = forward_all(model, x, FOUR_TYPES)
+        outputs = model.forward_all(x, FOUR_TYPES)
         for i, task in enumerate(FOUR_TYPES):
             one = forward_features(model, x, task)
             row = select_rows(everything, torch.tensor([i]))
@@ -48,3 +48,13 @@ def test_mixed_tasks_use_the_most_distinct_experts():
     assert experts_per_block == distinct(tasks)
     # greedy: the second task adds as many new experts as any other would
     assert experts_per_block == max(distinct([tasks[0], t]) for t in FOUR_TYPES if t != tasks[0])
+
+
+def test_a_public_method_is_used_once_the_model_has_it():
+    class WithPublicForwardHead(type(tiny_model())):
+        def forward_head(self, task, features, image_size):
+            return ("public", task, image_size)
+
+    model = tiny_model()
+    model.__class__ = WithPublicForwardHead
+    assert forward_head(model, "IUGC", None, (32, 48)) == ("public", "IUGC", (32, 48))

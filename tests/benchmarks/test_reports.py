@@ -37,8 +37,8 @@ def test_whole_backbone_control_row_is_rendered_when_measured():
     ratio = {"median": 1.0123, "min": 0.95, "max": 1.07, "values": [1.0123]}
     cell["control"] = {"forward": {"ratio": ratio}, "train": {"ratio": dict(ratio, median=0.9876)}}
     lines = speed_markdown(result).splitlines()
-    row = f"| {cell['size']} | {cell['precision']} | — | — | A/A: dense vs dense | — | — | 1.012 (0.95–1.07) | — | " \
-          "0.988 (0.95–1.07) | — |"
+    row = (f"| {cell['size']} | {cell['precision']} | — | — | A/A: dense vs dense | — | — | 1.012 (0.95–1.07) | — "
+           "| 0.988 (0.95–1.07) | — |")
     assert row in lines
     assert lines[lines.index(row) - 1] == "|---" * 11 + "|"   # first row of the whole-backbone table
     assert any("the noise floor of these pairs" in line for line in lines)

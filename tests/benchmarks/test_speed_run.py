@@ -50,3 +50,4 @@ def test_report_has_every_section(result):
                     "## 3. All tasks at once", "## 4. GPU: training throughput", "## Targets"):
         assert heading in report
     assert report.count("A/A: dense vs dense") == 3               # per block forward + train, whole backbone
+    assert f"`{result['all_tasks'][0]['all_call']}(x, all 27 tasks)`" in report  # names the call it timed
