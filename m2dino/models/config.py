@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -15,6 +16,50 @@ from .moe import ROUTING_MODES
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "m2dino"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _ints(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
+
+
+def _three_numbers(value: object) -> bool:
+    return value is None or (isinstance(value, (list, tuple)) and len(value) == 3 and all(map(_is_number, value)))
+
+
+# The JSON shape of each field of config.json, checked before anything is built, so a bad file is one
+# line naming the field rather than a failure deep inside model construction or weight loading.
+FIELD_SHAPES: dict[str, tuple] = {
+    "backbone": (lambda v: isinstance(v, str), "a backbone name (string)"),
+    "tasks": (lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v), "a list of task ids"),
+    "moe_blocks": (_ints, "a list of block indices (integers)"),
+    "num_experts": (_is_int, "an integer"),
+    "top_k": (_is_int, "an integer"),
+    "routing": (lambda v: isinstance(v, str), f"one of {ROUTING_MODES}"),
+    "task_embed_dim": (_is_int, "an integer"),
+    "decoder_features": (_is_int, "an integer"),
+    "feature_blocks": (lambda v: v is None or _ints(v), "null or a list of 4 block indices"),
+    "image_size": (lambda v: _is_int(v) or (_ints(v) and len(v) == 2), "an integer or [height, width]"),
+    "resize_mode": (lambda v: isinstance(v, str), f"one of {RESIZE_MODES}"),
+    "mean": (_three_numbers, "null or 3 numbers"),
+    "std": (_three_numbers, "null or 3 numbers"),
+    "balance_loss_weight": (_is_number, "a number"),
+    "drop_path_rate": (_is_number, "a number"),
+    "backbone_overrides": (lambda v: isinstance(v, dict), "an object"),
+    "backbone_weights": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "collapsed_moe": (lambda v: isinstance(v, dict), "an object (block -> experts kept)"),
+    "task_specs": (lambda v: isinstance(v, dict), "an object (task id -> spec)"),
+    "training": (lambda v: isinstance(v, dict), "an object"),
+}
+# Without these a file would silently get defaults that do not match its weights.
+REQUIRED_FIELDS = ("backbone", "tasks", "moe_blocks", "num_experts")
 
 
 def _default_tasks() -> list[str]:
@@ -81,6 +126,10 @@ class M2DINOConfig:
             raise ValueError(f"M2DINOConfig.image_size={self.image_size}: sides must be positive multiples of 16")
         if self.feature_blocks is not None and len(self.feature_blocks) != 4:
             raise ValueError(f"M2DINOConfig.feature_blocks needs 4 blocks, got {self.feature_blocks}")
+        if not all(math.isfinite(m) for m in self.mean):
+            raise ValueError(f"M2DINOConfig.mean={self.mean}: expected 3 finite numbers")
+        if not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise ValueError(f"M2DINOConfig.std={self.std}: expected 3 positive numbers (images are divided by it)")
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -94,6 +143,8 @@ class M2DINOConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "M2DINOConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a JSON {type(data).__name__}; expected an object of config fields")
         data = dict(data)
         model_type = data.pop("model_type", MODEL_TYPE)
         if model_type != MODEL_TYPE:
@@ -102,6 +153,15 @@ class M2DINOConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown config fields {unknown}; this m2dino knows {sorted(known)}")
+        for name in REQUIRED_FIELDS:
+            if name not in data:
+                raise ValueError(f"{source}: field {name!r} missing; expected {FIELD_SHAPES[name][1]}")
+        for name, value in data.items():
+            check, expected = FIELD_SHAPES.get(name, (lambda v: True, ""))
+            if not check(value):
+                shown = json.dumps(value)
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                raise ValueError(f"{source}: field {name!r} is {shown}; expected {expected}")
         return cls(**data)
 
     def save(self, directory: str | Path) -> Path:
