@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     convert = commands.add_parser(
         "convert", help="convert a public dataset into the FMC_UIA layout (one root per split under DST)",
-        description="Datasets: " + "; ".join(f"{name}: {(m.__doc__ or '').strip().splitlines()[0]}"
-                                             for name, m in ADAPTERS.items()),
-        epilog="Options are the adapter's keyword arguments, e.g. folder: -o task=thyroid_nodule "
-               "-o masks=labels -o binary_masks=true; hc18: -o seed=1. Values are read as JSON when they parse.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Convert a public dataset, in the layout it is published in, into the FMC_UIA layout:\n"
+                    "one root per split, DST/train, DST/val (and DST/test where the dataset has one).\n\n"
+                    "datasets:\n" + "\n".join(f"  {name:<16}{_dataset_title(m)}" for name, m in ADAPTERS.items()),
+        epilog="Options (-o) are the adapter's keyword arguments, read as JSON when they parse, e.g.\n"
+               "  m2dino data convert hc18 raw/hc18 data/hc18_fmc -o seed=1\n"
+               "  m2dino data convert folder raw/thyroid data/thyroid_fmc -o task=thyroid_nodule -o masks=labels\n"
+               "The expected layout of each dataset: python -c \"import m2dino.data.adapters.hc18 as m; "
+               "print(m.__doc__)\"")
     convert.add_argument("name", choices=list(ADAPTERS))
     convert.add_argument("src", type=Path, help="the dataset in its original layout")
     convert.add_argument("dst", type=Path, help="output folder; gets <split>/csv_files/... per split")
@@ -55,6 +61,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--tasks", nargs="+", help="only these task ids")
     cache.add_argument("--workers", type=int, default=0, help="build in this many processes")
     cache.set_defaults(func=_cache)
+
+
+def _dataset_title(adapter: Any) -> str:
+    """The first sentence of an adapter's docstring without its layout lead-in, e.g.
+    'HC18 (van den Heuvel et al. 2018; Zenodo 1327317), training set'."""
+    text = " ".join((adapter.__doc__ or "").split("::")[0].split())
+    return re.sub(r",?\s*(in its )?(published|public) layout$", "", text).rstrip(".")
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
