@@ -262,11 +262,11 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
                                            ScalarPrediction, SegmentationPrediction)
     from m2dino.recipes.common import RunSummary, task_rows
     from m2dino.training.engine import TrainResult
-    from m2dino.training.validation import (InMemorySubmission, _ground_truth, error_scales,
-                                            normalised_task_scores)
+    from m2dino.training.validation import (InMemorySubmission, error_scales, normalised_task_scores,
+                                            sample_ground_truth)
 
     grid = (2 * image_size, 2 * image_size)  # the letterboxed grid of the pre-resized training samples
-    truths, predictions, masks, measurement = [], {}, {}, {}
+    truths, predictions, masks = [], {}, {}
     for task in tasks:
         spec, train, val = get_task(task), data.train[task], data.val[task]
         kind = spec.label_kind.name
@@ -281,14 +281,10 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
             mean_points = np.mean([np.asarray(s.label, dtype=float) for s in train], axis=0)
         else:
             mean_value = float(np.mean([s.label for s in train]))
-        if kind == "scalar":
-            errors = [abs(mean_value - s.label) for s in val]
-            measurement[task] = {"MAE": float(np.mean(errors)), "unit": spec.scalar_unit, "num_samples": len(errors)}
-            continue
         for index, sample in enumerate(val):
             key = f"{task}/{index:06d}"
             geometry = ResizeGeometry.create(sample.size, grid, "letterbox")
-            truths.append(_ground_truth(sample, key))
+            truths.append(sample_ground_truth(sample, key))
             if kind == "mask":
                 masks[key] = spec.label_kind.to_original(prior, geometry)
                 pred = SegmentationPrediction(masks[key])
@@ -296,12 +292,12 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
                 pred = ClassificationPrediction(int(frequency.argmax()), frequency.astype(np.float64))
             elif kind == "boxes":
                 pred = DetectionPrediction(geometry.boxes_to_original(mean_box[None]), np.ones(1), np.zeros(1, int))
-            else:
+            elif kind == "keypoints":
                 pred = KeypointPrediction(geometry.points_to_original(mean_points))
-            predictions.setdefault(spec.type, {}).setdefault(task, {})[key] = pred
+            else:
+                pred = ScalarPrediction(mean_value, spec.scalar_unit)
+            predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
     metrics = score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
-    if measurement:
-        metrics["measurement"] = measurement
     scores = normalised_task_scores(metrics, error_scales({t: data.val[t] for t in tasks}))
     result = TrainResult(Path("."), metrics, scores, 0.0, 0, 0, 0)
     return task_rows([RunSummary("constant", list(tasks), result)])

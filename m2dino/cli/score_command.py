@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from ..evaluation.fmc_scoring import score_fmc_submission
@@ -11,6 +12,8 @@ from ..evaluation.problems import PROBLEM_KINDS
 from ..evaluation.scoring import write_metrics
 from ..evaluation.summary import ADDITIONAL_METRICS, HEADLINE_METRICS
 from ..tasks import load_group_mapping
+
+EXIT_INCOMPLETE = 3   # the scores were written, but some predictions were missing or invalid
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="tolerance of the normalised surface Dice, in pixels (default: 2)")
     parser.add_argument("--groups", type=Path, metavar="FILE",
                         help="JSON/YAML {group: [task ids]} replacing the registry's clinical groups in the summary")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="exit 0 even when predictions are missing or invalid (they still count as failures "
+                             "in the summary's strict values)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary on stdout")
     parser.set_defaults(func=run)
 
@@ -53,4 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("\n".join(_summary_lines(metrics)))
         print(f"wrote {json_path} and {report_path}")
+    if not metrics["summary"]["complete"] and not args.allow_missing:
+        failed = sum(p["missing"] + p["invalid"] for p in metrics["summary"]["problems"].values())
+        print(f"m2dino score: {failed} prediction(s) missing or invalid (scored as failures in the summary; "
+              "see the report); pass --allow-missing to exit 0 anyway", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0

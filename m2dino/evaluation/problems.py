@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 
 # What each counter means (also written into the markdown report).
 PROBLEM_KINDS: dict[str, str] = {
-    "missing": "ground-truth image without a prediction (not scored, as in the challenge's evaluator)",
-    "invalid": "prediction present but unusable: wrong type, shape or length, unreadable or non-gray PNG (not scored)",
+    "missing": "ground-truth image without a prediction (left out of the challenge's values, as its evaluator "
+               "does; a failure in the strict values)",
+    "invalid": "prediction present but unusable: wrong type, shape or length, unreadable or non-gray PNG "
+               "(as missing)",
     "wrong_size": "segmentation mask of another size (resized to the ground truth, nearest neighbour, then scored)",
     "out_of_range": "scored, but a value lies outside its domain: mask value >= num_classes (pixel in no class); "
-                    "class probabilities absent, of the wrong length or non-finite (image left out of the AUC only) "
-                    "or not summing to 1 (used as given); an inverted box (zero area)",
-    "unexpected": "prediction for an image or task that is not in the ground truth (ignored)",
+                    "class probabilities absent, of the wrong length or non-finite (image left out of the AUC only), "
+                    "outside [0, 1] or not summing to 1 (used as given); an inverted box (zero area)",
+    "unexpected": "prediction for an image or task that is not in the ground truth, or a PNG that matches no "
+                  "ground-truth mask (ignored)",
     "duplicate": "repeated prediction for one image (the last one is used, as in the challenge's evaluator)",
 }
 MAX_EXAMPLES = 5

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+from .kinds import LOWER_IS_BETTER
 from .problems import PROBLEM_KINDS
 from .summary import ADDITIONAL_METRICS, HEADLINE_METRICS
-
-LOWER_IS_BETTER = {"HD", "HD95", "MRE"}
 
 
 def _cell(value: object) -> str:
@@ -34,8 +33,10 @@ def markdown_report(metrics: dict) -> str:
     kinds = [k for k in HEADLINE_METRICS if k in metrics]
     tolerance = summary["settings"]["nsd_tolerance_px"]
     lines = ["# Benchmark scores", "",
-             "Means are unweighted over tasks that scored at least one image; a task's score is the mean over "
-             "its scored images (segmentation: then over its non-background classes). ↓ = lower is better. "
+             "By type and by group: unweighted means over tasks of the STRICT values, in which a missing or "
+             "invalid prediction counts as a failure (Dice 0, HD and MRE = the image diagonal, a wrong class, "
+             "IoU 0, an error of |true value|). Per task: the challenge's own values, over the images with a "
+             "usable prediction (segmentation: then over the non-background classes). ↓ = lower is better. "
              f"HD, HD95 and MRE in pixels; NSD at {tolerance:g} px; AP50 = AP at IoU 0.5 (VOC all-point). "
              "— = undefined or not computed.", ""]
     lines += ["## By task type", ""]

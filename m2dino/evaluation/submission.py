@@ -1,14 +1,5 @@
-"""The challenge's submission layout and a writer for it, from typed predictions.
-
-```
-<out>/classification_predictions.json  [{"image_path", "task_id", "predicted_class", "predicted_probs"}]
-<out>/detection_predictions.json       [{"image_path", "task_id", "bbox_pixels", "boxes_pixels", "scores"}]
-<out>/regression_predictions.json      [{"image_path", "task_id", "predicted_points_pixels"}]
-<out>/<mask_path without "../">        one gray PNG per segmentation image, value = class index
-```
-``boxes_pixels`` and ``scores`` (every box, best first, for AP) are our additions; the challenge's
-evaluator reads ``bbox_pixels`` only and ignores other keys.
-"""
+"""The submission layout (see `m2dino.evaluation.kinds` for its files) and a writer for it, from
+typed predictions."""
 
 from __future__ import annotations
 
@@ -20,27 +11,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
-                                  SegmentationPrediction)
-from ..tasks import TaskType, UnknownTaskError, get_task
-
-PREDICTION_FILES: dict[TaskType, str] = {
-    TaskType.CLASSIFICATION: "classification_predictions.json",
-    TaskType.DETECTION: "detection_predictions.json",
-    TaskType.REGRESSION: "regression_predictions.json",
-}
-# The key holding the prediction itself in each file; an entry without it is malformed.
-PREDICTION_KEYS: dict[TaskType, str] = {
-    TaskType.CLASSIFICATION: "predicted_class",
-    TaskType.DETECTION: "bbox_pixels",
-    TaskType.REGRESSION: "predicted_points_pixels",
-}
-_PREDICTION_TYPES: dict[type, TaskType] = {
-    SegmentationPrediction: TaskType.SEGMENTATION,
-    ClassificationPrediction: TaskType.CLASSIFICATION,
-    DetectionPrediction: TaskType.DETECTION,
-    KeypointPrediction: TaskType.REGRESSION,
-}
+from ..models.predictions import Prediction
+from ..tasks import UnknownTaskError, get_task
+from .kinds import BY_PREDICTION, EVALUATIONS, KindEvaluation
 
 
 def prediction_mask_path(mask_path: str) -> PurePosixPath:
@@ -79,19 +52,19 @@ class WrittenSubmission:
     skipped: list[str] = field(default_factory=list)         # why an entry was not written
 
 
-def _task_type(entry: SubmissionEntry) -> TaskType:
-    kind = _PREDICTION_TYPES.get(type(entry.prediction))
-    if kind is None:
+def _evaluation(entry: SubmissionEntry) -> KindEvaluation:
+    evaluation = BY_PREDICTION.get(type(entry.prediction))
+    if evaluation is None:
         raise ValueError(f"{entry.task_id} / {entry.image_path}: a {type(entry.prediction).__name__} has no place "
-                         "in the benchmark's submission format")
+                         "in the submission format")
     try:
-        expected = get_task(entry.task_id).type
+        expected = get_task(entry.task_id).label_kind.name
     except UnknownTaskError:
-        return kind  # a user's task that is not registered: its prediction type decides
-    if expected is not kind:
-        raise ValueError(f"{entry.task_id} / {entry.image_path}: task {entry.task_id!r} is {expected.value} "
+        return evaluation  # a user's task that is not registered: its prediction type decides
+    if expected != evaluation.kind:
+        raise ValueError(f"{entry.task_id} / {entry.image_path}: task {entry.task_id!r} has {expected} labels "
                          f"but got a {type(entry.prediction).__name__}")
-    return kind
+    return evaluation
 
 
 def _write_mask(entry: SubmissionEntry, root: Path) -> None:
@@ -109,32 +82,16 @@ def _write_mask(entry: SubmissionEntry, root: Path) -> None:
     Image.fromarray(mask.astype(np.uint8)).save(path)  # uint8 H×W is mode L
 
 
-def _json_entry(entry: SubmissionEntry, kind: TaskType) -> dict | None:
-    base = {"image_path": entry.image_path, "task_id": entry.task_id}
-    prediction = entry.prediction
-    if kind is TaskType.CLASSIFICATION:
-        return {**base, "predicted_class": int(prediction.class_index),
-                "predicted_probs": np.asarray(prediction.probs, dtype=np.float64).ravel().tolist()}
-    if kind is TaskType.DETECTION:
-        boxes = np.asarray(prediction.boxes, dtype=np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            return None
-        return {**base, "bbox_pixels": boxes[0].tolist(), "boxes_pixels": boxes.tolist(),
-                "scores": np.asarray(prediction.scores, dtype=np.float64).ravel().tolist()}
-    points = np.asarray(prediction.points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"{entry.task_id} / {entry.image_path}: expected K×2 keypoints, got shape {points.shape}")
-    return {**base, "predicted_points_pixels": points.ravel().tolist()}
-
-
 def write_submission(entries: Iterable[SubmissionEntry], out_dir: str | Path) -> WrittenSubmission:
-    """Write the benchmark's submission folder: the three JSON files (always, possibly empty lists)
-    and one gray PNG per segmentation entry. A detection without any box is not written (the scorer
-    then counts that image as missing) and is listed in ``skipped``."""
+    """Write the submission folder: every JSON file of `m2dino.evaluation.kinds` (always, possibly
+    empty lists; the measurement file only when there are measurements, so a pure benchmark
+    submission has exactly the challenge's files) and one gray PNG per segmentation entry. A
+    detection without any box is not written (the scorer then counts that image as missing) and is
+    listed in ``skipped``."""
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    files: dict[TaskType, list[dict]] = {kind: [] for kind in PREDICTION_FILES}
-    counts = {name: 0 for name in PREDICTION_FILES.values()} | {"Segmentation": 0}
+    files: dict[str, list[dict]] = {e.kind: [] for e in EVALUATIONS.values() if e.file}
+    counts = {e.file: 0 for e in EVALUATIONS.values() if e.file} | {"Segmentation": 0}
     skipped: list[str] = []
     seen: set[tuple[str, str]] = set()
     for entry in entries:
@@ -142,17 +99,22 @@ def write_submission(entries: Iterable[SubmissionEntry], out_dir: str | Path) ->
         if key in seen:
             raise ValueError(f"{entry.task_id} / {entry.image_path}: two predictions for the same image")
         seen.add(key)
-        kind = _task_type(entry)
-        if kind is TaskType.SEGMENTATION:
+        evaluation = _evaluation(entry)
+        if evaluation.file is None:
             _write_mask(entry, root)
             counts["Segmentation"] += 1
             continue
-        record = _json_entry(entry, kind)
+        try:
+            record = evaluation.to_entry(entry.prediction)
+        except ValueError as err:
+            raise ValueError(f"{entry.task_id} / {entry.image_path}: {err}") from None
         if record is None:
             skipped.append(f"{entry.task_id} / {entry.image_path}: detection without any box")
             continue
-        files[kind].append(record)
-        counts[PREDICTION_FILES[kind]] += 1
-    for kind, name in PREDICTION_FILES.items():
-        (root / name).write_text(json.dumps(files[kind], indent=1))
+        files[evaluation.kind].append({"image_path": entry.image_path, "task_id": entry.task_id, **record})
+        counts[evaluation.file] += 1
+    for kind, records in files.items():
+        evaluation = EVALUATIONS[kind]
+        if evaluation.official or records:
+            (root / evaluation.file).write_text(json.dumps(records, indent=1))
     return WrittenSubmission(root, counts, skipped)

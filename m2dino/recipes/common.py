@@ -19,6 +19,7 @@ import torch
 
 from ..data.errors import error_line
 from ..data.loading import LoaderConfig
+from ..evaluation.kinds import EVALUATIONS
 from ..models import M2DINO, M2DINOConfig, resolve_backbone
 from ..models.pretrained_weights import backbone_spec_for_weights
 from ..tasks import get_task, load_group_mapping
@@ -224,11 +225,11 @@ def task_rows(runs: Sequence[RunSummary]) -> list[dict]:
         metrics = run.result.metrics
         for task in run.tasks:
             spec = get_task(task)
-            kind = "measurement" if spec.is_scalar else spec.type.value
-            result = metrics.get(kind, {}).get(task, {})
-            headline = {"segmentation": "DSC", "classification": "Accuracy", "detection": "IoU",
-                        "regression": "MRE", "measurement": "MAE"}[kind]
-            rows.append({"task": task, "model": run.name, "type": kind, "group": spec.group, "metric": headline,
+            evaluation = EVALUATIONS[spec.label_kind.name]
+            result = metrics.get(evaluation.section, {}).get(task, {})
+            headline = evaluation.headline[0]
+            rows.append({"task": task, "model": run.name, "type": evaluation.section, "group": spec.group,
+                         "metric": headline,
                          "value": result.get(headline), "score": run.result.scores.get(task)})
     return rows
 

@@ -14,8 +14,10 @@ from ..evaluation.ground_truth import GroundTruth
 from ..evaluation.scoring import score_submission
 from ..evaluation.submission_reader import Submission
 from ..models import M2DINO
-from ..models.predictions import Prediction, ScalarPrediction, SegmentationPrediction
-from ..tasks import TaskType, get_task
+from ..models.predictions import Prediction, SegmentationPrediction
+from ..evaluation.kinds import BY_SECTION, EVALUATIONS
+from ..evaluation.submission import prediction_mask_path
+from ..tasks import get_task
 
 
 class InMemorySubmission(Submission):
@@ -27,6 +29,9 @@ class InMemorySubmission(Submission):
 
     def load_mask(self, mask_path: str):
         return self.masks.get(mask_path)
+
+    def mask_files(self) -> set[str]:
+        return {prediction_mask_path(key).as_posix() for key in self.masks}
 
 
 @torch.no_grad()
@@ -43,69 +48,50 @@ def predict_samples(model: M2DINO, samples: Sequence[Sample], batch_size: int = 
     return results
 
 
-def _ground_truth(sample: Sample, key: str) -> GroundTruth:
+def sample_ground_truth(sample: Sample, key: str) -> GroundTruth:
+    """The scorer's ground truth for a `Sample`, under ``key`` (its image_path, and mask_path for masks)."""
     spec = sample.spec
-    if spec.type is TaskType.SEGMENTATION:
-        return GroundTruth(spec.id, spec.type, spec.num_classes, key, mask_path=key, mask=sample.label)
-    label = sample.label[0] if spec.type is TaskType.DETECTION else sample.label
-    return GroundTruth(spec.id, spec.type, spec.num_classes, key, label=label)
+    kind = spec.label_kind
+    common = dict(task_id=spec.id, kind=kind.name, num_classes=spec.num_classes, image_path=key,
+                  image_size=sample.original_size)
+    if kind.stored_as_file:
+        return GroundTruth(**common, mask_path=key, mask=sample.label)
+    return GroundTruth(**common, label=kind.row_label(sample.label))
 
 
 def evaluate_model(model: M2DINO, samples_by_task: dict[str, Sequence[Sample]], batch_size: int = 16) -> dict:
-    """The benchmark's metrics dict (same keys as `m2dino score`) for held-out samples; scalar
-    measurement tasks, which the benchmark lacks, are reported under ``"measurement"`` (MAE)."""
+    """The metrics dict (same keys as `m2dino score`) for held-out samples, scored in memory."""
     was_training = model.training
     model.eval()
     try:
-        truths, predictions, masks, measurement = [], {}, {}, {}
+        truths, predictions, masks = [], {}, {}
         for task, samples in samples_by_task.items():
-            preds = predict_samples(model, samples, batch_size)
-            spec = get_task(task)
-            if spec.is_scalar:
-                errors = [abs(p.value - s.label) for p, s in zip(preds, samples) if isinstance(p, ScalarPrediction)]
-                measurement[task] = {"MAE": float(np.mean(errors)), "unit": spec.scalar_unit,
-                                     "num_samples": len(errors)}
-                continue
-            for index, (sample, pred) in enumerate(zip(samples, preds)):
+            kind = get_task(task).label_kind.name
+            for index, (sample, pred) in enumerate(zip(samples, predict_samples(model, samples, batch_size))):
                 key = f"{task}/{index:06d}"
-                truths.append(_ground_truth(sample, key))
+                truths.append(sample_ground_truth(sample, key))
                 if isinstance(pred, SegmentationPrediction):
                     masks[key] = pred.mask
-                predictions.setdefault(spec.type, {}).setdefault(task, {})[key] = pred
-        metrics = score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
-        if measurement:
-            metrics["measurement"] = measurement
-        return metrics
+                predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
+        return score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
     finally:
         model.train(was_training)
 
 
 def error_scales(samples_by_task: dict[str, Sequence[Sample]]) -> dict[str, float]:
-    """The error that scores 0 for each error-type task: 10% of the mean image diagonal for keypoints
-    (MRE), the mean |target| for measurements (MAE)."""
+    """The error that scores 0 for each task with an error metric (see `KindEvaluation.error_scale`)."""
     scales = {}
     for task, samples in samples_by_task.items():
-        kind = get_task(task).label_kind
-        if kind == "keypoints":
-            scales[task] = 0.1 * float(np.mean([np.hypot(*s.original_size) for s in samples]))
-        elif kind == "scalar":
-            scales[task] = float(np.mean([abs(s.label) for s in samples])) or 1.0
+        scale = EVALUATIONS[get_task(task).label_kind.name].error_scale
+        if scale is not None:
+            scales[task] = scale([s.label for s in samples], [s.original_size for s in samples])
     return scales
 
 
 def normalised_task_scores(metrics: dict, scales: dict[str, float]) -> dict[str, float]:
-    """One number in [0, 1] per task, higher is better, so tasks of different types can be averaged
-    to pick the best checkpoint: DSC; mean of accuracy and macro F1; IoU; and for error metrics
-    (MRE, MAE) 1 − error / scale floored at 0, with the scales of `error_scales`."""
-    scores: dict[str, float] = {}
-    for task, result in metrics.get("segmentation", {}).items():
-        scores[task] = result["DSC"]
-    for task, result in metrics.get("classification", {}).items():
-        scores[task] = (result["Accuracy"] + result["F1_macro"]) / 2
-    for task, result in metrics.get("detection", {}).items():
-        scores[task] = result["IoU"]
-    for task, result in metrics.get("regression", {}).items():
-        scores[task] = max(0.0, 1.0 - result["MRE"] / scales[task])
-    for task, result in metrics.get("measurement", {}).items():
-        scores[task] = max(0.0, 1.0 - result["MAE"] / scales[task])
-    return scores
+    """One number in [0, 1] per task, higher is better, from its STRICT values (a missing or invalid
+    prediction counts as a failure), so tasks of different kinds can be averaged to pick the best
+    checkpoint (see `KindEvaluation.normalised`)."""
+    strict = {task: extra["strict"] for task, extra in metrics.get("summary", {}).get("additional_metrics", {}).items()}
+    return {task: BY_SECTION[section].normalised(strict[task], scales.get(task))
+            for section in BY_SECTION for task in metrics.get(section, {})}

@@ -53,16 +53,23 @@ def test_score_writes_metrics_and_report(fmc_root, tmp_path, capsys):
                       SubmissionEntry("breast_2cls", CLS_IMAGE, ClassificationPrediction(1, np.array([0.1, 0.9])))],
                      tmp_path / "pred")
     out = tmp_path / "out/metrics.json"
-    assert main(["score", "--data", str(fmc_root), "--pred", str(tmp_path / "pred"), "--out", str(out), "--quiet"]) == 0
+    # FUGC has no prediction: the scores are written, and the exit code says they are incomplete
+    assert main(["score", "--data", str(fmc_root), "--pred", str(tmp_path / "pred"), "--out", str(out), "--quiet"]) == 3
+    assert "1 prediction(s) missing or invalid" in capsys.readouterr().err
     metrics = json.loads(out.read_text())
     assert list(metrics) == ["segmentation", "classification", "regression", "summary"]
     assert metrics["segmentation"]["fetal_head"]["DSC"] == pytest.approx(0.8)
     assert metrics["classification"]["breast_2cls"]["Accuracy"] == 1.0
-    assert metrics["classification"]["breast_2cls"]["AUC"] is None          # one class in the ground truth
+    assert metrics["classification"]["breast_2cls"]["AUC"] is None     # one class: scikit-learn's NaN, as theirs
+    assert metrics["summary"]["additional_metrics"]["breast_2cls"]["AUC_present_classes"] is None
+    assert metrics["summary"]["complete"] is False
+    assert metrics["summary"]["by_type"]["regression"]["MRE"] == pytest.approx(200 ** 0.5)  # strict: the 10×10 diagonal
     assert metrics["regression"]["FUGC"] == {"MRE": 0.0, "num_samples": 0}
     assert metrics["summary"]["problems"]["FUGC"]["missing"] == 1
     assert "| fetal_head | fetal | 1 | 0.8000 |" in (tmp_path / "out/metrics.md").read_text()
     assert capsys.readouterr().out == ""
+    assert main(["score", "--data", str(fmc_root), "--pred", str(tmp_path / "pred"), "--out", str(out), "--quiet",
+                 "--allow-missing"]) == 0
 
 
 def test_score_prints_a_summary_and_honours_tasks(fmc_root, tmp_path, capsys):
@@ -97,7 +104,7 @@ def test_groups_file_replaces_the_clinical_groups(fmc_root, tmp_path):
     groups.write_text(json.dumps({"mine": ["fetal_head", "breast_2cls", "FUGC"]}))
     out = tmp_path / "metrics.json"
     assert main(["score", "--data", str(fmc_root), "--pred", str(tmp_path / "pred"), "--out", str(out),
-                 "--groups", str(groups), "--quiet"]) == 0
+                 "--groups", str(groups), "--quiet", "--allow-missing"]) == 0
     summary = json.loads(out.read_text())["summary"]
     assert list(summary["by_group"]) == ["mine"] and set(summary["groups"].values()) == {"mine"}
 

@@ -8,7 +8,6 @@ from m2dino.evaluation.submission import SubmissionEntry, prediction_mask_path, 
 from m2dino.evaluation.submission_reader import InvalidPrediction, SubmissionFormatError, read_submission
 from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
                                        ScalarPrediction, SegmentationPrediction)
-from m2dino.tasks import TaskType
 
 MASK_PATH = "../Segmentation/Two/ds/MASKS/a.png"
 
@@ -30,7 +29,8 @@ def entries():
 def test_writes_the_benchmark_layout(tmp_path):
     written = write_submission(entries(), tmp_path)
     assert written.counts == {"classification_predictions.json": 1, "detection_predictions.json": 1,
-                              "regression_predictions.json": 1, "Segmentation": 1}
+                              "regression_predictions.json": 1, "measurement_predictions.json": 0, "Segmentation": 1}
+    assert not (tmp_path / "measurement_predictions.json").exists()   # only the challenge's files without measurements
     png = tmp_path / "Segmentation/Two/ds/MASKS/a.png"
     with Image.open(png) as image:
         assert image.mode == "L" and image.size == (7, 5)
@@ -47,11 +47,11 @@ def test_writes_the_benchmark_layout(tmp_path):
 def test_round_trip(tmp_path):
     write_submission(entries(), tmp_path)
     submission = read_submission(tmp_path)
-    cls = submission.task_predictions(TaskType.CLASSIFICATION, "breast_2cls")["../Classification/b/x.png"]
+    cls = submission.task_predictions("class", "breast_2cls")["../Classification/b/x.png"]
     assert cls.class_index == 1 and cls.probs.tolist() == [0.3, 0.7]
-    det = submission.task_predictions(TaskType.DETECTION, "thyroid_nodule_det")["../Detection/t/y.png"]
+    det = submission.task_predictions("boxes", "thyroid_nodule_det")["../Detection/t/y.png"]
     assert det.best_box.tolist() == [1, 2, 10, 12] and det.scores.tolist() == [0.9, 0.2]
-    reg = submission.task_predictions(TaskType.REGRESSION, "FUGC")["../Regression/f/z.png"]
+    reg = submission.task_predictions("keypoints", "FUGC")["../Regression/f/z.png"]
     assert reg.points.tolist() == [[1.5, 2.0], [3.0, 4.5]]
     assert submission.load_mask(MASK_PATH).shape == (5, 7)
     assert submission.load_mask("../Segmentation/Two/ds/MASKS/other.png") is None
@@ -67,14 +67,16 @@ def test_mask_path_drops_every_parent_reference():
 
 @pytest.mark.parametrize("entry, message", [
     (SubmissionEntry("fetal_head", "a.png", ClassificationPrediction(0, np.array([1.0, 0.0]))),
-     "is segmentation but got a ClassificationPrediction"),
+     "has mask labels but got a ClassificationPrediction"),
     (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.uint8))),
      "needs the CSV's mask_path"),
     (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.uint8)), mask_path=MASK_PATH,
                      original_size=(3, 2)), r"mask of size \(2, 2\) but the image is \(3, 2\)"),
     (SubmissionEntry("fetal_head", "a.png", SegmentationPrediction(np.zeros((2, 2), np.float32)), mask_path=MASK_PATH),
      "integer mask"),
-    (SubmissionEntry("my_task", "a.png", ScalarPrediction(3.0)), "has no place in the benchmark's submission format"),
+    (SubmissionEntry("fetal_head_circumference", "a.png", KeypointPrediction(np.zeros((2, 2)))),
+     "has scalar labels but got a KeypointPrediction"),
+    (SubmissionEntry("my_task", "a.png", np.zeros(3)), "a ndarray has no place in the submission format"),
     (SubmissionEntry("FUGC", "a.png", KeypointPrediction(np.zeros(4))), "expected K×2 keypoints"),
 ])
 def test_writer_rejects_what_the_format_cannot_hold(tmp_path, entry, message):
@@ -132,16 +134,16 @@ def test_unusable_values_become_invalid_predictions(tmp_path):
     write_json(tmp_path, "regression_predictions.json", [
         {"image_path": "a", "task_id": "r", "predicted_points_pixels": [1, 2, 3]}])
     submission = read_submission(tmp_path)
-    cls = submission.task_predictions(TaskType.CLASSIFICATION, "t")
+    cls = submission.task_predictions("class", "t")
     assert cls["a"] == InvalidPrediction("predicted_class must be an integer, got '1'")
     assert cls["b"] == InvalidPrediction("predicted_probs must be a list of numbers")
     assert cls["c"].class_index == 1 and cls["c"].probs is None      # the last duplicate wins
     assert submission.duplicates == {"t": 1}
-    det = submission.task_predictions(TaskType.DETECTION, "d")
+    det = submission.task_predictions("boxes", "d")
     assert "bbox_pixels must be 4 finite numbers" in det["a"].reason
     assert "boxes_pixels[0] equal to bbox_pixels" in det["b"].reason
     assert np.isnan(det["c"].scores).all()                            # the challenge's format has no score
-    reg = submission.task_predictions(TaskType.REGRESSION, "r")
+    reg = submission.task_predictions("keypoints", "r")
     assert "flat list" in reg["a"].reason
 
 
@@ -156,3 +158,14 @@ def test_non_gray_or_unreadable_masks_are_invalid(tmp_path):
     assert "not a readable image" in submission.load_mask("../Segmentation/Two/ds/MASKS/b.png").reason
     assert sorted(submission.absent_files) == ["classification_predictions.json", "detection_predictions.json",
                                                "regression_predictions.json"]
+
+
+def test_measurements_have_their_own_file_and_read_back(tmp_path):
+    write_submission([SubmissionEntry("fetal_head_circumference", "../Regression/hc/a.png", ScalarPrediction(171.5, "mm"))],
+                     tmp_path)
+    assert json.loads((tmp_path / "measurement_predictions.json").read_text()) == [
+        {"image_path": "../Regression/hc/a.png", "task_id": "fetal_head_circumference", "predicted_value": 171.5,
+         "unit": "mm"}]
+    submission = read_submission(tmp_path)
+    assert submission.task_predictions("scalar", "fetal_head_circumference")["../Regression/hc/a.png"] == \
+        ScalarPrediction(171.5, "mm")

@@ -19,7 +19,7 @@ def one_vs_rest_auc(y_true: np.ndarray, scores: np.ndarray, num_classes: int) ->
     one-vs-rest AUC is undefined when the ground truth holds none or only that class; such classes
     are left out of the mean (and returned) instead of failing the whole task, and when no class is
     left the AUC is NaN. (The challenge's script catches scikit-learn's error and writes 0.0, a
-    number that reads as "worse than chance"; we report NaN/null and a note instead.) Scores are
+    number that reads as "worse than chance": that value is `challenge_auc`.) Scores are
     used as given: one-vs-rest AUC only ranks a column, so rows need not sum to 1.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -62,3 +62,35 @@ def label_scores(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> di
             "MCC": float(matthews_corrcoef(y_true, y_pred)),
             "per_class": {f"class_{c}": {"F1": float(per_class[c])} for c in range(num_classes)},
         }
+
+
+def challenge_auc(y_true: np.ndarray, probs: list[np.ndarray | None], num_classes: int) -> tuple[float, str | None]:
+    """The AUC exactly as the challenge's evaluator computes it, and why it fell back to 0.0 (or None).
+
+    Binary: ``roc_auc_score(y_true, probs[:, 1])``; multi-class: ``roc_auc_score(y_true, probs,
+    average="macro", multi_class="ovr")``. It is 0.0 whenever an image lacks probabilities or
+    scikit-learn raises (a class absent from the ground truth, rows not summing to 1, ...): a number
+    that reads as "worse than chance", which is why `one_vs_rest_auc` is reported beside it.
+    """
+    if any(p is None for p in probs):
+        return 0.0, "some predictions have no predicted_probs"
+    try:
+        scores = np.asarray([np.asarray(p, dtype=np.float64) for p in probs])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if num_classes == 2:
+                return float(roc_auc_score(y_true, scores[:, 1])), None
+            return float(roc_auc_score(y_true, scores, average="macro", multi_class="ovr")), None
+    except (ValueError, IndexError) as err:
+        return 0.0, str(err).splitlines()[0]
+
+
+def challenge_per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
+    """Per-class F1 as the challenge writes it: scikit-learn's F1 over the labels present in
+    ``y_true`` or ``y_pred`` (sorted), indexed by class number, 0.0 past its end. When a class is
+    absent the values shift (``class_c`` then holds a later class's F1); the true per-class F1 is
+    `label_scores`' ``per_class``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        present = f1_score(y_true, y_pred, average=None, zero_division=0)
+    return {f"class_{c}": {"F1": float(present[c]) if c < len(present) else 0.0} for c in range(num_classes)}
