@@ -70,17 +70,18 @@ def build_app(model: M2DINO, title: str = "M2DINO ultrasound demo") -> "gr.Block
         gr.Markdown(f"# {title}\nUpload an ultrasound scan or pick an example, choose tasks and press **Predict**. "
                     "Everything runs on this machine. Research use only: not a medical device.")
         with gr.Row():
-            with gr.Column():
+            with gr.Column(scale=1):
                 image = gr.Image(type="numpy", image_mode="RGB", label="Scan", elem_id="scan")
                 chosen = gr.CheckboxGroup(choices=tasks, value=tasks, label="Tasks", elem_id="tasks")
                 button = gr.Button("Predict", variant="primary", elem_id="predict")
                 gr.Examples(examples=[[str(p)] for p in example_images()], inputs=[image],
                             label="Example scans (CC BY 4.0, see the package's examples/ATTRIBUTION.md)")
-            with gr.Column():
+            with gr.Column(scale=2):  # the overlay panel gets the width: it holds one tile per task
                 overlay = gr.Image(type="pil", format="png", label="Predictions", elem_id="overlay")
-                summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Per task", elem_id="summary")
-                probabilities = gr.Dataframe(headers=PROBABILITY_HEADERS, label="Class probabilities")
-                download = gr.File(label="Predictions (JSON, original pixels)")
+                summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Per task", elem_id="summary", wrap=True)
+        with gr.Row():
+            probabilities = gr.Dataframe(headers=PROBABILITY_HEADERS, label="Class probabilities", wrap=True)
+            download = gr.File(label="Predictions (JSON, original pixels)")
         button.click(predictor, inputs=[image, chosen], outputs=[overlay, summary, probabilities, download],
                      api_name="predict")
     return app

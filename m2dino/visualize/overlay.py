@@ -60,7 +60,8 @@ def describe_scalar(p: ScalarPrediction, spec: TaskSpec) -> str:
 
 
 # ------------------------------------------------------------------------------ drawers
-def draw_segmentation(image: Image.Image, p: SegmentationPrediction, spec: TaskSpec) -> Image.Image:
+def draw_segmentation(image: Image.Image, p: SegmentationPrediction, spec: TaskSpec,
+                       scale: float = 1.0) -> Image.Image:
     """Each foreground class as a translucent colour with an opaque outline, and a legend: the class names
     written in their colours."""
     rgb = np.asarray(image).astype(np.float32)
@@ -82,7 +83,7 @@ def draw_segmentation(image: Image.Image, p: SegmentationPrediction, spec: TaskS
             rgb[region & edge] = color
     out = Image.fromarray(rgb.round().astype(np.uint8))
     draw = ImageDraw.Draw(out, "RGBA")
-    font = font_for(out.size)
+    font = font_for(out.size, scale)
     y = out.size[1]
     for c in range(spec.num_classes - 1, 0, -1):  # legend bottom-up in the bottom-left corner
         box = text_box(draw, (0, y), _class_name(spec, c), font, color=class_color(c - 1), anchor_bottom=True)
@@ -90,11 +91,12 @@ def draw_segmentation(image: Image.Image, p: SegmentationPrediction, spec: TaskS
     return out
 
 
-def draw_detection(image: Image.Image, p: DetectionPrediction, spec: TaskSpec) -> Image.Image:
+def draw_detection(image: Image.Image, p: DetectionPrediction, spec: TaskSpec,
+                    scale: float = 1.0) -> Image.Image:
     """Boxes (best first) outlined in their class colour, each labelled with class and score."""
     out = image.copy()
     draw = ImageDraw.Draw(out, "RGBA")
-    font, width = font_for(out.size), line_width(out.size)
+    font, width = font_for(out.size, scale), line_width(out.size, scale)
     for box, score, label in reversed(list(zip(p.boxes, p.scores, p.labels))):  # best drawn last, on top
         x0, y0, x1, y1 = (float(v) for v in box)
         color = class_color(int(label))
@@ -104,11 +106,12 @@ def draw_detection(image: Image.Image, p: DetectionPrediction, spec: TaskSpec) -
     return out
 
 
-def draw_keypoints(image: Image.Image, p: KeypointPrediction, spec: TaskSpec) -> Image.Image:
+def draw_keypoints(image: Image.Image, p: KeypointPrediction, spec: TaskSpec,
+                    scale: float = 1.0) -> Image.Image:
     """Numbered points; the two points of a distance task joined by a line labelled with its length."""
     out = image.copy()
     draw = ImageDraw.Draw(out, "RGBA")
-    font, width = font_for(out.size), line_width(out.size)
+    font, width = font_for(out.size, scale), line_width(out.size, scale)
     points = [(float(x), float(y)) for x, y in np.asarray(p.points)]
     distance = keypoint_distance(p)
     if distance is not None:
@@ -123,19 +126,22 @@ def draw_keypoints(image: Image.Image, p: KeypointPrediction, spec: TaskSpec) ->
     return out
 
 
-def draw_classification(image: Image.Image, p: ClassificationPrediction, spec: TaskSpec) -> Image.Image:
+def draw_classification(image: Image.Image, p: ClassificationPrediction, spec: TaskSpec,
+                         scale: float = 1.0) -> Image.Image:
     """The predicted class and its probability, then the runners-up, on a band at the top."""
     order = np.argsort(-np.asarray(p.probs))[:3]
     lines = [describe_classification(p, spec)]
-    lines += [f"  {_class_name(spec, int(c))} {100 * float(p.probs[c]):.1f}%" for c in order if int(c) != p.class_index][:2]
-    return draw_caption(image, lines)
+    runners_up = [int(c) for c in order if int(c) != p.class_index][:2]
+    lines += [f"  {_class_name(spec, c)} {100 * float(p.probs[c]):.1f}%" for c in runners_up]
+    return draw_caption(image, lines, scale)
 
 
-def draw_scalar(image: Image.Image, p: ScalarPrediction, spec: TaskSpec) -> Image.Image:
-    return draw_caption(image, [describe_scalar(p, spec)])
+def draw_scalar(image: Image.Image, p: ScalarPrediction, spec: TaskSpec,
+                 scale: float = 1.0) -> Image.Image:
+    return draw_caption(image, [describe_scalar(p, spec)], scale)
 
 
-DRAWERS: dict[type, Callable[[Image.Image, Prediction, TaskSpec], Image.Image]] = {
+DRAWERS: dict[type, Callable[[Image.Image, Prediction, TaskSpec, float], Image.Image]] = {
     SegmentationPrediction: draw_segmentation,
     ClassificationPrediction: draw_classification,
     DetectionPrediction: draw_detection,
@@ -165,8 +171,9 @@ def describe(prediction: Prediction, spec: TaskSpec) -> str:
     return _lookup(DESCRIBERS, prediction, "describe")(prediction, spec)
 
 
-def draw_prediction(image: ImageLike, prediction: Prediction, spec: TaskSpec) -> Image.Image:
+def draw_prediction(image: ImageLike, prediction: Prediction, spec: TaskSpec, scale: float = 1.0) -> Image.Image:
     """``prediction`` (in original pixels, as `M2DINO.predict` returns it) drawn on ``image``: an RGB PIL image
-    of the image's original size. Gray scans are drawn on as RGB."""
+    of the image's original size. Gray scans are drawn on as RGB. ``scale`` enlarges text and lines for an
+    overlay that will be shown shrunk by that factor."""
     base = Image.fromarray(to_rgb_uint8(image, allow_rgba=True))
-    return _lookup(DRAWERS, prediction, "draw")(base, prediction, spec)
+    return _lookup(DRAWERS, prediction, "draw")(base, prediction, spec, scale)

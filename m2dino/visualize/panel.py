@@ -21,9 +21,9 @@ def draw_panel(image: ImageLike, predictions: Mapping[str, Prediction],
                columns: int | None = None) -> Image.Image:
     """One tile per task (in the order of ``predictions``), each the task's overlay titled with its id.
 
-    Tiles are scaled to ``tile_width`` (None: the original size; the overlays are drawn at the original
-    size first, so the drawing is exact); ``spec_for`` maps a task id to its spec (pass ``model.task_spec`` for a model's
-    own, possibly unregistered, tasks).
+    Tiles are scaled to ``tile_width`` (None: the original size). The overlays are drawn at the original
+    size first, so the drawing is exact, with text and lines enlarged by the shrink factor so they stay
+    legible. ``spec_for`` maps a task id to its spec (pass ``model.task_spec`` for a model's own tasks).
     """
     if not predictions:
         raise ValueError("draw_panel: no predictions to draw (expected a task -> prediction mapping)")
@@ -37,8 +37,10 @@ def draw_panel(image: ImageLike, predictions: Mapping[str, Prediction],
     panel = Image.new("RGB", (columns * tile_width + (columns - 1) * gap, rows * tile_height + (rows - 1) * gap),
                       BACKGROUND)
     font = font_for((tile_width, tile_height), minimum=14)
+    shrink = max(1.0, width / tile_width)  # text and lines drawn this much larger stay legible once scaled down
     for i, (task, prediction) in enumerate(predictions.items()):
-        tile = draw_prediction(array, prediction, spec_for(task)).resize((tile_width, tile_height), Image.BILINEAR)
+        tile = draw_prediction(array, prediction, spec_for(task), shrink).resize((tile_width, tile_height),
+                                                                               Image.LANCZOS)
         draw = ImageDraw.Draw(tile, "RGBA")
         text_box(draw, (tile_width, tile_height), task, font, anchor_bottom=True)  # bottom-right: clear of captions
         panel.paste(tile, ((i % columns) * (tile_width + gap), (i // columns) * (tile_height + gap)))

@@ -18,13 +18,15 @@ def class_color(index: int) -> tuple[int, int, int]:
     return PALETTE[index % len(PALETTE)]
 
 
-def font_for(size: tuple[int, int], minimum: int = 11) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """A font that scales with the image (W, H), so labels stay legible on 300 px and 1500 px scans alike."""
-    return ImageFont.load_default(size=max(minimum, round(min(size) / 28)))
+def font_for(size: tuple[int, int], scale: float = 1.0,
+             minimum: int = 13) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font that scales with the image (W, H), so labels stay legible on 300 px and 1500 px scans alike.
+    ``scale`` > 1 for an image that will be shown shrunk by that factor (a panel tile)."""
+    return ImageFont.load_default(size=round(max(minimum, min(size) / 28 / scale) * scale))
 
 
-def line_width(size: tuple[int, int]) -> int:
-    return max(2, round(min(size) / 200))
+def line_width(size: tuple[int, int], scale: float = 1.0) -> int:
+    return round(max(2, min(size) / 200 / scale) * scale)
 
 
 def text_box(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font,
@@ -43,12 +45,12 @@ def text_box(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font
     return x, y, x + width, y + height
 
 
-def draw_caption(image: Image.Image, lines: list[str]) -> Image.Image:
+def draw_caption(image: Image.Image, lines: list[str], scale: float = 1.0) -> Image.Image:
     """``lines`` on a translucent band across the top of ``image`` (an RGB copy is returned)."""
     base = image.convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    font = font_for(base.size)
+    font = font_for(base.size, scale)
     y = 0
     for line in lines:
         _, _, _, y = text_box(draw, (0, y), line, font)

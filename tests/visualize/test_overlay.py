@@ -52,6 +52,10 @@ def test_box_outline_in_class_colour_and_inside_left_alone():
     assert pixel(out, 20, 80) == class_color(0)    # left edge
     assert pixel(out, 60, 80) == (GRAY,) * 3       # inside the box
     assert describe(prediction, get_task("fetal_head_det")) == "1 box (fetal_head 0.87)"
+    # For a tile shown at a quarter of the size, lines are drawn 4× as wide (2 px → 8 px).
+    assert pixel(out, 60, 104) == (GRAY,) * 3
+    thick = draw_prediction(scan(), prediction, get_task("fetal_head_det"), scale=4)
+    assert pixel(thick, 60, 104) == class_color(0) and pixel(thick, 60, 80) == (GRAY,) * 3
 
 
 def test_two_keypoints_are_joined_and_measured_three_are_not():
