@@ -20,6 +20,10 @@ class TaskHead(nn.Module):
 
     label_kind: ClassVar[str]   # the `m2dino.tasks.label_kinds` kind this head predicts
     uses_levels: bool = False   # True: reads the intermediate patch maps (dense prediction)
+    fits_training_targets: bool = False  # True: `fit_targets` wants the training labels before training
+
+    def fit_targets(self, labels: list) -> None:
+        """Adapt to the training set's labels (called once, before training, when `fits_training_targets`)."""
 
     @classmethod
     def from_spec(cls, spec: TaskSpec, in_dim: int, features: int) -> "TaskHead":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,7 +61,7 @@ class KeypointHead(TaskHead):
 class ScalarHead(TaskHead):
     """[CLS ‖ mean patch] → MLP → one value; trained on standardised targets (see `set_target_stats`)."""
 
-    label_kind = "scalar"
+    label_kind, fits_training_targets = "scalar", True
 
     @classmethod
     def from_spec(cls, spec, in_dim, features):
@@ -71,6 +72,11 @@ class ScalarHead(TaskHead):
         self.mlp = nn.Sequential(nn.Linear(2 * in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, 1))
         self.register_buffer("target_mean", torch.tensor(0.0))
         self.register_buffer("target_std", torch.tensor(1.0))
+
+    def fit_targets(self, labels: list) -> None:
+        """Standardise on the training values (a head-circumference MLP then predicts O(1) numbers)."""
+        values = np.asarray(labels, dtype=np.float64)
+        self.set_target_stats(float(values.mean()), float(values.std() or 1.0))
 
     def set_target_stats(self, mean: float, std: float) -> None:
         if not std > 0:

@@ -1,0 +1,34 @@
+"""CI: the installed wheel works from outside the checkout: save (the packaged model card), load,
+predict, and the recipes import as modules. Run with PYTHONPATH=<folder the wheel went into>."""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import m2dino
+from m2dino import M2DINO, M2DINOConfig
+
+target = Path(sys.argv[1]).resolve()
+module = Path(m2dino.__file__).resolve()
+if target not in module.parents:
+    sys.exit(f"wheel check: imported {module}, not the wheel installed in {target}")
+print(f"m2dino {m2dino.__version__} from {module.parent}")
+
+model = M2DINO(M2DINOConfig(backbone="test", tasks=["fetal_head", "breast_2cls", "fetal_head_circumference"],
+                            image_size=(32, 32), decoder_features=8))
+with tempfile.TemporaryDirectory() as folder:
+    model.save_pretrained(folder)
+    print("saved:", ", ".join(sorted(p.name for p in Path(folder).iterdir())))
+    loaded = M2DINO.from_pretrained(folder)
+image = np.random.default_rng(0).integers(0, 255, (50, 70), dtype=np.uint8)
+mask = loaded.predict(image, "fetal_head").mask
+probs = loaded.predict(image, "breast_2cls").probs
+value = loaded.predict(image, "fetal_head_circumference")
+print(f"predicted: mask {mask.shape}, probs {np.round(probs, 3).tolist()}, HC {value.value:.3f} {value.unit}")
+if mask.shape != (50, 70):
+    sys.exit(f"wheel check: mask of shape {mask.shape}, expected the image's (50, 70)")
+from m2dino.recipes import grouped, task_specific, unified  # noqa: E402,F401  (the recipes ship as modules)
+
+print("recipes importable: unified, grouped, task_specific")
