@@ -9,9 +9,10 @@ from .sample import Sample
 from .sampling import TaskSampler, task_probabilities
 from .synthetic import make_synthetic_samples
 from .transforms import build_transforms
+from .unlabeled import UnlabeledImage, UnlabeledSource
 
 # The torch side (MultiTaskDataset, Collate, build_dataloader) lives in `m2dino.data.torch_dataset`
 # and is not imported here, so reading an FMC root does not pay for importing torch.
 __all__ = ["DataError", "FMCRecord", "LazySample", "MissingFileError", "Sample", "SampleCollection", "TaskSampler",
            "build_transforms", "make_synthetic_samples", "normalization_for_backbone", "read_fmc", "read_fmc_index",
-           "task_probabilities", "write_fmc"]
+           "task_probabilities", "UnlabeledImage", "UnlabeledSource", "write_fmc"]
