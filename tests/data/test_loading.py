@@ -190,3 +190,26 @@ def test_the_cache_command_builds_every_entry_ahead_and_reuses_them(root, tmp_pa
     assert len(batches) == 3
     with pytest.raises(RuntimeError, match="decoded"):
         _batches(_samples(root), steps=1)
+
+
+def _build(args):
+    from m2dino.data.cache import build_cache
+
+    root, cache_dir = args
+    return build_cache(read_fmc(root, lazy=True).items, cache_dir, (32, 32), progress=False)
+
+
+def test_several_processes_may_build_the_same_cache_at_once(root, tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    cache_dir = tmp_path / "shared"
+    with ProcessPoolExecutor(3) as pool:
+        counts = list(pool.map(_build, [(root, cache_dir)] * 3))
+    assert all(c["built"] + c["current"] == len(read_fmc(root, lazy=True)) for c in counts)
+    assert not [p for p in cache_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
+    cache = ResizeCache(cache_dir)
+    for entry in read_fmc(root, lazy=True).items:
+        cached, geometry = cache.load(entry, (32, 32))
+        fresh, _ = ResizeCache(tmp_path / "fresh").load(entry, (32, 32))
+        assert np.array_equal(cached.image, fresh.image) and np.array_equal(np.asarray(cached.label),
+                                                                             np.asarray(fresh.label))
