@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     tasks = chosen_tasks(model.task_ids, args.task, args.all)
     report = write_predictions(model, args.inputs, args.out, tasks, batch_size=args.batch_size,
                                progress=not args.quiet, tile_width=args.tile_width)
-    print(f"wrote {len(report.written)} overlays and JSON files to {args.out} ({', '.join(tasks)})")
+    count = len(report.written)
+    print(f"wrote an overlay and a JSON for {count} image{'s' if count != 1 else ''} to {args.out} "
+          f"({', '.join(tasks)})")
     if report.unreadable:
         reasons = "; ".join(report.unreadable.values())
         raise ValueError(f"{len(report.unreadable)} of {len(report.written) + len(report.unreadable)} images "

@@ -43,7 +43,7 @@ def test_predict_writes_an_overlay_and_a_json_per_image(model_dir, scans, tmp_pa
     code = main(["predict", "--model", str(model_dir), "--task", "fetal_head", "--task", "fetal_plane_cls,fetal_femur",
                  str(folder), str(loose), "--out", str(out), "--batch-size", "2", "--device", "cpu", "--quiet"])
     assert code == 0
-    assert "wrote 3 overlays" in capsys.readouterr().out
+    assert "wrote an overlay and a JSON for 3 images" in capsys.readouterr().out
     expected = {"scans/a": (40, 60), "scans/sub/b": (50, 30), "c": (36, 36)}
     for stem, (height, width) in expected.items():
         with Image.open(out / f"{stem}_overlay.png") as overlay:
