@@ -6,14 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from ..data.fmc import read_fmc_index
 from ..evaluation.fmc_scoring import score_fmc_submission
-from ..evaluation.inference import predict_records
 from ..evaluation.scoring import write_metrics
 from ..evaluation.submission import write_submission
-from ..models import M2DINO
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,13 +23,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="evaluate only these task ids")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = M2DINO.from_pretrained(args.model, revision=args.revision, device=args.device)
+    from ..evaluation.inference import predict_records  # deferred: torch loads only when a model runs
+    from ..models import M2DINO
+
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = M2DINO.from_pretrained(args.model, revision=args.revision, device=device)
     if args.tasks:
         for task in args.tasks:
             model.task_spec(task)  # a task the model lacks is an error before any work
