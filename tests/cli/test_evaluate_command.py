@@ -53,3 +53,33 @@ def test_evaluate_rejects_a_task_the_model_lacks(fmc_root_and_model, tmp_path, c
                  "--tasks", "IUGC", "--quiet"])
     assert code == 2
     assert "task 'IUGC' is not one of this model's 3 tasks" in capsys.readouterr().err
+
+
+def test_evaluate_reports_the_head_circumference_error_in_mm_on_an_hc18_root(tmp_path):
+    from m2dino.data.adapters import convert
+
+    from ..data.layouts import write_hc18
+
+    roots = convert("hc18", write_hc18(tmp_path / "hc18"), tmp_path / "fmc", progress=False,
+                    fractions={"train": 0.0, "val": 1.0, "test": 0.0})
+    torch.manual_seed(0)
+    model = M2DINO(M2DINOConfig(backbone="test", tasks=["fetal_head", "fetal_head_circumference"],
+                                decoder_features=8, image_size=32))
+    model.heads["fetal_head_circumference"].set_target_stats(150.0, 20.0)
+    model.save_pretrained(tmp_path / "model")
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--data", str(roots["val"]),
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    submission = json.loads((tmp_path / "out/submission/measurement_predictions.json").read_text())
+    assert submission and all(e["unit"] == "mm" for e in submission)
+    metrics = json.loads((tmp_path / "out/metrics.json").read_text())
+    hc = metrics["measurement"]["fetal_head_circumference"]
+    truth = {r["image_path"]: r["value"] for r in _csv_rows(roots["val"]) if r["task_id"] == "fetal_head_circumference"}
+    expected = sum(abs(e["predicted_value"] - float(truth[e["image_path"]])) for e in submission) / len(submission)
+    assert hc["num_samples"] == len(truth) and hc["MAE"] == pytest.approx(expected)
+    assert "| fetal_head_circumference |" in (tmp_path / "out/metrics.md").read_text()
+
+
+def _csv_rows(root):
+    import csv
+
+    return [row for path in sorted((root / "csv_files").glob("*.csv")) for row in csv.DictReader(path.open())]
