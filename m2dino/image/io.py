@@ -18,6 +18,8 @@ class ImageFormatError(ValueError):
 def read_image(path: str | Path) -> Image.Image:
     """Open an image file fully (so a truncated file fails here, naming the file)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; expected an image file (PNG, JPEG, ...)")
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import CONFIG_NAME, M2DINOConfig
@@ -60,9 +61,9 @@ def resolve_files(path_or_hub_id: str | Path, revision: str | None, cache_dir: s
     text, local = str(path_or_hub_id), Path(path_or_hub_id)
     if local.is_dir():
         return local
-    if local.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1:
-        raise FileNotFoundError(f"{text}: not a model folder (expected a folder holding {CONFIG_NAME} and "
-                                f"{WEIGHTS_NAME}, or a Hub id 'org/name')")
+    if local.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise FileNotFoundError(f"{text}: no such model folder (expected a folder holding {CONFIG_NAME} and "
+                                f"{WEIGHTS_NAME}, or a Hub id of the form 'org/name')")
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(str(path_or_hub_id), revision=revision, cache_dir=cache_dir, token=token,
@@ -78,7 +79,12 @@ def from_pretrained(cls, path_or_hub_id, revision=None, tasks=None, cache_dir=No
         hint = f" (found {pickles}: pickle checkpoints are not loaded, convert them to safetensors)" if pickles else ""
         raise FileNotFoundError(f"{folder}: no {WEIGHTS_NAME}{hint}")
     model = cls(config)
-    load_state_dict_checked(model, load_file(str(weights)), source=str(weights))
+    try:
+        state = load_file(str(weights))
+    except SafetensorError as err:
+        raise ValueError(f"{weights}: not a readable safetensors file ({err}); it may be truncated: save or "
+                         "download it again") from None
+    load_state_dict_checked(model, state, source=str(weights))
     if tasks is not None:
         model.select_tasks(list(tasks))
     return model.to(device).eval()

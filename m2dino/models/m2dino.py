@@ -96,7 +96,11 @@ class M2DINO(nn.Module):
 
     # --------------------------------------------------------------------------------- forward
     def forward(self, pixel_values: torch.Tensor, task: str | Sequence[str]) -> TaskOutput | MultiTaskOutput:
-        batch = pixel_values.shape[0] if pixel_values.ndim == 4 else -1
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+            shape = tuple(pixel_values.shape) if hasattr(pixel_values, "shape") else type(pixel_values).__name__
+            raise ValueError(f"pixel_values of shape {shape}; expected a batch B×3×H×W (one image: x[None]); "
+                             "`predict` takes images of any size")
+        batch = pixel_values.shape[0]
         tasks = [task] * max(batch, 0) if isinstance(task, str) else list(task)
         if not isinstance(task, str) and len(tasks) != batch:
             raise ValueError(f"{len(tasks)} task ids for a batch of {batch} images; expected one per image")

@@ -58,3 +58,12 @@ def test_missing_and_corrupt_files(model, tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(ImageFormatError, match="bad.png: not a readable image"):
         model.predict(bad, task="fetal_head")
+
+
+def test_an_empty_list_a_3d_tensor_and_a_folder_get_one_clear_line(model, tmp_path):
+    with pytest.raises(ValueError, match="no images given; expected at least one image"):
+        model.predict([], "fetal_head")
+    with pytest.raises(ValueError, match=r"pixel_values of shape \(3, 32, 48\); expected a batch B×3×H×W"):
+        model(torch.zeros(3, 32, 48), task="fetal_head")
+    with pytest.raises(IsADirectoryError, match="is a folder; expected an image file"):
+        model.predict(tmp_path, "fetal_head")

@@ -143,6 +143,16 @@ def test_a_config_from_something_else_is_rejected(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit", "hidden_size": 3}))
     with pytest.raises(ValueError, match="model_type 'vit' is not an M2DINO config"):
         M2DINO.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a model folder"):
+    with pytest.raises(FileNotFoundError, match="no such model folder"):
         M2DINO.from_pretrained(str(tmp_path / "missing" / "deep" / "x"))
     assert tiny_config().tasks == FOUR_TYPES
+
+
+def test_a_truncated_checkpoint_and_a_bare_name_are_named(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"model.safetensors: not a readable safetensors file .*may be truncated"):
+        M2DINO.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="my_model: no such model folder .*Hub id of the form 'org/name'"):
+        M2DINO.from_pretrained("my_model")
