@@ -118,8 +118,10 @@ def _scan(root: str | Path, tasks: list[str] | None, collect: bool) -> tuple[lis
     root = Path(root)
     csv_dir = root / CSV_DIR
     if not csv_dir.is_dir():
+        splits = sorted(p.name for p in root.iterdir() if (p / CSV_DIR).is_dir()) if root.is_dir() else []
+        hint = f"; it holds the split roots {', '.join(splits)}: pass one, e.g. {root / splits[0]}" if splits else ""
         raise MissingFileError(f"{root}: no {CSV_DIR}/ folder; expected an FMC_UIA root "
-                               f"({CSV_DIR}/*.csv next to Segmentation/, Classification/, ...)")
+                               f"({CSV_DIR}/*.csv next to Segmentation/, Classification/, ...){hint}")
     csv_files = sorted(csv_dir.glob("*.csv"))
     if not csv_files:
         raise DataError(f"{csv_dir}: no *.csv files; expected the FMC_UIA CSVs there")

@@ -1,5 +1,5 @@
-"""A CSV with a header and no rows is a problem in `m2dino data check` and an error in training
-(it used to make its task vanish from both without a word)."""
+"""FMC roots that used to fail silently or vaguely: a CSV with a header and no rows (its task vanished
+from `m2dino data check` and training), and a folder of split roots passed as one root."""
 
 import pytest
 
@@ -35,3 +35,11 @@ def test_data_check_lists_the_task_with_a_problem_and_fails(root_with_an_empty_c
     assert reports["breast_3cls"].count == 0 and "a header and no rows" in reports["breast_3cls"].problems[0]
     assert main(["data", "check", str(root), "--quick"]) == 1
     assert f"PROBLEM breast_3cls: {csv}: a header and no rows" in capsys.readouterr().out
+
+
+def test_a_folder_of_split_roots_names_them(tmp_path):
+    """What `m2dino data convert` writes (DST/train, DST/val) passed where one root is expected."""
+    for split in ("train", "val"):
+        write_fmc(_samples()[:2], tmp_path / split, split_name=split)
+    with pytest.raises(DataError, match=f"it holds the split roots train, val: pass one, e.g. {tmp_path / 'train'}"):
+        read_fmc_index(tmp_path)
