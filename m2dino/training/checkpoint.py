@@ -179,12 +179,16 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
             (tmp / STATE_NAME).write_text(json.dumps(full, indent=1))  # last: marks the checkpoint complete
     except OSError as err:
         failure = err
-    accelerator.wait_for_everyone()
-    if failure is not None:
+    failed = torch.tensor([float(failure is not None)], device=accelerator.device)
+    if accelerator.num_processes > 1:  # every process must see any one's failure, or the main one would publish
+        failed = accelerator.reduce(failed, reduction="sum")  # a checkpoint that lacks a file
+    if failed.item():
         if accelerator.is_main_process:
             _remove(tmp)
-        needed = folder_size(directory / latest_name(directory)) if latest_name(directory) else None
-        raise disk_error(failure, target, needed) from None
+        if failure is None:
+            raise OSError(errno.EIO, f"cannot write {target}: another process failed to write its part")
+        previous = latest_name(directory)
+        raise disk_error(failure, target, folder_size(directory / previous) if previous else None) from None
     if accelerator.is_main_process:
         _remove(target)
         os.replace(tmp, target)

@@ -260,8 +260,12 @@ class Trainer:
                 accelerator.print(f"stop requested: checkpointing at step {self.state.step}")
                 self.save_checkpoint()
             else:
-                metrics, scores = self._evaluate(log)
-                self._save_final(metrics)  # the trained weights first: the final checkpoint is optional
+                # The trained weights first: best/ and the final checkpoint are optional, and a full
+                # disk while writing them must not cost the run's result.
+                metrics, scores = self._evaluate(log, save_best=False)
+                self._save_final(metrics)
+                if accelerator.is_main_process and self.state.best_step == self.state.step:
+                    self._save_model(self.output_dir / "best", metrics)
                 self.save_checkpoint()
         finally:
             bar.close()
@@ -325,7 +329,7 @@ class Trainer:
         return None
 
     # ------------------------------------------------------------------- evaluation & saving
-    def _evaluate(self, log) -> tuple[dict, dict[str, float]]:
+    def _evaluate(self, log, save_best: bool = True) -> tuple[dict, dict[str, float]]:
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         metrics, scores = {}, {}
@@ -342,7 +346,8 @@ class Trainer:
                             step=self.state.step)
             if mean > self.state.best_score:
                 self.state.best_score, self.state.best_step = mean, self.state.step
-                self._save_model(self.output_dir / "best", metrics)
+                if save_best:
+                    self._save_model(self.output_dir / "best", metrics)
         accelerator.wait_for_everyone()
         return metrics, scores
 

@@ -101,3 +101,15 @@ def test_a_recipe_reports_user_errors_as_one_line_and_status_2(tmp_path, capsys)
     assert common.cli_main(unified, TINY + ["--output-dir", str(tmp_path)]) == common.EXIT_USER_ERROR == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: output folder {tmp_path} is not empty") and err.count("\n") == 1
+
+
+def test_the_final_model_is_saved_before_best_and_the_final_checkpoint(tmp_path, monkeypatch):
+    train, val = fake_data(TASKS, n_train=4, n_val=2)
+
+    def best_fails(self, directory, metrics):
+        raise OSError(errno.ENOSPC, f"no space left to write {directory}")
+
+    monkeypatch.setattr(Trainer, "_save_model", best_fails)
+    with pytest.raises(OSError, match="no space left to write .*best"):
+        Trainer(tiny_model(), train, val, config(tmp_path), progress=False).train()
+    assert M2DINO.from_pretrained(tmp_path).task_ids == TASKS
