@@ -28,6 +28,11 @@ class BackboneOutput:
     def cls_token(self) -> torch.Tensor:
         return self.tokens[:, 0]
 
+    def select(self, rows: torch.Tensor) -> "BackboneOutput":
+        """The given batch rows (tokens and feature levels; the batch's MoE loss is kept)."""
+        return BackboneOutput(self.tokens[rows], self.grid_size, self.num_prefix_tokens,
+                              {b: m[rows] for b, m in self.intermediates.items()}, self.aux_loss)
+
     @property
     def register_tokens(self) -> torch.Tensor:
         return self.tokens[:, 1:self.num_prefix_tokens]

@@ -87,10 +87,12 @@ class M2DINO(nn.Module):
                              f"{', '.join(self.task_ids)}")
         return get_task(task)
 
-    def _routing(self, tasks: list[str], device: torch.device) -> TaskRouting:
+    def routing(self, tasks: Sequence[str]) -> TaskRouting:
+        """The MoE routing of a batch with one task id per sample (checked against this model's tasks)."""
+        tasks = list(tasks)
         for task in dict.fromkeys(tasks):
             self.task_spec(task)
-        index = torch.tensor([self.task_ids.index(t) for t in tasks], device=device)
+        index = torch.tensor([self.task_ids.index(t) for t in tasks], device=self._device())
         return TaskRouting(index, self.task_embedding(index), self.task_embedding.weight,
                            single_task=len(set(tasks)) == 1)
 
@@ -104,21 +106,27 @@ class M2DINO(nn.Module):
         tasks = [task] * max(batch, 0) if isinstance(task, str) else list(task)
         if not isinstance(task, str) and len(tasks) != batch:
             raise ValueError(f"{len(tasks)} task ids for a batch of {batch} images; expected one per image")
-        routing = self._routing(tasks, pixel_values.device)
-        needs_levels = any(self.heads[t].uses_levels for t in set(tasks))
-        features = self.backbone.forward_features(pixel_values, routing,
-                                                  self.feature_blocks if needs_levels else ())
+        features = self.forward_features(pixel_values, tasks)
         image_size = tuple(pixel_values.shape[-2:])
         if isinstance(task, str):
-            return self._run_head(task, features, image_size)
+            return self.forward_head(task, features, image_size)
         outputs, indices = {}, {}
         for name in dict.fromkeys(tasks):
             rows = torch.tensor([i for i, t in enumerate(tasks) if t == name], device=pixel_values.device)
-            outputs[name] = self._run_head(name, _select(features, rows), image_size)
+            outputs[name] = self.forward_head(name, features.select(rows), image_size)
             indices[name] = rows
         return MultiTaskOutput(outputs, indices, features.aux_loss)
 
-    def _run_head(self, task: str, features: BackboneOutput, image_size: tuple[int, int]) -> TaskOutput:
+    def forward_features(self, pixel_values: torch.Tensor, task: str | Sequence[str]) -> BackboneOutput:
+        """The routed backbone for a batch (one task id, or one per sample), with the feature levels
+        that the heads of those tasks read."""
+        tasks = [task] * pixel_values.shape[0] if isinstance(task, str) else list(task)
+        needs_levels = any(self.heads[t].uses_levels for t in set(tasks) if t in self.heads)
+        return self.backbone.forward_features(pixel_values, self.routing(tasks),
+                                              self.feature_blocks if needs_levels else ())
+
+    def forward_head(self, task: str, features: BackboneOutput, image_size: tuple[int, int]) -> TaskOutput:
+        """One task's head on backbone features of that task's samples."""
         levels = [features.intermediates[b] for b in self.feature_blocks] if features.intermediates else []
         output = self.heads[task](features, levels, task, image_size)
         output.aux_loss = features.aux_loss
@@ -189,27 +197,32 @@ class M2DINO(nn.Module):
         return {t: self.postprocess(outputs[t], 0, geometries[0], top_n) for t in tasks}
 
     def forward_all(self, pixel_values: torch.Tensor, tasks: Sequence[str]) -> dict[str, TaskOutput]:
-        """Every task in ``tasks`` for ONE image (batch of 1): the dense blocks before the first MoE
-        block run once, the MoE blocks on one copy of the hidden state per task."""
+        """Every task in ``tasks`` for ONE image (batch of 1): `forward_features_all`, then each head."""
+        tasks = list(tasks)
+        features = self.forward_features_all(pixel_values, tasks)
+        image_size = tuple(pixel_values.shape[-2:])
+        return {t: self.forward_head(t, features.select(torch.tensor([i])), image_size) for i, t in enumerate(tasks)}
+
+    def forward_features_all(self, pixel_values: torch.Tensor, tasks: Sequence[str]) -> BackboneOutput:
+        """Backbone features of ONE image for every task in ``tasks`` (row i is ``tasks[i]``): the dense
+        blocks before the first MoE block run once, the MoE blocks on one copy of the hidden state per
+        task, grouped by expert."""
         tasks = list(tasks)
         if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
             raise ValueError(f"forward_all takes one image (1×3×H×W), got shape {tuple(pixel_values.shape)}")
         backbone = self.backbone
         backbone.check_input(pixel_values)
-        needs_levels = any(self.heads[t].uses_levels for t in tasks)
+        needs_levels = any(self.heads[t].uses_levels for t in tasks if t in self.heads)
         wanted = self.feature_blocks if needs_levels else ()
         first_routed = self.moe_blocks[0] if self.moe_blocks else backbone.depth
+        routing = self.routing(tasks)
         x, rope, grid = backbone.embed(pixel_values)
         x, shared_levels, _ = backbone.run_blocks(x, rope, grid, None, wanted, stop=first_routed)
         n = len(tasks)
-        routing = self._routing(tasks, pixel_values.device)
         x, routed_levels, aux = backbone.run_blocks(x.expand(n, -1, -1), rope, grid, routing, wanted,
                                                     start=first_routed)
         levels = {**{b: m.expand(n, -1, -1, -1) for b, m in shared_levels.items()}, **routed_levels}
-        features = BackboneOutput(backbone.norm(x), grid, backbone.num_prefix_tokens, levels, aux)
-        image_size = tuple(pixel_values.shape[-2:])
-        return {t: self._run_head(t, _select(features, torch.tensor([i])), image_size)
-                for i, t in enumerate(tasks)}
+        return BackboneOutput(backbone.norm(x), grid, backbone.num_prefix_tokens, levels, aux)
 
     def _device(self) -> torch.device:
         return self.task_embedding.weight.device
@@ -304,7 +317,3 @@ class M2DINO(nn.Module):
                     commit_message: str = "Upload M2DINO model", revision: str | None = None) -> str:
         return hub.push_to_hub(self, repo_id, private, token, commit_message, revision)
 
-
-def _select(features: BackboneOutput, rows: torch.Tensor) -> BackboneOutput:
-    return BackboneOutput(features.tokens[rows], features.grid_size, features.num_prefix_tokens,
-                          {b: m[rows] for b, m in features.intermediates.items()}, features.aux_loss)

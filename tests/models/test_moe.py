@@ -10,7 +10,7 @@ from .helpers import assert_outputs_equal, tiny_config, tiny_model
 
 
 def _backbone_tokens(model, x, tasks):
-    routing = model._routing(tasks, x.device) if model.moe_blocks else None
+    routing = model.routing(tasks) if model.moe_blocks else None
     return model.backbone.forward_features(x, routing).tokens
 
 
