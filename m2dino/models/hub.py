@@ -1,6 +1,18 @@
 """Saving, loading and publishing M2DINO models: config.json + model.safetensors + a model card.
 
 safetensors only: no pickle is ever read or written.
+
+Why not `huggingface_hub.PyTorchModelHubMixin` (checked against huggingface_hub 2.4): its
+``from_pretrained`` only logs a warning when config.json is missing and goes on to build a model
+from defaults; it maps config.json onto ``__init__`` arguments by signature, which bypasses
+`M2DINOConfig.from_dict` (the model_type check, unknown-field errors, the task specs that travel
+with a checkpoint); and it loads weights without naming mismatched keys and shapes. Keeping those
+would mean overriding ``_from_pretrained`` and ``_save_pretrained`` and its card rendering, which
+leaves the mixin only the download and upload calls that this module makes directly
+(`snapshot_download` restricted to the three files, `HfApi.upload_folder` in one commit). What the
+hand-written path keeps: an error that names the folder when config.json or the weights are
+missing, a pickle found instead of safetensors named and refused, ``tasks=`` subsets, the offline
+cache (``HF_HUB_OFFLINE=1``) and a bare name refused without a network attempt.
 """
 
 from __future__ import annotations
