@@ -5,7 +5,7 @@ import errno
 import pytest
 
 import m2dino
-import m2dino.data.synthetic as synthetic
+from m2dino.data import synthetic
 from m2dino.cli.main import main
 
 

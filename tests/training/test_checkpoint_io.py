@@ -11,9 +11,8 @@ import torch
 from m2dino import M2DINO
 from m2dino.recipes import common
 from m2dino.recipes.unified import main as unified
-from m2dino.training import Trainer
+from m2dino.training import Trainer, output_check
 from m2dino.training import checkpoint as checkpoint_module
-from m2dino.training import output_check
 from m2dino.training.checkpoint import write_atomically
 
 from .fake_data import fake_data

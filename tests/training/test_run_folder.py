@@ -26,7 +26,8 @@ def tiny_model(backbone="test", image_size=32, seed=0):
 
 
 def config(path, **kw):
-    return TrainConfig(**{**dict(output_dir=str(path), steps=4, batch_size=2, eval_every=1000, warmup_steps=1), **kw})
+    defaults = {"output_dir": str(path), "steps": 4, "batch_size": 2, "eval_every": 1000, "warmup_steps": 1}
+    return TrainConfig(**{**defaults, **kw})
 
 
 def stop_at(step):
