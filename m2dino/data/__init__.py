@@ -4,7 +4,6 @@ transforms, task sampling and the model-side batch format."""
 from .collection import LazySample, SampleCollection
 from .errors import DataError, MissingFileError
 from .fmc import FMCRecord, read_fmc, read_fmc_index, write_fmc
-from .normalization import normalization_for_backbone
 from .sample import Sample
 from .sampling import TaskSampler, task_probabilities
 from .synthetic import make_synthetic_samples
@@ -14,5 +13,5 @@ from .unlabeled import UnlabeledImage, UnlabeledSource
 # The torch side (MultiTaskDataset, Collate, build_dataloader) lives in `m2dino.data.torch_dataset`
 # and is not imported here, so reading an FMC root does not pay for importing torch.
 __all__ = ["DataError", "FMCRecord", "LazySample", "MissingFileError", "Sample", "SampleCollection", "TaskSampler",
-           "build_transforms", "make_synthetic_samples", "normalization_for_backbone", "read_fmc", "read_fmc_index",
+           "build_transforms", "make_synthetic_samples", "read_fmc", "read_fmc_index",
            "task_probabilities", "UnlabeledImage", "UnlabeledSource", "write_fmc"]

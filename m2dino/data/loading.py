@@ -23,7 +23,7 @@ from ..image import ResizeGeometry
 from .cache import ResizeCache
 from .collection import LazySample, SampleCollection
 from .errors import DataError
-from .normalization import IMAGENET_MEAN, IMAGENET_STD
+from ..image import IMAGENET_MEAN, IMAGENET_STD
 from .sample import Sample
 from .sampling import TaskSampler
 from .torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..image import ResizeGeometry, normalize
 from ..tasks import get_task
 from .errors import DataError
-from .normalization import IMAGENET_MEAN, IMAGENET_STD
+from ..image import IMAGENET_MEAN, IMAGENET_STD
 from .sample import Sample
 from .sampling import TaskSampler
 from .transforms import AugmentConfig, SampleTransform, build_transforms

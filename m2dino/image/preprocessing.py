@@ -20,6 +20,22 @@ from .resize import resize_image
 if TYPE_CHECKING:
     import torch
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def backbone_normalization(timm_name: str | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) from ``timm.models.get_pretrained_cfg(timm_name)``; ImageNet's when the name is
+    ``None`` or unknown to timm (DINOv3's LVD-1689M weights use ImageNet statistics too)."""
+    if timm_name is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    import timm  # deferred: importing timm costs about a second
+
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    if cfg is None or cfg.mean is None or cfg.std is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(float(v) for v in cfg.mean), tuple(float(v) for v in cfg.std)
+
 
 def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> "torch.Tensor":
     """uint8 B×H×W×3 → float32 B×3×H×W, ``(x / 255 − mean) / std`` per channel."""

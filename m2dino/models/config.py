@@ -7,9 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import timm
-
-from ..image import RESIZE_MODES, Preprocessing
+from ..image import RESIZE_MODES, Preprocessing, backbone_normalization
 from ..tasks import get_task, list_tasks
 from .backbone_configs import resolve_backbone
 from .moe import ROUTING_MODES
@@ -100,9 +98,8 @@ class M2DINOConfig:
         if self.feature_blocks is not None:
             self.feature_blocks = tuple(int(b) for b in self.feature_blocks)
         if self.mean is None or self.std is None:
-            pretrained = timm.models.get_pretrained_cfg(resolve_backbone(self.backbone)[1].timm_name)
-            self.mean = tuple(self.mean or pretrained.mean)
-            self.std = tuple(self.std or pretrained.std)
+            mean, std = backbone_normalization(resolve_backbone(self.backbone)[1].timm_name)
+            self.mean, self.std = self.mean or mean, self.std or std
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         self.validate()
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from m2dino.data import DataError, Sample, SampleCollection
-from m2dino.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalization_for_backbone
+from m2dino.image import IMAGENET_MEAN, IMAGENET_STD, backbone_normalization
 from m2dino.data.sampling import TaskSampler
 from m2dino.data.torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler, build_dataloader
 
@@ -54,12 +54,12 @@ def test_pixel_values_are_normalised_with_the_given_statistics():
     assert torch.allclose(imagenet, (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD))
 
 
-def test_normalization_for_backbone_reads_timm_pretrained_config():
-    mean, std = normalization_for_backbone("vit_small_patch16_dinov3.lvd1689m")
+def test_backbone_normalization_reads_timm_pretrained_config():
+    mean, std = backbone_normalization("vit_small_patch16_dinov3.lvd1689m")
     assert mean == pytest.approx(IMAGENET_MEAN) and std == pytest.approx(IMAGENET_STD)
-    assert normalization_for_backbone("vit_base_patch16_clip_224.openai")[0] == pytest.approx(
+    assert backbone_normalization("vit_base_patch16_clip_224.openai")[0] == pytest.approx(
         (0.48145466, 0.4578275, 0.40821073))
-    assert normalization_for_backbone("no_such_model") == (IMAGENET_MEAN, IMAGENET_STD)
+    assert backbone_normalization("no_such_model") == (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def test_mixed_tasks_or_sizes_in_a_batch_are_errors():
