@@ -9,7 +9,10 @@ A checkpoint folder ``checkpoints/step_N`` holds
   sampler's and the scheduler's state, the optimizer's hyper-parameters, the grad scaler, the run's
   id and the training and model configurations it was made with (resume compares against them).
 
-Nothing here is ever unpickled (accelerate's ``save_state`` writes pickles, so it is not used).
+Nothing here is ever unpickled (accelerate's ``save_state`` writes pickles, so it is not used), with
+one exception: under FSDP or DeepSpeed the model and optimizer exist only as shards that accelerate's
+``save_state`` gathers, so those runs store them (and the RNG states) its way, ``.pkl``/``.bin`` files
+included, and resuming them unpickles those files; the JSON part is the same.
 Folders are written under a temporary name and renamed in one step, so a crash or a full disk
 leaves either the old checkpoint or the new one, never half of one.
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file, save_file
 
 LATEST = "latest"
@@ -163,19 +167,26 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
         tmp.mkdir()
     accelerator.wait_for_everyone()
     failure = None
+    sharded = _is_sharded(accelerator)
     try:
-        rank = accelerator.process_index
-        meta, tensors = _rng_state()
-        save_file(tensors, str(tmp / f"rng_{rank}.safetensors"))
-        (tmp / f"rng_{rank}.json").write_text(json.dumps(meta))
+        if sharded:  # the shards are reachable only through accelerate (it pickles the optimizer and RNG states)
+            accelerator.save_state(str(tmp), safe_serialization=True)
+        else:
+            rank = accelerator.process_index
+            meta, tensors = _rng_state()
+            save_file(tensors, str(tmp / f"rng_{rank}.safetensors"))
+            (tmp / f"rng_{rank}.json").write_text(json.dumps(meta))
         if accelerator.is_main_process:
-            weights = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(module).state_dict().items()}
-            save_file(weights, str(tmp / MODEL_NAME))
-            optimizer_meta, optimizer_tensors = _optimizer_state(optimizer)
-            save_file(optimizer_tensors, str(tmp / OPTIMIZER_NAME))
-            scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
             full = {"format": FORMAT_VERSION, "run_id": run_id, "num_processes": accelerator.num_processes,
-                    **state, "optimizer": optimizer_meta, "scheduler": _scheduler_state(scheduler), "scaler": scaler}
+                    "storage": "accelerate" if sharded else "safetensors", **state}
+            if not sharded:
+                weights = {k: v.detach().cpu().contiguous()
+                           for k, v in accelerator.unwrap_model(module).state_dict().items()}
+                save_file(weights, str(tmp / MODEL_NAME))
+                optimizer_meta, optimizer_tensors = _optimizer_state(optimizer)
+                save_file(optimizer_tensors, str(tmp / OPTIMIZER_NAME))
+                scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
+                full.update(optimizer=optimizer_meta, scheduler=_scheduler_state(scheduler), scaler=scaler)
             (tmp / STATE_NAME).write_text(json.dumps(full, indent=1))  # last: marks the checkpoint complete
     except OSError as err:
         failure = err
@@ -197,6 +208,12 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
             _remove(old)
     accelerator.wait_for_everyone()
     return target
+
+
+def _is_sharded(accelerator) -> bool:
+    """FSDP and DeepSpeed hold model and optimizer in shards that only accelerate's save_state gathers."""
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED,
+                                            DistributedType.MEGATRON_LM)
 
 
 def read_state(path: Path) -> dict:
@@ -228,6 +245,12 @@ def load_training_state(accelerator, path: Path, *, module: torch.nn.Module, opt
     if state["num_processes"] != accelerator.num_processes:
         raise CheckpointError(f"{path} was written by {state['num_processes']} processes, this run has "
                               f"{accelerator.num_processes}: resume with the same number")
+    if (state.get("storage") == "accelerate") != _is_sharded(accelerator):
+        written = "a sharded (FSDP/DeepSpeed)" if state.get("storage") == "accelerate" else "a non-sharded"
+        raise CheckpointError(f"{path} was written by {written} run; resume it with the same distributed setup")
+    if _is_sharded(accelerator):
+        accelerator.load_state(str(path))  # unpickles accelerate's optimizer and RNG files (see the README)
+        return state
     target = accelerator.unwrap_model(module)
     weights = load_file(str(path / MODEL_NAME))
     own = target.state_dict()

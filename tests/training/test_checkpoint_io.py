@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from m2dino import M2DINO
 from m2dino.recipes import common
@@ -112,3 +113,21 @@ def test_the_final_model_is_saved_before_best_and_the_final_checkpoint(tmp_path,
     with pytest.raises(OSError, match="no space left to write .*best"):
         Trainer(tiny_model(), train, val, config(tmp_path), progress=False).train()
     assert M2DINO.from_pretrained(tmp_path).task_ids == TASKS
+
+
+def test_sharded_runs_store_model_and_optimizer_through_accelerate_and_resume(tmp_path, monkeypatch):
+    """FSDP/DeepSpeed cannot run on this CPU machine; the storage path they take is exercised by
+    declaring this run sharded (accelerate's save_state/load_state work the same unsharded)."""
+    train, val = fake_data(TASKS, n_train=4, n_val=2)
+    Trainer(tiny_model(), train, val, config(tmp_path / "plain"), step_callback=stop_at(2), progress=False).train()
+    monkeypatch.setattr(checkpoint_module, "_is_sharded", lambda accelerator: True)
+    with pytest.raises(checkpoint_module.CheckpointError, match="written by a non-sharded run; resume it with the same"):
+        Trainer(tiny_model(), train, val, config(tmp_path / "plain"), resume="latest", progress=False)
+    Trainer(tiny_model(), train, val, config(tmp_path / "sharded"), step_callback=stop_at(2), progress=False).train()
+    folder = tmp_path / "sharded" / "checkpoints" / "step_00000002"
+    assert (folder / "optimizer.bin").is_file() and (folder / "training_state.json").is_file()
+    resumed = Trainer(tiny_model(seed=3), train, val, config(tmp_path / "sharded"), resume="latest", progress=False)
+    assert resumed.state.step == 2 and resumed.sampler.state_dict()["step"] == 2
+    saved = load_file(folder / "model.safetensors")
+    loaded = resumed.accelerator.unwrap_model(resumed.module).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.items()) and saved.keys() == loaded.keys()
