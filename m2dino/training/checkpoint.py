@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate.utils import DistributedType
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 LATEST = "latest"
@@ -60,6 +62,39 @@ def disk_error(err: OSError, target: Path, needed: int | None = None) -> OSError
     return OSError(err.errno, f"cannot write {target}: {err.strerror or err}")
 
 
+# What a failed write raises: OSError from Python, SafetensorError ("... (os error 28)") from safetensors,
+# RuntimeError ("enforce fail at inline_container.cc") from torch.save.
+WRITE_ERRORS = (OSError, SafetensorError, RuntimeError)
+
+
+def as_os_error(err: BaseException) -> OSError:
+    """A write failure as an OSError with its errno where the message carries one."""
+    if isinstance(err, OSError):
+        return err
+    found = re.search(r"os error (\d+)", str(err))
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    return OSError(errno.EIO, str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
+def write_into(folder: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp_dir)`` fills a temp folder inside ``folder`` whose files then move into ``folder``,
+    so a failed write (full disk) leaves no partial file there; the error is one OSError naming ``folder``."""
+    folder = Path(folder)
+    tmp = folder / ".incoming.tmp"
+    _remove(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+    except WRITE_ERRORS as err:
+        _remove(tmp)
+        raise disk_error(as_os_error(err), folder) from err
+    for file in tmp.iterdir():
+        os.replace(file, folder / file.name)
+    tmp.rmdir()
+
+
 def _existing_parent(path: Path) -> Path:
     path = Path(path).absolute()
     while not path.exists():
@@ -80,12 +115,9 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
     try:
         tmp.mkdir(parents=True)
         write(tmp)
-    except OSError as err:
+    except WRITE_ERRORS as err:
         _remove(tmp)
-        raise disk_error(err, target) from None
-    except RuntimeError as err:  # torch reports a failed write as "enforce fail at inline_container.cc"
-        _remove(tmp)
-        raise OSError(errno.EIO, f"cannot write {target}: {str(err).splitlines()[0]}") from None
+        raise disk_error(as_os_error(err), target) from err
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         os.replace(target, old)
@@ -188,8 +220,8 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
                 scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
                 full.update(optimizer=optimizer_meta, scheduler=_scheduler_state(scheduler), scaler=scaler)
             (tmp / STATE_NAME).write_text(json.dumps(full, indent=1))  # last: marks the checkpoint complete
-    except OSError as err:
-        failure = err
+    except WRITE_ERRORS as err:
+        failure = as_os_error(err)
     failed = torch.tensor([float(failure is not None)], device=accelerator.device)
     if accelerator.num_processes > 1:  # every process must see any one's failure, or the main one would publish
         failed = accelerator.reduce(failed, reduction="sum")  # a checkpoint that lacks a file

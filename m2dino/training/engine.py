@@ -37,8 +37,8 @@ from ..data.collection import as_collection
 from ..data.loading import LoaderConfig, build_train_loader
 from ..evaluation.report import markdown_report
 from ..models import M2DINO
-from .checkpoint import (CheckpointError, disk_error, latest_checkpoint, load_training_state, read_state,
-                         save_training_state, write_atomically)
+from .checkpoint import (CheckpointError, latest_checkpoint, load_training_state, read_state, save_training_state,
+                         write_atomically, write_into)
 from .config import TrainConfig
 from .lora import apply_lora, freeze_backbone, merge_lora
 from .loss_weighting import UncertaintyWeighting
@@ -372,10 +372,7 @@ class Trainer:
                  "training_config": self._recorded_config(),
                  "model_name": f"M2DINO ({len(self.train_samples)} tasks, {self.state.step} steps)"}
         model = self.exportable_model()
-        try:
-            model.save_pretrained(folder, card_extra=extra)
-        except OSError as err:
-            raise disk_error(err, folder) from None
+        write_into(folder, lambda tmp: model.save_pretrained(tmp, card_extra=extra))
         (folder / "metrics.json").write_text(json.dumps(_compact(metrics), indent=2) + "\n")
 
     def _recorded_config(self) -> dict:

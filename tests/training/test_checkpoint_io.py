@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from m2dino import M2DINO
@@ -49,9 +50,13 @@ def disk_full(*args, **kw):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def safetensors_disk_full(*args, **kw):
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
 def test_a_full_disk_during_a_checkpoint_is_one_line_removes_the_tmp_and_keeps_the_final_model(tmp_path, monkeypatch):
     train, val = fake_data(TASKS, n_train=4, n_val=2)
-    monkeypatch.setattr(checkpoint_module, "save_file", disk_full)
+    monkeypatch.setattr(checkpoint_module, "save_file", safetensors_disk_full)
     with pytest.raises(OSError, match=r"no space left to write .*step_00000004 \(\d+ MB free\); the partial folder "
                                       "was removed") as err:
         Trainer(tiny_model(), train, val, config(tmp_path), progress=False).train()
@@ -131,3 +136,16 @@ def test_sharded_runs_store_model_and_optimizer_through_accelerate_and_resume(tm
     saved = load_file(folder / "model.safetensors")
     loaded = resumed.accelerator.unwrap_model(resumed.module).state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in saved.items()) and saved.keys() == loaded.keys()
+
+
+def test_a_full_disk_while_saving_the_final_model_leaves_no_partial_file(tmp_path, monkeypatch):
+    train, val = fake_data(TASKS, n_train=4, n_val=2)
+
+    def partial_save(self, directory, card_extra=None):
+        (directory / "model.safetensors").write_bytes(b"half a file")
+        safetensors_disk_full()
+
+    monkeypatch.setattr(M2DINO, "save_pretrained", partial_save)
+    with pytest.raises(OSError, match=f"no space left to write {tmp_path} "):
+        Trainer(tiny_model(), train, val, config(tmp_path), progress=False).train()
+    assert not (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob(".*"))
