@@ -12,9 +12,9 @@ from .layouts import (BUSI_IMAGES, busi_mask, palette_mask, usgra_mask, write_af
 
 
 def test_registry_of_adapters():
-    assert list_adapters() == ["hc18", "african_planes", "usgra", "busi", "folder"]
-    with pytest.raises(DataError, match="unknown dataset adapter 'ddti'; known: hc18, african_planes"):
-        get_adapter("ddti")
+    assert list_adapters() == ["hc18", "african_planes", "usgra", "busi", "psfhs", "pocus", "mmotu", "ddti", "folder"]
+    with pytest.raises(DataError, match="unknown dataset adapter 'camus'; known: hc18, african_planes"):
+        get_adapter("camus")
 
 
 # --- African planes ------------------------------------------------------------------------------

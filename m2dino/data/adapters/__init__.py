@@ -10,9 +10,10 @@ from typing import Any
 from ..collection import SampleCollection
 from ..errors import DataError
 from ..fmc import write_fmc
-from . import african_planes, busi, folder, hc18, usgra
+from . import african_planes, busi, ddti, folder, hc18, mmotu, pocus, psfhs, usgra
 
-ADAPTERS: dict[str, ModuleType] = {module.NAME: module for module in (hc18, african_planes, usgra, busi, folder)}
+ADAPTERS: dict[str, ModuleType] = {module.NAME: module for module in (hc18, african_planes, usgra, busi, psfhs, pocus,
+                                                                      mmotu, ddti, folder)}
 
 
 def list_adapters() -> list[str]:
