@@ -42,6 +42,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--quick", action="store_true", help="index-time checks only (no pixel decoding)")
     check.set_defaults(func=_check)
 
+    public = commands.add_parser(
+        "build-public", help="the public multi-task benchmark: one FMC root (OUT/train, OUT/val, OUT/test) from "
+                             "eight real datasets, with a datasheet (OUT/DATASHEET.md)",
+        description="Reads hc18, african_planes and usgra from --shared and busi, ddti, psfhs, pocus and mmotu "
+                    "from --src (the output of ../shared/data/get_public.sh), each in its published layout.")
+    public.add_argument("--src", type=Path, required=True, help="get_public.sh's output folder")
+    public.add_argument("--shared", type=Path, required=True, help="the folder holding hc18, african_planes, usgra")
+    public.add_argument("out", type=Path)
+    public.add_argument("--datasets", nargs="+", help="only these datasets (default: all eight)")
+    public.add_argument("--seed", type=int, default=0, help="seed of the splits drawn at random (default 0)")
+    public.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of train moved to val where a dataset has no val split (default 0.1)")
+    public.add_argument("--overwrite", action="store_true", help="replace existing CSVs")
+    public.set_defaults(func=_build_public)
+
     synth = commands.add_parser("synth", help="write the synthetic 27-task suite in the FMC layout")
     synth.add_argument("out", type=Path)
     synth.add_argument("--per-task", type=int, default=64, help="samples per task and split")
@@ -111,6 +126,18 @@ def _check(args: argparse.Namespace) -> int:
         print(format_report(reports))
         failed |= any(entry.problems for entry in reports.values())
     return 1 if failed else 0
+
+
+def _build_public(args: argparse.Namespace) -> int:
+    from ..data.adapters.build_public import DATASHEET, build_public
+
+    report = build_public(args.src, args.shared, args.out, args.datasets, args.seed, args.val_fraction,
+                          args.overwrite)
+    for name, entry in report["datasets"].items():
+        print(f"{name}: " + ", ".join(f"{split} {sum(entry['samples'][split].values())}"
+                                      for split in report["splits"]) + " samples")
+    print(f"datasheet: {args.out / DATASHEET}")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:

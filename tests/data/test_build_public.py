@@ -1,0 +1,119 @@
+"""`m2dino data build-public` on tiny copies of all eight published layouts."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from m2dino.cli.main import main
+from m2dino.data import DataError, MissingFileError, read_fmc
+from m2dino.data.adapters import load_dataset
+from m2dino.data.adapters.build_public import SOURCES, build_public, carve_val, load_splits
+
+from .layouts import write_african_planes, write_busi, write_hc18, write_usgra
+from .layouts_public import write_ddti, write_mmotu, write_pocus, write_psfhs
+
+SHARED = {"hc18": write_hc18, "african_planes": write_african_planes, "usgra": write_usgra}
+EXTRACTED = {"busi": write_busi, "psfhs": write_psfhs, "pocus": write_pocus, "mmotu": write_mmotu, "ddti": write_ddti}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("public")
+    for name, write in {**SHARED, **EXTRACTED}.items():
+        write(root / ("shared" if name in SHARED else "src") / name)
+    return root / "src", root / "shared"
+
+
+@pytest.fixture(scope="module")
+def built(folders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("built") / "out"
+    return out, build_public(*folders, out, progress=False)
+
+
+def test_every_dataset_and_task_lands_in_one_fmc_root_per_split(folders, built):
+    out, report = built
+    assert [s.name for s in SOURCES] == list(report["datasets"]) and len(SOURCES) == 8
+    written = {split: read_fmc(out / split) for split in ("train", "val", "test")}
+    tasks = {s.task for samples in written.values() for s in samples}
+    assert tasks == {"fetal_head", "fetal_head_det", "fetal_head_axis", "fetal_head_circumference",
+                     "fetal_plane_cls", "head_symphysis_multi", "breast_lesion", "breast_3cls", "breast_lesion_det",
+                     "thyroid_nodule", "thyroid_nodule_det", "thyroid_tirads_cls", "lung_disease_3cls",
+                     "ovary_tumor", "ovary_tumor_cls", "nerve_vessel_seg"}
+    for split, samples in written.items():
+        assert {s.meta["split"] for s in samples} == {split}
+        found = Counter((s.meta["dataset"], s.task) for s in samples)
+        expected = Counter({(name, task): n for name, d in report["datasets"].items()
+                            for task, n in d["samples"][split].items()})
+        assert found == expected  # the datasheet's counts are what was written
+    # what each adapter gives is written whole: the same number of samples per dataset and task
+    src, shared = folders
+    for name in {**SHARED, **EXTRACTED}:
+        loaded = load_splits(name, (shared if name in SHARED else src) / name, seed=0, val_fraction=0.1)
+        assert sum(len(c) for c in loaded.values()) == sum(sum(d.values()) for d in report["datasets"][name]
+                                                           ["samples"].values())
+
+
+def test_published_splits_are_kept_and_val_is_carved_by_patient(folders, built):
+    out, report = built
+    pocus = report["datasets"]["pocus"]
+    assert pocus["samples"] == {"train": {"lung_disease_3cls": 4}, "val": {"lung_disease_3cls": 2},
+                                "test": {"lung_disease_3cls": 3}}
+    assert pocus["patients_or_videos"] == {"train": 4, "val": 1, "test": 1}
+    assert pocus["classes"]["lung_disease_3cls"]["test"] == {"class_0": 3}
+    african = report["datasets"]["african_planes"]
+    # 10 % of the 2 train patients (Algeria:7 with 2 images, Egypt:7) rounds to none: val stays empty
+    assert african["images"] == {"train": 3, "val": 0, "test": 2}
+    assert african["patients_or_videos"] == {"train": 2, "val": 0, "test": 2}
+    assert report["datasets"]["usgra"]["patients_or_videos"] == {"train": None, "val": 0, "test": None}
+    # the fixture's first two African test images are byte-identical copies of two train images
+    assert [report["datasets"][n]["duplicate_images_across_splits"] for n in ("african_planes", "hc18")] == [2, 0]
+    hc18 = report["datasets"]["hc18"]  # 9 images of 8 patients (010 has two), 80/10/10 by patient
+    assert hc18["patients_or_videos"] == {"train": 6, "val": 1, "test": 1}
+    assert sum(hc18["images"].values()) == 9 and hc18["samples"]["train"]["fetal_head_circumference"] >= 6
+    mmotu_test = {s.meta["name"] for s in read_fmc(out / "test") if s.meta["dataset"] == "mmotu"}
+    assert mmotu_test == {"12", "1426", "659"}
+
+
+def test_datasheet_lists_sources_counts_and_traps(built):
+    out, report = built
+    assert json.loads((out / "datasheet.json").read_text()) == report
+    text = (out / "DATASHEET.md").read_text()
+    for source in SOURCES:
+        assert source.title in text and source.traps[0] in text
+    ddti = report["datasets"]["ddti"]["samples"]
+    row = [ddti[split].get("thyroid_tirads_cls", 0) for split in ("train", "val", "test")]
+    assert f"| `ddti` | `thyroid_tirads_cls` | {' | '.join(map(str, row))} | 4 |" in text
+    assert "| `thyroid_tirads_cls` | classification, extra | thyroid_neck |" in text
+
+
+def test_carve_val_moves_whole_patients_and_relabels_their_split(tmp_path):
+    train = load_dataset("african_planes", write_african_planes(tmp_path))["train"]
+    for seed in range(4):
+        parts = carve_val(train, 0.5, seed)
+        patients = {split: {i.meta["patient"] for i in c.items} for split, c in parts.items()}
+        assert len(parts["train"]) + len(parts["val"]) == 3 and not patients["train"] & patients["val"]
+        assert all(s.meta["split"] == "val" for s in parts["val"]) and len(parts["val"]) >= 1
+        assert all(s.meta["split"] == "train" for s in parts["train"])
+
+
+def test_build_public_errors_and_cli(folders, tmp_path, capsys):
+    src, shared = folders
+    with pytest.raises(MissingFileError, match=r"hc18: folder not found: .*nowhere/hc18; expected it in the folder "
+                                               r"holding hc18"):
+        build_public(src, tmp_path / "nowhere", tmp_path / "out", progress=False)
+    with pytest.raises(DataError, match="unknown dataset.s. camus; expected some of hc18"):
+        build_public(src, shared, tmp_path / "out", datasets=["camus"], progress=False)
+    args = ["data", "build-public", "--src", str(src), "--shared", str(shared), str(tmp_path / "out"),
+            "--datasets", "usgra", "ddti"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "usgra: train " in out and "ddti: train " in out and "DATASHEET.md" in out
+    assert {s.meta["dataset"] for s in read_fmc(tmp_path / "out" / "train")} == {"usgra", "ddti"}
+    assert main(args) == 2  # no silent overwrite
+    assert "exists; pass overwrite=True" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    image = read_fmc(tmp_path / "out" / "test", tasks=["nerve_vessel_seg"])[0]
+    original = {s.meta["name"]: s for s in load_dataset("usgra", shared / "usgra")["test"]}[image.meta["name"]]
+    assert np.array_equal(image.image, original.image) and np.array_equal(image.label, original.label)
