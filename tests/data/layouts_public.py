@@ -63,6 +63,8 @@ def write_pocus(root: Path) -> Path:
     for c, (category, files) in enumerate(POCUS_FILES.items()):
         for k, (name, fold) in enumerate(files.items()):
             image = Image.fromarray(rgb(24, 28, 10 * c + k))
+            if name.endswith(".png"):  # as published: the few PNGs are RGBA with an opaque alpha channel
+                image.putalpha(255)
             for path in (data / "image_dataset" / category / name, data / "cross_validation" / f"split{fold}" /
                          category / name):
                 path.parent.mkdir(parents=True, exist_ok=True)

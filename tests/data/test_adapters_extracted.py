@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from m2dino.data import DataError, MissingFileError
 from m2dino.data.adapters import load_dataset
 from m2dino.data.adapters.mha import read_mha
 
-from .helpers import gray, write_png
+from .helpers import gray, rgb, write_png
 from .layouts_public import (DDTI_CROPS, MMOTU_COLOURS, MMOTU_IMAGES, PSFHS_IDS, mmotu_annotation, psfhs_label,
                              write_ddti, write_mha, write_mmotu, write_pocus, write_psfhs)
 
@@ -83,13 +84,19 @@ def test_pocus_follows_the_published_folds_by_video(tmp_path):
     assert [train[n, "lung_disease_3cls"].label for n in ("Cov_Oliviera_2020_Fig5A", "Pneu_emdocs_1",
                                                           "Reg_Avi_normal-A-lines")] == [0, 1, 2]
     assert train["Reg_Avi_normal-A-lines", "lung_disease_3cls"].meta["license"] == "unknown"
-    assert train["Pneu_emdocs_1", "lung_disease_3cls"].image.shape == (24, 28, 3)
+    rgba = train["Pneu_emdocs_1", "lung_disease_3cls"]  # an opaque RGBA PNG: alpha dropped
+    assert rgba.image.shape == (24, 28, 3) and np.array_equal(rgba.image, rgb(24, 28, 10 + 2))
     other = load_dataset("pocus", tmp_path / "data", test_fold=2, val_fold=None)  # the data folder works too
     assert set(other) == {"train", "test"} and len(other["test"]) == 2 and len(other["train"]) == 7
 
 
 def test_pocus_errors(tmp_path):
     root = write_pocus(tmp_path) / "data"
+    png = root / "image_dataset" / "pneumonia" / "Pneu_emdocs_1.png"
+    Image.fromarray(np.zeros((24, 28, 4), np.uint8)).save(png)
+    item = next(i for i in load_dataset("pocus", tmp_path)["train"].items if i.meta["name"] == "Pneu_emdocs_1")
+    with pytest.raises(DataError, match="Pneu_emdocs_1.png: RGBA image with transparent pixels"):
+        item.load()
     folds = root / "cross_validation"
     (folds / "split3" / "covid").mkdir()
     (folds / "split0" / "covid" / "Cov-Atlas+(44).gif_frame3.jpg").rename(

@@ -11,7 +11,8 @@ class names; ``meta['class_name']`` keeps POCUS's). Frames of one video are near
 the split follows the published cross-validation folds, which hold each video whole (checked):
 fold `TEST_FOLD` is test, `VAL_FOLD` val, the others train. ``meta['video']`` is the video (or
 single image) a frame comes from, ``meta['license']`` its license from the metadata (the
-dataset mixes licenses, several non-commercial).
+dataset mixes licenses, several non-commercial). A few single images are RGBA PNGs with an
+opaque alpha channel, which is dropped (a transparent pixel would be an error).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ import re
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
+from ...image import ImageFormatError, read_image, to_rgb_uint8
 from ..collection import LazySample, SampleCollection
 from ..errors import DataError, MissingFileError
-from .common import image_files, labelled_sample, require_dir
+from ..sample import Sample
+from .common import image_files, require_dir
 
 NAME = "pocus"
 TASKS = ("lung_disease_3cls",)
@@ -69,7 +74,7 @@ def load(src: str | Path, test_fold: int = TEST_FOLD, val_fold: int | None = VAL
             meta = {"dataset": NAME, "split": split, "class_name": name, "video": video, "fold": fold,
                     "license": licenses.get(Path(video).stem, "unknown"), "name": image_file.stem}
             splits[split].append(LazySample("lung_disease_3cls", str(image_file),
-                                             partial(labelled_sample, image_file, "lung_disease_3cls", label, meta),
+                                             partial(_sample, image_file, label, meta),
                                              meta, files=(str(image_file),), label=label))
     if folds:
         extra = sorted(folds)
@@ -78,6 +83,22 @@ def load(src: str | Path, test_fold: int = TEST_FOLD, val_fold: int | None = VAL
     if not any(splits.values()):
         raise DataError(f"{root / 'image_dataset'}: empty dataset (no images)")
     return {split: SampleCollection(items) for split, items in splits.items()}
+
+
+def _sample(image_file: Path, label: int, meta: dict) -> Sample:
+    try:
+        image = np.asarray(read_image(image_file))
+        if image.ndim == 3 and image.shape[2] == 4:
+            if (image[..., 3] != 255).any():
+                raise DataError(f"{image_file}: RGBA image with transparent pixels; expected gray, RGB or an "
+                                "opaque alpha channel")
+            image = image[..., :3]
+        image = to_rgb_uint8(image, name=str(image_file))
+    except FileNotFoundError:
+        raise MissingFileError(f"image file not found: {image_file}") from None
+    except ImageFormatError as err:
+        raise DataError(str(err)) from None
+    return Sample(image, "lung_disease_3cls", label, source=str(image_file), meta=dict(meta))
 
 
 def _folds(folder: Path) -> dict[str, int]:
