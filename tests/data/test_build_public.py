@@ -11,6 +11,7 @@ from m2dino.data import DataError, MissingFileError, read_fmc
 from m2dino.data.adapters import load_dataset
 from m2dino.data.adapters.build_public import SOURCES, build_public, carve_val, load_splits
 
+from .helpers import gray, write_png
 from .layouts import write_african_planes, write_busi, write_hc18, write_usgra
 from .layouts_public import write_ddti, write_mmotu, write_pocus, write_psfhs
 
@@ -23,15 +24,22 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("public")
     for name, write in {**SHARED, **EXTRACTED}.items():
         write(root / ("shared" if name in SHARED else "src") / name)
+    ddti = root / "src" / "ddti"  # a crop whose mask lost its nodule, as 7 published ones
+    write_png(ddti / "cropped" / "205_1.png", gray(24, 24))
+    write_png(ddti / "mask" / "205_1.gif", np.zeros((24, 24), np.uint8))
+    with (ddti / "diagnosis.csv").open("a") as handle:
+        handle.write("205_1,3,0\r\n")
     return root / "src", root / "shared"
 
 
 @pytest.fixture(scope="module")
 def built(folders, tmp_path_factory):
     out = tmp_path_factory.mktemp("built") / "out"
-    return out, build_public(*folders, out, progress=False)
+    with pytest.warns(UserWarning, match="205_1.gif: empty nodule mask"):
+        return out, build_public(*folders, out, progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:.*empty nodule mask")
 def test_every_dataset_and_task_lands_in_one_fmc_root_per_split(folders, built):
     out, report = built
     assert [s.name for s in SOURCES] == list(report["datasets"]) and len(SOURCES) == 8
@@ -86,6 +94,9 @@ def test_datasheet_lists_sources_counts_and_traps(built):
     row = [ddti[split].get("thyroid_tirads_cls", 0) for split in ("train", "val", "test")]
     assert f"| `ddti` | `thyroid_tirads_cls` | {' | '.join(map(str, row))} | 4 |" in text
     assert "| `thyroid_tirads_cls` | classification, extra | thyroid_neck |" in text
+    left_out = report["datasets"]["ddti"]["left_out"]
+    assert len(left_out) == 1 and left_out[0].endswith("205_1.gif: empty nodule mask; crop 205_1.png left out")
+    assert f"## Files left out\n\n- `ddti`: {left_out[0]}\n" in text
 
 
 def test_carve_val_moves_whole_patients_and_relabels_their_split(tmp_path):
@@ -98,6 +109,7 @@ def test_carve_val_moves_whole_patients_and_relabels_their_split(tmp_path):
         assert all(s.meta["split"] == "train" for s in parts["train"])
 
 
+@pytest.mark.filterwarnings("ignore:.*empty nodule mask")
 def test_build_public_errors_and_cli(folders, tmp_path, capsys):
     src, shared = folders
     with pytest.raises(MissingFileError, match=r"hc18: folder not found: .*nowhere/hc18; expected it in the folder "

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,12 +78,13 @@ SOURCES = (
            "official train/validation: validation is test; val carved from train per category, seeded",
            ("annotations are RGB, one colour per category: mapped to class indices",
             "the normal ovary's region counts as foreground in ovary_tumor, as in MMOTU's binary masks",
-            "no patient ids inside the official train part: val may share patients with train")),
+            "no patient ids inside the official train part: val may share patients with train",
+            "an annotation of another size than its image is left out (listed below)")),
     Source("ddti", "src", "DDTI thyroid (Pedraza et al. 2015), nodule crops by xuao575/DDTI_preprocessing",
            "as published (see the source)", "by case (patient), seeded 80/10/10",
            ("one crop per nodule, resized to 300x300 (not the original scans)",
             "TI-RADS belongs to the case; cases without one are left out of thyroid_tirads_cls",
-            "two CSV rows have no crop (skipped)")),
+            "two CSV rows have no crop (skipped)", "crops whose mask is empty are left out (listed below)")),
 )
 
 
@@ -100,11 +102,16 @@ def build_public(src: str | Path, shared: str | Path, out: str | Path, datasets:
     out = Path(out)
     report: dict[str, Any] = {"seed": seed, "val_fraction": val_fraction, "splits": list(SPLITS), "datasets": {}}
     for source in sources:
-        splits = load_splits(source.name, folders[source.name], seed, val_fraction)
+        with warnings.catch_warnings(record=True) as caught:  # files an adapter leaves out, and why
+            warnings.simplefilter("always")
+            splits = load_splits(source.name, folders[source.name], seed, val_fraction)
+        left_out = [str(w.message) for w in caught]
+        for message in left_out:
+            warnings.warn(message, stacklevel=2)
         for split, samples in splits.items():
             if len(samples):
                 write_fmc(samples, out / split, split_name=split, overwrite=overwrite, progress=progress)
-        report["datasets"][source.name] = {**_describe(source), **count(splits)}
+        report["datasets"][source.name] = {**_describe(source), **count(splits), "left_out": left_out}
     out.mkdir(parents=True, exist_ok=True)
     (out / "datasheet.json").write_text(json.dumps(report, indent=1))
     (out / DATASHEET).write_text(datasheet_markdown(report))
@@ -232,4 +239,7 @@ def datasheet_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Known traps", ""]
     for name, d in datasets.items():
         lines += [f"- `{name}`: " + "; ".join(d["traps"]) + "."]
+    lines += ["", "## Files left out", ""]
+    left_out = [(name, message) for name, d in datasets.items() for message in d["left_out"]]
+    lines += [f"- `{name}`: {message}" for name, message in left_out] or ["None."]
     return "\n".join(lines) + "\n"

@@ -8,14 +8,16 @@
 Every crop gives ``thyroid_nodule`` (the mask), ``thyroid_nodule_det`` (its box) and, when its
 case has a TI-RADS category, ``thyroid_tirads_cls``. TI-RADS belongs to the case (the patient),
 so all crops of a case share it. A crop without a mask or a CSV row is an error; a CSV row
-without a crop is skipped (the published CSV lists two, 362_1(1) and 362_1(2)). Crops are split
-by case with `SPLIT_SEED` and `SPLIT_FRACTIONS`.
+without a crop is skipped (the published CSV lists two, 362_1(1) and 362_1(2)). A crop whose mask
+is empty (7 published ones lost their nodule in the preprocessing) is left out with a warning
+naming it. Crops are split by case with `SPLIT_SEED` and `SPLIT_FRACTIONS`.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -54,13 +56,19 @@ def load(src: str | Path, seed: int = SPLIT_SEED,
             raise DataError(f"{crop}: file name {crop.name!r}; expected <case>_<image>[(<nodule>)].png")
         if name not in tirads:
             raise DataError(f"{crop}: no row {name!r} in {src / 'diagnosis.csv'}")
-        if not (src / "mask" / f"{name}.gif").is_file():
-            raise MissingFileError(f"{crop}: mask file not found: {src / 'mask' / f'{name}.gif'}")
+        mask_file = src / "mask" / f"{name}.gif"
+        if not mask_file.is_file():
+            raise MissingFileError(f"{crop}: mask file not found: {mask_file}")
+        if not read_mask(mask_file).any():  # small GIFs: cheap to check here
+            warnings.warn(f"{mask_file}: empty nodule mask; crop {crop.name} left out", stacklevel=2)
+            continue
         cases[name] = match.group("case")
     fractions = fractions or SPLIT_FRACTIONS
     split_of = split_groups(list(cases.values()), fractions, seed)
     splits: dict[str, list[LazySample]] = {split: [] for split in fractions}
     for name, crop in crops.items():
+        if name not in cases:
+            continue
         split, category, mask_file = split_of[cases[name]], tirads[name], src / "mask" / f"{name}.gif"
         meta = {"dataset": NAME, "split": split, "patient": cases[name], "tirads": category, "name": name}
         for task in TASKS:

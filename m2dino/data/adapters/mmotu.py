@@ -8,7 +8,9 @@
 Every image gives ``ovary_tumor`` (the coloured region as class 1, as MMOTU's own binary masks;
 a normal ovary's region counts too unless ``normal_in_segmentation=False``) and
 ``ovary_tumor_cls`` (the category, in MMOTU's label order). A mask pixel of another category's
-colour, or of no category's, is an error naming the file.
+colour, or of no category's, is an error naming the file. An annotation of another size than its
+image (one published: Teratoma 598, 256×256 for a 604×566 image) cannot be placed on it: that
+image is left out with a warning naming it.
 
 Split: the official one. Its "validation" part (no patient in common with "train", per the
 authors) is our test split; `VAL_FRACTION` of the official train images, per category, with
@@ -18,6 +20,7 @@ authors) is our test split; `VAL_FRACTION` of the official train images, per cat
 from __future__ import annotations
 
 import json
+import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..collection import LazySample, SampleCollection
 from ..errors import DataError, MissingFileError
+from ..mask_io import image_size
 from ..sample import Sample
 from .common import load_image, split_groups
 
@@ -93,8 +97,15 @@ def _entries(src: Path) -> list[tuple[str, str, str]]:
         if split not in OFFICIAL_SPLITS:
             raise DataError(f"{where}: split {split!r}; expected one of {', '.join(OFFICIAL_SPLITS)}")
         image_file = src / category / "images" / path.name
-        if not image_file.is_file():
-            raise MissingFileError(f"{where}: image file not found: {image_file}")
+        mask_file = src / category / "annotations" / f"{path.stem}.PNG"
+        for file in (image_file, mask_file):
+            if not file.is_file():
+                raise MissingFileError(f"{where}: file not found: {file}")
+        size, mask_size = image_size(image_file), image_size(mask_file)  # from the headers: cheap
+        if size != mask_size:
+            warnings.warn(f"{mask_file}: annotation is {mask_size[0]}×{mask_size[1]} but image {image_file} is "
+                          f"{size[0]}×{size[1]} (H×W); image left out", stacklevel=3)
+            continue
         entries.append((str(image_file), category, OFFICIAL_SPLITS[split]))
     return entries
 
