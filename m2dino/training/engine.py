@@ -154,7 +154,9 @@ class Trainer:
         self.module, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)
         self.weighting = weighting
         self.step_callback, self.progress = step_callback, progress
-        self._stop_requested = False
+        # A stop request (SIGTERM, request_stop) is acted on at a step boundary that every process
+        # agrees on: _stop_signal is this process's, _stop_seen any process's as of this step's gather.
+        self._stop_signal = self._stop_seen = self._stop_requested = False
         self.history: list[dict] = []
         self.run_id = uuid.uuid4().hex  # retention deletes only checkpoints carrying this run's id
         self.config_changes: list[dict] = []
@@ -216,7 +218,7 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Finish the current step, write a checkpoint and return (what SIGTERM triggers)."""
-        self._stop_requested = True
+        self._stop_signal = True
 
     # ------------------------------------------------------------------------------- loop
     def train(self) -> TrainResult:
@@ -255,6 +257,7 @@ class Trainer:
                     self.save_checkpoint()
                 if self.step_callback is not None:
                     self.step_callback(self, step)
+                self._stop_requested = self._stop_seen if accelerator.num_processes > 1 else self._stop_signal
             interrupted = self.state.step < config.steps
             if interrupted:
                 accelerator.print(f"stop requested: checkpointing at step {self.state.step}")
@@ -305,12 +308,15 @@ class Trainer:
 
     def _agree_across_ranks(self, finite: torch.Tensor, task: str) -> torch.Tensor:
         """Every rank must train the same task (one head's gradients) and skip a non-finite step
-        together, or DDP deadlocks; one small gather checks both."""
+        together, or DDP deadlocks; one small gather checks both. It also spreads a stop request (SIGTERM
+        reaches the processes at different steps): all stop after the same step."""
         task_row = self.core.task_ids.index(task)
-        flags = self.accelerator.gather(torch.tensor([[finite.item(), float(task_row)]], device=finite.device))
+        row = [finite.item(), float(task_row), float(self._stop_signal)]
+        flags = self.accelerator.gather(torch.tensor([row], device=finite.device))
         if (flags[:, 1] != flags[0, 1]).any():
             drawn = [self.core.task_ids[int(i)] for i in flags[:, 1].tolist()]
             raise RuntimeError(f"ranks drew different tasks at step {self.state.step}: {drawn}")
+        self._stop_seen = bool(flags[:, 2].max() > 0)
         return flags[:, 0].min()
 
     def _skip_nonfinite(self, task: str) -> None:
