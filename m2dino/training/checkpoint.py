@@ -56,8 +56,8 @@ def disk_error(err: OSError, target: Path, needed: int | None = None) -> OSError
     """One line naming the folder that could not be written and, for a full disk, the space it needed."""
     if err.errno == errno.ENOSPC:
         free = shutil.disk_usage(_existing_parent(target)).free
-        need = f"about {needed / 2**20:.0f} MB needed, " if needed else ""
-        return OSError(errno.ENOSPC, f"no space left to write {target} ({need}{free / 2**20:.0f} MB free); "
+        need = f"about {needed / 2**20:.1f} MB needed, " if needed else ""
+        return OSError(errno.ENOSPC, f"no space left to write {target} ({need}{free / 2**20:.1f} MB free); "
                                      "the partial folder was removed")
     return OSError(err.errno, f"cannot write {target}: {err.strerror or err}")
 
@@ -100,10 +100,6 @@ def _existing_parent(path: Path) -> Path:
     while not path.exists():
         path = path.parent
     return path
-
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
@@ -230,8 +226,7 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
             _remove(tmp)
         if failure is None:
             raise OSError(errno.EIO, f"cannot write {target}: another process failed to write its part")
-        previous = latest_name(directory)
-        raise disk_error(failure, target, folder_size(directory / previous) if previous else None) from None
+        raise disk_error(failure, target, _checkpoint_bytes(accelerator.unwrap_model(module), optimizer)) from None
     if accelerator.is_main_process:
         _remove(target)
         os.replace(tmp, target)
@@ -246,6 +241,14 @@ def _is_sharded(accelerator) -> bool:
     """FSDP and DeepSpeed hold model and optimizer in shards that only accelerate's save_state gathers."""
     return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED,
                                             DistributedType.MEGATRON_LM)
+
+
+def _checkpoint_bytes(module: torch.nn.Module, optimizer) -> int:
+    """What a checkpoint needs on disk: the weights and the optimizer's per-parameter tensors."""
+    tensors = list(module.state_dict().values())
+    tensors += [v for state in optimizer.state_dict()["state"].values() for v in state.values()
+                if isinstance(v, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def read_state(path: Path) -> dict:
