@@ -5,8 +5,10 @@ Every scorer takes the task's ground-truth rows, the submission, a `TaskProblems
 `ScoreSettings`, and returns ``(challenge_result, additional_metrics)``.
 
 - The challenge's keys reproduce the organisers' evaluator exactly, including its habits: only
-  images with a usable prediction are scored (``num_samples``), a failed AUC is 0.0, and per-class
-  F1 indexes scikit-learn's present-labels array.
+  images with a usable prediction are scored (``num_samples``), an AUC that scikit-learn refuses is
+  0.0 (one it returns as NaN, a binary task with one class present, stays NaN, written null), and
+  per-class F1 indexes scikit-learn's present-labels array. Measured equal on every key:
+  ``benchmarks/official_parity.py``.
 - ``additional_metrics["strict"]`` holds the same headline metrics with every missing or invalid
   prediction counted as a failure, so deleting a hard case can never raise a score: Dice 0 and
   Hausdorff = the image diagonal for every class; a wrong class (and uniform probabilities for the

@@ -70,7 +70,9 @@ def challenge_auc(y_true: np.ndarray, probs: list[np.ndarray | None], num_classe
     Binary: ``roc_auc_score(y_true, probs[:, 1])``; multi-class: ``roc_auc_score(y_true, probs,
     average="macro", multi_class="ovr")``. It is 0.0 whenever an image lacks probabilities or
     scikit-learn raises (a class absent from the ground truth, rows not summing to 1, ...): a number
-    that reads as "worse than chance", which is why `one_vs_rest_auc` is reported beside it.
+    that reads as "worse than chance", which is why `one_vs_rest_auc` is reported beside it. Where
+    scikit-learn returns NaN instead of raising (a binary task with one class present, in current
+    releases), so does this, as the challenge's script then does.
     """
     if any(p is None for p in probs):
         return 0.0, "some predictions have no predicted_probs"
