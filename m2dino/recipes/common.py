@@ -110,7 +110,10 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
     train.add_argument("--output-dir", default=f"runs/{recipe}")
     train.add_argument("--no-progress", action="store_true")
     if recipe == "grouped":
-        parser.add_argument("--groups", default=None, help="JSON/YAML mapping group -> task ids (default: registry)")
+        parser.add_argument("--groups", default=None, metavar="FILE",
+                            help="JSON or YAML file mapping each group to its task ids, one line per group in YAML, "
+                                 "e.g. 'heads: [fetal_head, head_symphysis_multi]' (default: the registry's "
+                                 "clinical groups)")
     if recipe == "task_specific":
         parser.add_argument("--task", default=None, help="train only this task")
     return parser
