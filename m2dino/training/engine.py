@@ -167,9 +167,9 @@ class Trainer:
     def _prepare_model(self) -> None:
         config, core = self.config, self.core
         for task, samples in self.train_samples.items():
-            if core.task_spec(task).is_scalar:  # standardise measurement targets on the training set
-                values = np.array(as_collection(samples).labels(), dtype=np.float64)  # no image decoded
-                core.heads[task].set_target_stats(float(values.mean()), float(values.std() or 1.0))
+            head = core.heads[task]
+            if head.fits_training_targets:  # e.g. a measurement head standardises its targets
+                head.fit_targets(as_collection(samples).labels())  # labels only: no image decoded
         core.config.training = {"lora_rank": config.lora_rank, "freeze_backbone": config.freeze_backbone,
                                 "steps": config.steps, "alpha": config.alpha, "loss_weighting": config.loss_weighting,
                                 "tasks": sorted(self.train_samples)}
