@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..image import ResizeGeometry
+from ..image import IMAGENET_MEAN, IMAGENET_STD, ResizeGeometry
 from .cache import ResizeCache
 from .collection import LazySample, SampleCollection
 from .errors import DataError
-from ..image import IMAGENET_MEAN, IMAGENET_STD
 from .sample import Sample
 from .sampling import TaskSampler
 from .torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler

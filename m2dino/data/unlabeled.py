@@ -62,7 +62,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
     # ------------------------------------------------------------------------ constructors
     @classmethod
     def from_folder(cls, root: str | Path, recursive: bool = True,
-                    suffixes: Sequence[str] = IMAGE_SUFFIXES) -> "UnlabeledSource":
+                    suffixes: Sequence[str] = IMAGE_SUFFIXES) -> UnlabeledSource:
         """Every image file under ``root`` (sorted by path; hidden folders skipped)."""
         root = Path(root)
         if not root.is_dir():
@@ -78,7 +78,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
         return cls((_Entry(str(f), partial(read_rgb, str(f)), str(f)) for f in sorted(files)), f"folder {root}")
 
     @classmethod
-    def from_fmc(cls, root: str | Path, tasks: list[str] | None = None) -> "UnlabeledSource":
+    def from_fmc(cls, root: str | Path, tasks: list[str] | None = None) -> UnlabeledSource:
         """The distinct images of an FMC_UIA root (labels and masks are not read)."""
         from .fmc import read_fmc_index
 
@@ -91,7 +91,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
 
     @classmethod
     def from_samples(cls, samples: Iterable[Sample | LazySample], description: str = "samples (labels ignored)"
-                     ) -> "UnlabeledSource":
+                     ) -> UnlabeledSource:
         """The distinct images (by ``source``) of labelled samples, labels ignored."""
         entries, seen = [], set()
         for item in (samples.items if isinstance(samples, SampleCollection) else samples):
@@ -105,7 +105,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
 
     @classmethod
     def from_adapter(cls, name: str, src: str | Path, splits: Sequence[str] | None = None,
-                     **options: Any) -> "UnlabeledSource":
+                     **options: Any) -> UnlabeledSource:
         """The distinct images of a public dataset read by its adapter (``splits``: default all)."""
         from .adapters import load_dataset
 
@@ -117,7 +117,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
         return cls.from_samples([e for items in chosen for e in items], f"{name} ({src}, labels ignored)")
 
     @classmethod
-    def from_hf(cls, dataset: Any, image_column: str = "image") -> "UnlabeledSource":
+    def from_hf(cls, dataset: Any, image_column: str = "image") -> UnlabeledSource:
         """The rows of a `datasets.Dataset` whose ``image_column`` is an ``Image`` feature."""
         if image_column not in dataset.column_names:
             raise DataError(f"Hugging Face dataset has no column {image_column!r}; it has {dataset.column_names}")
@@ -135,15 +135,15 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
     @overload
     def __getitem__(self, index: int) -> UnlabeledImage: ...
     @overload
-    def __getitem__(self, index: slice) -> "UnlabeledSource": ...
+    def __getitem__(self, index: slice) -> UnlabeledSource: ...
 
-    def __getitem__(self, index: int | slice) -> UnlabeledImage | "UnlabeledSource":
+    def __getitem__(self, index: int | slice) -> UnlabeledImage | UnlabeledSource:
         if isinstance(index, slice):
             return UnlabeledSource(self._entries[index], self.description)
         entry = self._entries[index]
         return UnlabeledImage(entry.load(), entry.source)
 
-    def __add__(self, other: "UnlabeledSource") -> "UnlabeledSource":
+    def __add__(self, other: UnlabeledSource) -> UnlabeledSource:
         return UnlabeledSource(self._entries + other._entries, f"{self.description} + {other.description}")
 
     def __repr__(self) -> str:
@@ -194,7 +194,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
         return found
 
     def without(self, held_out: Iterable[Any] | Mapping[str, Iterable[Any]],
-                on_overlap: Literal["error", "exclude"] = "error") -> "UnlabeledSource":
+                on_overlap: Literal["error", "exclude"] = "error") -> UnlabeledSource:
         """This source minus the held-out images. ``on_overlap="error"`` (default) raises a
         `DataError` naming them; ``"exclude"`` drops them and logs how many."""
         if on_overlap not in ("error", "exclude"):

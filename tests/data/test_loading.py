@@ -11,7 +11,11 @@ import torch
 
 from m2dino.data import DataError, SampleCollection, read_fmc
 from m2dino.data.cache import ResizeCache
-from m2dino.data.loading import LoaderConfig, TrainDataset, build_train_loader, default_num_workers
+from m2dino.data.loading import (
+    LoaderConfig,
+    build_train_loader,
+    default_num_workers,
+)
 from m2dino.data.sampling import TaskSampler
 from m2dino.data.synthetic import write_synthetic
 
@@ -209,7 +213,7 @@ def test_several_processes_may_build_the_same_cache_at_once(root, tmp_path):
     assert not [p for p in cache_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
     cache = ResizeCache(cache_dir)
     for entry in read_fmc(root, lazy=True).items:
-        cached, geometry = cache.load(entry, (32, 32))
+        cached, _ = cache.load(entry, (32, 32))
         fresh, _ = ResizeCache(tmp_path / "fresh").load(entry, (32, 32))
         assert np.array_equal(cached.image, fresh.image) and np.array_equal(np.asarray(cached.label),
                                                                              np.asarray(fresh.label))
