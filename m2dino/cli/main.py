@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from .. import __version__
 from ..data.errors import error_line
+
+# Failed writes whose OSError names no file: the message then names the command's output instead.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func` to its handler.
 COMMAND_MODULES: tuple[str, ...] = ("score_command", "evaluate_command", "data_commands", "predict_command",
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         # clear line naming the path, not a traceback; bugs (other exceptions) keep theirs.
         line = error_line(err)
         output = next((getattr(args, name) for name in ("out", "dst") if getattr(args, name, None)), None)
-        if isinstance(err, OSError) and not err.filename and output is not None:
+        if isinstance(err, OSError) and err.errno in WRITE_ERRNOS and not err.filename and output is not None:
             line += f" (output: {output})"  # e.g. a full disk: the OS names no file
         print(f"m2dino {args.command}: error: {line}", file=sys.stderr)
         return 2
