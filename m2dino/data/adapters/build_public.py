@@ -56,7 +56,9 @@ SOURCES = (
     Source("african_planes", "shared", "African fetal standard planes (Sendra-Balcells et al. 2023; Zenodo 7540448)",
            "CC BY 4.0", "published train/test (by patient); val carved from train by patient, seeded",
            ("4 of fetal_plane_cls's 6 classes", "patient numbers restart per country: patient = country:number",
-            "5 countries: a domain shift")),
+            "5 countries: a domain shift",
+            "the published test part repeats train images (byte-identical, other patient numbers): left out of "
+            "test (listed below)")),
     Source("usgra", "shared", "USGRA-seg, ultrasound-guided regional anaesthesia (2025)", "CC BY 4.0",
            "published train/test; val carved from train by image, seeded (no patient ids)",
            ("not a benchmark task (nerve_vessel_seg is an extra task)", "no patient ids")),
@@ -84,7 +86,8 @@ SOURCES = (
            "as published (see the source)", "by case (patient), seeded 80/10/10",
            ("one crop per nodule, resized to 300x300 (not the original scans)",
             "TI-RADS belongs to the case; cases without one are left out of thyroid_tirads_cls",
-            "two CSV rows have no crop (skipped)", "crops whose mask is empty are left out (listed below)")),
+            "two CSV rows have no crop (skipped)", "some cases repeat another case's crop byte for byte: a copy "
+            "in a later split is left out (listed below)", "crops whose mask is empty are left out (listed below)")),
 )
 
 
@@ -105,9 +108,11 @@ def build_public(src: str | Path, shared: str | Path, out: str | Path, datasets:
         with warnings.catch_warnings(record=True) as caught:  # files an adapter leaves out, and why
             warnings.simplefilter("always")
             splits = load_splits(source.name, folders[source.name], seed, val_fraction)
-        left_out = [str(w.message) for w in caught]
+        splits, leaks = drop_leaks(splits)
+        left_out = [str(w.message) for w in caught] + leaks
         for message in left_out:
             warnings.warn(message, stacklevel=2)
+        left_out = [m.replace(f"{folders[source.name]}/", "") for m in left_out]  # the datasheet is portable
         for split, samples in splits.items():
             if len(samples):
                 write_fmc(samples, out / split, split_name=split, overwrite=overwrite, progress=progress)
@@ -139,6 +144,26 @@ def load_splits(name: str, folder: Path, seed: int, val_fraction: float) -> dict
     return {split: splits.get(split, SampleCollection()) for split in SPLITS}
 
 
+def drop_leaks(splits: dict[str, SampleCollection]) -> tuple[dict[str, SampleCollection], list[str]]:
+    """``splits`` without the images whose file is byte-identical to one of an earlier split (train,
+    then val, then test), and a message for each image left out. Published splits have such leaks:
+    African planes repeats 22 images under other patient numbers in its test part."""
+    first: dict[str, tuple[str, str]] = {}  # digest -> (split, source) where it first occurs
+    digests: dict[str, str] = {}
+    kept, messages = {}, []
+    for split in SPLITS:
+        items = []
+        for item in splits[split].items:
+            digest = digests.get(item.source) or digests.setdefault(item.source, _digest(item.source))
+            where, other = first.setdefault(digest, (split, item.source))
+            if where == split:
+                items.append(item)
+            elif not messages or not messages[-1].startswith(f"{item.source}: "):  # once per image, not per task
+                messages.append(f"{item.source}: the same file as {other} ({where}); left out of {split}")
+        kept[split] = SampleCollection(items)
+    return kept, messages
+
+
 def carve_val(train: SampleCollection, fraction: float, seed: int) -> dict[str, SampleCollection]:
     """``{"train", "val"}``: ``fraction`` of the patients (``meta['patient']``), or of the images
     when there is none, moved to val; all tasks of an image and all images of a patient stay together."""
@@ -164,7 +189,7 @@ def _load_into(load: Callable[[], Sample], split: str) -> Sample:
 
 def count(splits: dict[str, SampleCollection]) -> dict[str, Any]:
     """Samples per split and task, distinct images and patients/videos per split, class counts, and
-    image files whose bytes occur in more than one split (exact duplicates across splits)."""
+    image files whose bytes occur in more than one split (0 after `drop_leaks`: a check)."""
     samples, images, groups, classes = {}, {}, {}, {}
     digests: dict[str, set[str]] = {}
     for split, collection in splits.items():
