@@ -4,8 +4,10 @@
 Each dataset is read by its adapter and split by patient or video where the dataset identifies
 them, by its official split where it has one, and with the seed otherwise. Datasets published
 with train and test only (African planes, USGRA) get a val split carved from train, by patient
-where there is one. ``OUT/DATASHEET.md`` and ``OUT/datasheet.json`` record the sources, licenses,
-split rules, exact counts per dataset, split and task, class counts, and the known traps.
+where there is one. An image whose file is byte-identical to one in an earlier split is left out
+of the later split (published splits leak so). ``OUT/DATASHEET.md`` and ``OUT/datasheet.json``
+record the sources, licenses, split rules, exact counts per dataset, split and task, class
+counts, the known traps and every file left out, with the reason.
 """
 
 from __future__ import annotations
