@@ -80,8 +80,8 @@ def test_published_splits_are_kept_and_val_is_carved_by_patient(folders, built):
     # 10 % of the 2 train patients (Algeria:7 with 2 images, Egypt:7) rounds to none: val stays empty
     assert african["images"] == {"train": 3, "val": 0, "test": 1}  # one test image leaked from train
     assert african["patients_or_videos"] == {"train": 2, "val": 0, "test": 1}
-    assert african["left_out"] == ["african_test/patient053_GHA_plane3.png: the same file as "
-                                   "african_train/patient007_DZA_plane2.png (train); left out of test"]
+    assert african["left_out"] == [("african_test/patient053_GHA_plane3.png: the same file as "
+                                    "african_train/patient007_DZA_plane2.png (train); left out of test")]
     assert report["datasets"]["usgra"]["patients_or_videos"] == {"train": None, "val": 0, "test": None}
     assert all(d["duplicate_images_across_splits"] == 0 for d in report["datasets"].values())
     hc18 = report["datasets"]["hc18"]  # 9 images of 8 patients (010 has two), 80/10/10 by patient

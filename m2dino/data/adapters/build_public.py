@@ -59,8 +59,8 @@ SOURCES = (
            "CC BY 4.0", "published train/test (by patient); val carved from train by patient, seeded",
            ("4 of fetal_plane_cls's 6 classes", "patient numbers restart per country: patient = country:number",
             "5 countries: a domain shift",
-            "the published test part repeats train images (byte-identical, other patient numbers): left out of "
-            "test (listed below)")),
+            ("the published test part repeats train images (byte-identical, other patient numbers): left out of "
+             "test (listed below)"))),
     Source("usgra", "shared", "USGRA-seg, ultrasound-guided regional anaesthesia (2025)", "CC BY 4.0",
            "published train/test; val carved from train by image, seeded (no patient ids)",
            ("not a benchmark task (nerve_vessel_seg is an extra task)", "no patient ids")),
@@ -88,8 +88,9 @@ SOURCES = (
            "as published (see the source)", "by case (patient), seeded 80/10/10",
            ("one crop per nodule, resized to 300x300 (not the original scans)",
             "TI-RADS belongs to the case; cases without one are left out of thyroid_tirads_cls",
-            "two CSV rows have no crop (skipped)", "some cases repeat another case's crop byte for byte: a copy "
-            "in a later split is left out (listed below)", "crops whose mask is empty are left out (listed below)")),
+            "two CSV rows have no crop (skipped)",
+            "some cases repeat another case's crop byte for byte: a copy in a later split is left out (listed below)",
+            "crops whose mask is empty are left out (listed below)")),
 )
 
 
