@@ -250,8 +250,25 @@ def _parse_floats(cells: dict[str, str], columns: tuple[str, ...], prefix: str) 
     return values
 
 
-class BoxesKind(LabelKind):
-    name, task_type, rows_per_image = "boxes", TaskType.DETECTION, "many"
+class _CoordinateRows(LabelKind):
+    """Labels that are rows of ``row_width`` pixel coordinates (boxes, keypoints): the same HF feature."""
+
+    row_width: ClassVar[int]
+
+    def hf_feature(self):
+        import datasets
+
+        return datasets.List(datasets.List(datasets.Value("float64"), length=self.row_width))
+
+    def to_hf(self, label):
+        return np.asarray(label).tolist()
+
+    def from_hf(self, value):
+        return np.asarray(value, dtype=np.float64).reshape(-1, self.row_width)
+
+
+class BoxesKind(_CoordinateRows):
+    name, task_type, rows_per_image, row_width = "boxes", TaskType.DETECTION, "many", 4
 
     def validate(self, label, image_size, where):
         prefix = self._prefix(where)
@@ -308,26 +325,15 @@ class BoxesKind(LabelKind):
     def describe(self, label):
         return [self.spec.class_names[0]] * len(np.asarray(label).reshape(-1, 4))
 
-    def hf_feature(self):
-        import datasets
-
-        return datasets.List(datasets.List(datasets.Value("float64"), length=4))
-
-    def to_hf(self, label):
-        return np.asarray(label).tolist()
-
-    def from_hf(self, value):
-        return np.asarray(value, dtype=np.float64).reshape(-1, 4)
-
     def collate(self, labels):
         return [np.asarray(label, dtype=np.float32).reshape(-1, 4) for label in labels]
 
 
-class KeypointsKind(LabelKind):
+class KeypointsKind(_CoordinateRows):
     """K points in the spec's `point_order`: interchangeable points are renumbered by ascending x
     (then y) after every geometric change, so a mirror or a rotation never swaps their meaning."""
 
-    name, task_type = "keypoints", TaskType.REGRESSION
+    name, task_type, row_width = "keypoints", TaskType.REGRESSION, 2
 
     def canonical(self, points: np.ndarray) -> np.ndarray:
         """``points`` (…×K×2) in the task's order: unchanged for anatomical points."""
@@ -374,17 +380,6 @@ class KeypointsKind(LabelKind):
 
     def describe(self, label):
         return [f"{self.spec.num_keypoints} keypoints"]
-
-    def hf_feature(self):
-        import datasets
-
-        return datasets.List(datasets.List(datasets.Value("float64"), length=2))
-
-    def to_hf(self, label):
-        return np.asarray(label).tolist()
-
-    def from_hf(self, value):
-        return np.asarray(value, dtype=np.float64).reshape(-1, 2)
 
     def collate(self, labels):
         return np.stack(labels).astype(np.float32)

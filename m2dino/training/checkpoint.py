@@ -78,18 +78,23 @@ def as_os_error(err: BaseException) -> OSError:
     return OSError(errno.EIO, str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
-def write_into(folder: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp_dir)`` fills a temp folder inside ``folder`` whose files then move into ``folder``,
-    so a failed write (full disk) leaves no partial file there; the error is one OSError naming ``folder``."""
-    folder = Path(folder)
-    tmp = folder / ".incoming.tmp"
+def _fill_temp_folder(tmp: Path, write: Callable[[Path], None], named: Path) -> None:
+    """``write(tmp)`` into a fresh ``tmp``; on a write failure ``tmp`` is removed and one OSError names ``named``."""
     _remove(tmp)
     try:
         tmp.mkdir(parents=True)
         write(tmp)
     except WRITE_ERRORS as err:
         _remove(tmp)
-        raise disk_error(as_os_error(err), folder) from err
+        raise disk_error(as_os_error(err), named) from err
+
+
+def write_into(folder: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp_dir)`` fills a temp folder inside ``folder`` whose files then move into ``folder``,
+    so a failed write (full disk) leaves no partial file there; the error is one OSError naming ``folder``."""
+    folder = Path(folder)
+    tmp = folder / ".incoming.tmp"
+    _fill_temp_folder(tmp, write, folder)
     for file in tmp.iterdir():
         os.replace(file, folder / file.name)
     tmp.rmdir()
@@ -107,13 +112,7 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
     On an OSError (full disk, read-only folder) the temp folder is removed and one clear OSError raised."""
     target = Path(target)
     tmp = target.with_name(f".{target.name}.tmp")
-    _remove(tmp)
-    try:
-        tmp.mkdir(parents=True)
-        write(tmp)
-    except WRITE_ERRORS as err:
-        _remove(tmp)
-        raise disk_error(as_os_error(err), target) from err
+    _fill_temp_folder(tmp, write, target)
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         os.replace(target, old)
