@@ -197,8 +197,8 @@ def render(result: dict) -> str:
     lines = ["# Data pipeline: memory, step time and throughput on large roots", ""]
     lines += [f"{', '.join(sections)}: `{command}`\n" for command, sections in by_command.items()]
     lines += [
-             (f"Machine: {result['machine']['cpu']} ({result['machine']['cores']} cores visible, shared with other "
-             f"sessions), Python {result['machine']['python']}, torch {result['machine']['torch']}. Sources: "
+             (f"Machine: {result['machine']['cpu']} ({result['machine']['cores']} cores visible; the notes below say how "
+             f"busy), Python {result['machine']['python']}, torch {result['machine']['torch']}. Sources: "
              "synthetic FMC roots of 512×512 PNGs (`m2dino.data.synthetic`, the 27 benchmark tasks)."), ""]
     lines += ["## (a) Peak RSS at the first training step", "",
               "Model `mini` at 64 px, batch 16, 0 workers (the training process alone), each run in a fresh process.",
@@ -250,11 +250,13 @@ def reading(result: dict) -> list[str]:
     slope = result.get("rss_per_1000") or {}
     if len(lazy) >= 2 and slope:
         spread = max(r["peak_rss_mb"] for r in lazy) - min(r["peak_rss_mb"] for r in lazy)
+        largest = lazy[-1]
+        size = (f"the largest root measured adds {largest['data_rss_mb']:.0f} MB" if largest["train_images"] >= 10_000
+                else f"a 16k-image root would add about {16 * slope['lazy_mb']:.0f} MB (extrapolated)")
         out.append(f"- Memory: read lazily, the peak RSS at step 1 stays within {spread:.0f} MB from "
-                   f"{lazy[0]['train_images']} to {lazy[-1]['train_images']} training images (the peak is set by "
+                   f"{lazy[0]['train_images']} to {largest['train_images']} training images (the peak is set by "
                    "imports, the model and the first step); the index itself costs "
-                   f"{slope['lazy_mb']:.1f} MB per 1,000 images, so a 16k-image root would add about "
-                   f"{16 * slope['lazy_mb']:.0f} MB (extrapolated).")
+                   f"{slope['lazy_mb']:.1f} MB per 1,000 images, so {size}.")
         if slope.get("eager_mb"):
             out.append(f"- Decoding everything up front cost {slope['eager_mb']:.0f} MB per 1,000 images: "
                        f"~{16 * slope['eager_mb'] / 1024:.0f} GB for 16k, per process.")
@@ -263,12 +265,14 @@ def reading(result: dict) -> list[str]:
         control = block["variants"].get("in-memory (A/A control)", {}).get("ratio")
         noise = f"; the A/A control reads {control['median']:.2f} ({control['min']:.2f}–{control['max']:.2f})" \
             if control else ""
+        if control and abs(control["median"] - 1) > 0.05:
+            noise += ", so differences of that size are noise in this run"
         met = [n for n in ("PNG, 2 workers", "cache, 0 workers") if ratio.get(n, 99) <= 1.05]
         out.append(f"- Step time, `{block['backbone']}` at {block['image_size']} px "
                    f"({1000 * block['reference_step_s']:.0f} ms a step here): PNG with 0 workers ×"
                    f"{ratio['PNG, 0 workers']:.2f}, 2 workers ×{ratio['PNG, 2 workers']:.2f}, cache ×"
                    f"{ratio['cache, 0 workers']:.2f}{noise}; target ≤ 1.05 met by "
-                   f"{', '.join(met) if met else 'neither'} on this shared machine.")
+                   f"{', '.join(met) if met else 'neither'} in this run.")
     rows = {(r["size"], r["source"]): r["samples_per_s"] for r in result["throughput"]}
     sizes = [size for size in sorted({r["size"] for r in result["throughput"]})
              if (size, "cache") in rows and (size, "cache, no augmentation") in rows]
