@@ -15,7 +15,7 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func` to its handler.
 COMMAND_MODULES: tuple[str, ...] = ("score_command", "evaluate_command", "data_commands", "predict_command",
-                                     "demo_command")
+                                     "demo_command", "select_command")
 
 
 def build_parser() -> argparse.ArgumentParser:
