@@ -393,16 +393,16 @@ class Trainer:
                                    scheduler=self.scheduler, state=state, run_id=self.run_id)
 
 
-def claim_output_dir(output_dir: Path, overwrite: bool) -> None:
+def claim_output_dir(output_dir: Path, overwrite: bool, outputs: Sequence[str] = RUN_OUTPUTS) -> None:
     """A new run starts in an empty folder: another run's checkpoints and log would mix with its own.
-    ``overwrite`` removes that run's outputs (only the names a run writes; other files stay)."""
+    ``overwrite`` removes that run's ``outputs`` (only the names a run writes; other files stay)."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir() or not any(output_dir.iterdir()):
         return
     if not overwrite:
         raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
                               "continue it, --overwrite to replace it, or another --output-dir")
-    for name in RUN_OUTPUTS:
+    for name in outputs:
         path = output_dir / name
         if path.is_dir():
             shutil.rmtree(path)
