@@ -164,3 +164,17 @@ def test_unknown_strategy_is_an_argparse_error(model_dir, pool, tmp_path, capsys
     assert exit_info.value.code == 2
     assert ("argument --strategy: invalid choice: 'badge' (choose from random, entropy, egad, coreset)"
             in capsys.readouterr().err.replace("'random', 'entropy', 'egad', 'coreset'", "random, entropy, egad, coreset"))
+
+
+def test_a_scalar_task_has_no_entropy_but_coreset_works(pool, tmp_path, capsys):
+    folder = tmp_path / "scalar_model"
+    M2DINO(M2DINOConfig(backbone="test", tasks=["fetal_head_circumference"], image_size=32,
+                        decoder_features=8)).save_pretrained(folder)
+    err = error_of(capsys, "select", "--model", str(folder), "--pool", str(pool), "--budget", "1", "--quiet",
+                   "--strategy", "entropy", "--out", str(tmp_path / "p.csv"))
+    assert err == ("m2dino select: error: task 'fetal_head_circumference' predicts a scalar measurement: its head "
+                   "gives a point estimate with no predictive distribution, so it has no entropy; use --strategy "
+                   "random or coreset")
+    assert select(folder, pool, tmp_path / "c.csv", "--budget", "2", "--strategy", "coreset",
+                  "--features", "backbone") == 0
+    assert len(rows(tmp_path / "c.csv")) == 2
