@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--data", nargs="+", required=True,
                       help="unlabelled images: FOLDER, fmc:ROOT or NAME:PATH (a public dataset's train split)")
+    data.add_argument("--held-out", nargs="+", default=[],
+                      help="FOLDER or fmc:ROOT of validation/test images: none of them may be pretrained on "
+                           "(same file or same bytes: an error names them)")
     data.add_argument("--num-workers", type=int, default=0, help="DataLoader workers making the crops")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=None, help="S, S+, B, L, H+, mini, test or a full name (default: the "
@@ -112,6 +115,8 @@ def main(argv=None) -> int:
         print(f"--resume latest: no checkpoint in {output_dir / 'checkpoints'}, starting this run from scratch")
         resume = None
     source = unlabeled_sources(args.data)
+    if args.held_out:
+        source = source.without(unlabeled_sources(args.held_out).sources)
     trainer = PretrainTrainer(source, config, resume=resume, overwrite=args.overwrite, progress=not args.no_progress)
     try:
         exported = trainer.train()

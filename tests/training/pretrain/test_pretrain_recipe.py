@@ -112,6 +112,12 @@ def test_an_empty_source_is_one_error_naming_it(tmp_path, capsys):
     assert f"{empty}: no image files" in capsys.readouterr().err
 
 
+def test_held_out_images_are_refused(scans, tmp_path, capsys):
+    argv = ["--data", str(scans), "--held-out", str(scans / "more"), "--output-dir", str(tmp_path / "run"), *TINY]
+    assert cli_main(main, argv) == 2
+    assert "1 unlabelled image(s) are also validation/test images" in capsys.readouterr().err
+
+
 def test_a_checkpoint_of_another_architecture_names_keys_and_shapes(scans, tmp_path, capsys):
     torch.set_num_threads(1)
     out = tmp_path / "small"
