@@ -1,8 +1,8 @@
 """The already-labelled images, given as a folder of images or as a list of pool files.
 
 - A **folder** holds the labelled images themselves, inside the pool folder or elsewhere. Pool
-  files that are the same file (or hold the same bytes) are not candidates; the others are read for their
-  features (EGAD and core-set compare against them).
+  files that are the same file (or hold the same bytes) are not candidates; the other labelled
+  images are read for their features (EGAD and core-set compare against them).
 - A **list** (a text file, one path per line, ``#`` comments; or a CSV whose ``image`` column, or
   else first column, holds the paths, e.g. an earlier ``picked.csv``) names pool files that are
   already labelled. Each path is taken as given, else relative to the pool folder, else relative

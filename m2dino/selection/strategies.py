@@ -3,9 +3,10 @@ pool pass measured and returns the picked candidate indices, best first, with th
 
 - random: a seeded permutation; the score is the uniform draw that ordered it.
 - entropy: the highest predictive entropy.
-- egad: SSL-EGAD's two stages (Wang et al., 2026, "Entropy-Guided Agreement-Diversity"): the most
-  uncertain third of the candidates by predictive entropy (at least ``budget`` of them), then the
-  highest agreement-diversity against the labelled set (`m2dino.selection.agreement`).
+- egad: SSL-EGAD's two stages (Wang et al., 2026, "Entropy-Guided Agreement-Diversity",
+  arXiv:2601.17460): the most uncertain third of the candidates by predictive entropy (at least
+  ``budget`` of them), then the highest agreement-diversity against the labelled set
+  (`m2dino.selection.agreement`).
 - coreset: k-center greedy on the features, the labelled images being the initial centres.
 
 Where the reference implementation (github.com/13204942/Semi-supervised-EGAD,
@@ -15,7 +16,11 @@ src/code/utils/query_strategies/) differs from the paper's definitions, we follo
    applies ``softmax`` and then ``log_softmax`` to the probabilities, so it computes
    Σ p·log softmax(p), not Σ p·log p; ``hybrid_sampler.py`` (EGAD) has the softmax commented out
    and computes Σ z·log softmax(z) from the network's raw outputs z. Neither is the entropy, and
-   their ranks can differ from it. We use H per pixel from the logits (`uncertainty`).
+   both can rank images differently from it. Two 2-pixel images with foreground probabilities
+   (0.668, 0.957) and (0.925, 0.748) have entropies 0.812 < 0.832 nats, but the first scores
+   −1.027 < −1.021 in ``entropy_sampling.py`` (lower = picked first): the order flips. The second
+   is not a function of the probabilities at all: logits (0, 0) and (5, 5) give the same uniform
+   prediction and score 0 and −6.93. We use H per pixel from the logits (`uncertainty`).
 2. Pixels are summed in the reference and averaged here: the same ranking for images of one size
    (the model's input size), and a number that does not grow with resolution.
 3. The uncertain subset is ``int(N/3)`` images in the reference, which returns fewer than the
@@ -25,8 +30,9 @@ src/code/utils/query_strategies/) differs from the paper's definitions, we follo
    become 0, so the other term decides.
 5. Agreement-diversity itself (the mean cosine similarity and the mean 20-bin histogram mutual
    information over the labelled images, each min-max normalised over the candidates, then
-   2 − ½·cos − ½·MI, top scores picked) matches the reference; it is computed on the chosen
-   features (gray pixels by default, as the reference's images, or backbone embeddings).
+   2 − ½·cos − ½·MI, top scores picked) matches the reference. The reference computes it on the
+   full-size network inputs (448×448); here on the chosen features: 64×64 gray pixels by default,
+   or the backbone's pooled embedding.
 """
 
 from __future__ import annotations

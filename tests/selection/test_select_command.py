@@ -162,8 +162,8 @@ def test_unknown_strategy_is_an_argparse_error(model_dir, pool, tmp_path, capsys
         main(["select", "--model", str(model_dir), "--pool", str(pool), "--budget", "1", "--strategy", "badge",
               "--out", str(tmp_path / "p.csv")])
     assert exit_info.value.code == 2
-    assert ("argument --strategy: invalid choice: 'badge' (choose from random, entropy, egad, coreset)"
-            in capsys.readouterr().err.replace("'random', 'entropy', 'egad', 'coreset'", "random, entropy, egad, coreset"))
+    err = capsys.readouterr().err.replace("'", "")  # Python versions differ in quoting the choices
+    assert "argument --strategy: invalid choice: badge (choose from random, entropy, egad, coreset)" in err
 
 
 def test_a_scalar_task_has_no_entropy_but_coreset_works(pool, tmp_path, capsys):
