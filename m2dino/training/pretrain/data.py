@@ -26,7 +26,7 @@ class PretrainBatches(Dataset):
             if size % patch_size:
                 raise ValueError(f"{name} crop size {size} is not a multiple of the patch size {patch_size}")
         self.source, self.crops, self.batch_size = source, crops, batch_size
-        self.patches = (crops.global_size // patch_size) ** 2
+        self.grid = (crops.global_size // patch_size,) * 2
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
         self.seed, self.rank = seed, rank
@@ -51,7 +51,7 @@ class PretrainBatches(Dataset):
                 globals_[k].append(g[k])
             for k in range(self.crops.local_crops):
                 locals_[k].append(l[k])
-        masks = random_masks(2 * self.batch_size, self.patches, rng, self.mask_ratio, self.mask_probability)
+        masks = random_masks(2 * self.batch_size, self.grid, rng, self.mask_ratio, self.mask_probability)
         local = [c for crops in locals_ for c in crops]
         return {"global": self._normalise(globals_[0] + globals_[1]),
                 "local": self._normalise(local) if local else None,

@@ -47,8 +47,9 @@ def dino_loss(student_logits: list[torch.Tensor], teacher_targets: list[torch.Te
 def ibot_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor, masks: torch.Tensor,
               student_temperature: float = 0.1) -> torch.Tensor:
     """Cross-entropy on the masked patches only: ``student_logits`` and ``teacher_targets`` are M×K for
-    the M masked patches of ``masks`` (B×P bool), in row-major order. Each masked image weighs the same
-    (the mean over its patches), as in iBOT, whatever its number of masked patches."""
+    the M masked patches of ``masks`` (B×P bool), in row-major order. As in iBOT and DINOv3, each image
+    contributes the mean over its masked patches, and the sum is divided by all B images (unmasked
+    ones included), so an image with many masked patches does not outweigh one with few."""
     masks = masks.bool()
     if student_logits.shape[0] != int(masks.sum()) or teacher_targets.shape != student_logits.shape:
         raise ValueError(f"ibot_loss: {int(masks.sum())} masked patches but student logits "
@@ -58,8 +59,7 @@ def ibot_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor, masks
     log_p = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
     per_patch = -(teacher_targets * log_p).sum(dim=-1)
     counts = masks.sum(dim=1, keepdim=True).expand_as(masks)[masks].float()
-    images = int(masks.any(dim=1).sum())
-    return (per_patch / counts).sum() / images
+    return (per_patch / counts).sum() / masks.shape[0]
 
 
 def koleo_loss(features: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -77,10 +77,11 @@ def koleo_loss(features: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 def gram_loss(student_patches: torch.Tensor, anchor_patches: torch.Tensor) -> torch.Tensor:
     """Gram anchoring: mean squared difference between the patch-to-patch cosine-similarity matrices
-    of the student and of the frozen starting backbone (B×P×C each), which keeps dense features local."""
+    of the student and of the frozen starting backbone (B×P×C each), which keeps dense features local.
+    Negative similarities count as 0 on both sides, as in DINOv3 (only the positive structure is kept)."""
     s = F.normalize(student_patches.float(), dim=-1)
     a = F.normalize(anchor_patches.float(), dim=-1)
-    return (s @ s.transpose(1, 2) - a @ a.transpose(1, 2)).pow(2).mean()
+    return ((s @ s.transpose(1, 2)).clamp(min=0) - (a @ a.transpose(1, 2)).clamp(min=0)).pow(2).mean()
 
 
 def teacher_output_spread(teacher_logits: torch.Tensor) -> float:

@@ -9,16 +9,42 @@ from torch import nn
 from ...models.backbone import DINOv3Backbone
 
 
-def random_masks(images: int, patches: int, rng: np.random.Generator, ratio: tuple[float, float] = (0.1, 0.5),
-                 probability: float = 0.5) -> np.ndarray:
-    """images×patches bool: each image is masked with ``probability``, then a ``ratio``-range share of its
-    patches (at least one) chosen at random; the others are left whole."""
-    masks = np.zeros((images, patches), dtype=bool)
+def random_masks(images: int, grid: tuple[int, int], rng: np.random.Generator,
+                 ratio: tuple[float, float] = (0.1, 0.5), probability: float = 0.5) -> np.ndarray:
+    """images×(h·w) bool, row-major over the ``grid``: each image is masked with ``probability``, then
+    a ``ratio``-range share of its patches (at least one) is covered by random rectangles (blocks, as
+    in iBOT/DINOv3, so that a masked patch cannot simply be copied from its neighbours)."""
+    height, width = grid
+    masks = np.zeros((images, height * width), dtype=bool)
     for row in range(images):
         if rng.random() < probability:
-            count = max(1, int(round(rng.uniform(*ratio) * patches)))
-            masks[row, rng.choice(patches, size=min(count, patches), replace=False)] = True
+            target = min(height * width, max(1, round(rng.uniform(*ratio) * height * width)))
+            masks[row] = _block_mask(grid, target, rng).ravel()
     return masks
+
+
+def _block_mask(grid: tuple[int, int], target: int, rng: np.random.Generator) -> np.ndarray:
+    """Exactly ``target`` patches: rectangles (aspect 0.3-3.3) while they add patches, then single
+    patches to reach the count (a rectangle may overlap earlier ones and add little)."""
+    height, width = grid
+    mask = np.zeros(grid, dtype=bool)
+    for _ in range(10 * target):
+        missing = target - int(mask.sum())
+        if missing <= 0:
+            break
+        area = rng.uniform(min(4, missing), missing)
+        aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3)))
+        h = int(np.clip(round(np.sqrt(area * aspect)), 1, height))
+        w = int(np.clip(round(np.sqrt(area / aspect)), 1, width))
+        if h * w > missing:
+            continue
+        top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+        mask[top:top + h, left:left + w] = True
+    missing = target - int(mask.sum())
+    if missing > 0:
+        free = np.flatnonzero(~mask.ravel())
+        mask.ravel()[rng.choice(free, size=missing, replace=False)] = True
+    return mask
 
 
 def forward_masked(backbone: DINOv3Backbone, pixel_values: torch.Tensor, masks: torch.Tensor | None,

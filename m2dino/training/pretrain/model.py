@@ -96,8 +96,9 @@ class SelfDistillation(nn.Module):
         parts["ibot_loss"] = ibot_loss(self.ibot_head(masked_patches), patch_targets, masks,
                                        config.student_temperature)
         parts["koleo_loss"] = sum(koleo_loss(f) for f in student_tokens[:, 0].split(halves)) / 2
+        # KoLeo counts once per global crop, as in DINOv3 (its weight multiplies the crops' sum)
         total = (config.dino_weight * parts["dino_loss"] + config.ibot_weight * parts["ibot_loss"]
-                 + config.koleo_weight * parts["koleo_loss"])
+                 + config.koleo_weight * 2 * parts["koleo_loss"])
         if self.gram_anchor is not None:
             with torch.no_grad():
                 self.gram_anchor.eval()

@@ -46,13 +46,14 @@ def test_dino_loss_is_the_cross_entropy_over_pairs_of_different_crops():
     torch.testing.assert_close(loss, expected)
 
 
-def test_ibot_loss_weighs_each_masked_image_equally():
+def test_ibot_loss_weighs_each_image_equally():
     masks = torch.tensor([[True, False, False], [True, True, False], [False, False, False]])
     targets = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     logits = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # uniform: every patch costs log 2
-    torch.testing.assert_close(ibot_loss(logits, targets, masks, 1.0), torch.tensor(math.log(2)))
+    # two masked images at log 2 each, over all three images (DINOv3 divides by the batch)
+    torch.testing.assert_close(ibot_loss(logits, targets, masks, 1.0), torch.tensor(2 * math.log(2) / 3))
     logits = torch.tensor([[10.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # image 0 right, image 1 at chance
-    expected = (0.0 + math.log(2)) / 2  # not (0 + 2 log 2)/3: image 1's two patches count as one image
+    expected = (0.0 + math.log(2)) / 3  # not (0 + 2 log 2)/3: image 1's two patches count as one image
     torch.testing.assert_close(ibot_loss(logits, targets, masks, 1.0), torch.tensor(expected), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="3 masked patches"):
         ibot_loss(logits[:2], targets[:2], masks)
@@ -73,6 +74,10 @@ def test_gram_loss_compares_patch_similarities_not_scale():
     x = torch.randn(2, 5, 8)
     assert gram_loss(x, 3 * x) < 1e-10
     assert gram_loss(x, torch.randn(2, 5, 8)) > 0.01
+    # opposite patches (cosine -1) and orthogonal ones (0) look the same to the anchor
+    a = torch.tensor([[[1.0, 0.0], [-1.0, 0.0]]])
+    b = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    assert gram_loss(a, b) == 0
 
 
 def test_teacher_spread_is_zero_for_identical_outputs_and_scale_free():
@@ -101,14 +106,19 @@ def test_dino_head_scores_are_cosines_to_unit_prototypes():
     torch.testing.assert_close(head(x), out)
 
 
-def test_random_masks_respect_ratio_and_probability():
+def test_random_masks_are_blocks_of_the_drawn_share():
     rng = np.random.default_rng(0)
-    masks = random_masks(200, 16, rng, ratio=(0.25, 0.5), probability=0.5)
+    masks = random_masks(200, (6, 6), rng, ratio=(0.25, 0.5), probability=0.5)
     counts = masks.sum(axis=1)
     masked = counts > 0
     assert 0.35 < masked.mean() < 0.65
-    assert counts[masked].min() >= 4 and counts[masked].max() <= 8
-    assert not random_masks(5, 16, rng, probability=0.0).any()
+    assert counts[masked].min() >= 9 and counts[masked].max() <= 18
+    # blocks, not scattered patches: most masked patches have a masked 4-neighbour
+    grids = masks[masked].reshape(-1, 6, 6)
+    padded = np.pad(grids, ((0, 0), (1, 1), (1, 1)))
+    neighbour = padded[:, :-2, 1:-1] | padded[:, 2:, 1:-1] | padded[:, 1:-1, :-2] | padded[:, 1:-1, 2:]
+    assert (neighbour & grids).sum() / grids.sum() > 0.9
+    assert not random_masks(5, (4, 4), rng, probability=0.0).any()
 
 
 def test_student_sees_mask_tokens_instead_of_masked_patches():
