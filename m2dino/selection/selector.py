@@ -78,16 +78,20 @@ def select(model: torch.nn.Module, pool: UnlabeledSource, config: SelectionConfi
     labelled = labelled or LabelledSet(frozenset(), None)
     kind = model.task_spec(task).label_kind.name
     features = config.features if strategy.needs_features else None
+    was_training = model.training
     model.eval()
-    measured = (measure(model, pool, task, kind, strategy.needs_entropy, features, config.batch_size, progress)
-                if strategy.needs_entropy or features else Measured(None, None))  # random reads no image
-    labelled_features = None
-    if features is not None:
-        parts = [measured.features[sorted(labelled.in_pool)]]
-        if labelled.outside is not None:
-            parts.append(measure(model, labelled.outside, task, kind, False, features, config.batch_size, progress,
-                                 desc="labelled").features)
-        labelled_features = np.concatenate(parts)
+    try:
+        measured = (measure(model, pool, task, kind, strategy.needs_entropy, features, config.batch_size, progress)
+                    if strategy.needs_entropy or features else Measured(None, None))  # random reads no image
+        labelled_features = None
+        if features is not None:
+            parts = [measured.features[sorted(labelled.in_pool)]]
+            if labelled.outside is not None:
+                parts.append(measure(model, labelled.outside, task, kind, False, features, config.batch_size,
+                                     progress, desc="labelled").features)
+            labelled_features = np.concatenate(parts)
+    finally:
+        model.train(was_training)
     measures = PoolMeasures(
         len(candidates),
         measured.entropy[candidates] if measured.entropy is not None else None,

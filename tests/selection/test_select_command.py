@@ -178,3 +178,27 @@ def test_a_scalar_task_has_no_entropy_but_coreset_works(pool, tmp_path, capsys):
     assert select(folder, pool, tmp_path / "c.csv", "--budget", "2", "--strategy", "coreset",
                   "--features", "backbone") == 0
     assert len(rows(tmp_path / "c.csv")) == 2
+
+
+def test_a_labelled_folder_outside_the_pool_is_compared_against(model_dir, pool, tmp_path):
+    labelled = tmp_path / "labelled"
+    labelled.mkdir()
+    (labelled / "copy_of_scan2.png").write_bytes((pool / "scan2.png").read_bytes())  # = a pool image
+    Image.fromarray(np.zeros((32, 32), dtype=np.uint8)).save(labelled / "dark.png")  # not in the pool
+    out = tmp_path / "picked.csv"
+    assert select(model_dir, pool, out, "--labelled", str(labelled), "--budget", str(POOL_SIZE - 1),
+                  "--strategy", "egad", "--task", "fetal_head") == 0
+    assert str(pool / "scan2.png") not in {r["image"] for r in rows(out)} and len(rows(out)) == POOL_SIZE - 1
+
+
+def test_the_library_call_keeps_the_model_mode_and_is_deterministic(model_dir, pool):
+    from m2dino.data.unlabeled import UnlabeledSource
+    from m2dino.selection import SelectionConfig
+    from m2dino.selection import select as select_images
+
+    model = M2DINO.from_pretrained(model_dir).train()
+    source = UnlabeledSource.from_folder(pool)
+    config = SelectionConfig("entropy", 3, task="fetal_head_det", batch_size=2)
+    first = select_images(model, source, config)
+    assert model.training
+    assert select_images(model, source, config) == first and [p.rank for p in first] == [1, 2, 3]
