@@ -7,6 +7,7 @@ used equally over the batch), which keeps the teacher from collapsing onto one p
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 
@@ -14,17 +15,31 @@ import torch.nn.functional as F
 def sinkhorn_knopp(teacher_logits: torch.Tensor, temperature: float, iterations: int = 3) -> torch.Tensor:
     """N×K logits -> N×K targets whose rows sum to 1 and whose columns each sum to N/K.
 
-    Computed in float32 on this process's rows (DINOv3 also sums over processes; here each rank
-    balances its own batch)."""
-    q = torch.exp((teacher_logits.float() - teacher_logits.float().max()) / temperature).t()  # K×N
-    rows, cols = q.shape
-    q /= q.sum()
+    In float32; in a distributed run the sums (and N) are over all processes' rows, as in DINOv3, so
+    every process must call it at the same point, even with N = 0."""
+    logits = teacher_logits.float()
+    shift = logits.max() if logits.numel() else logits.new_tensor(float("-inf"))
+    _all_reduce(shift, dist.ReduceOp.MAX if dist.is_available() else None)
+    q = torch.exp((logits - shift) / temperature).t()  # K×N
+    prototypes = q.shape[0]
+    rows = logits.new_tensor(float(q.shape[1]))
+    _all_reduce(rows)
+    total = q.sum()
+    _all_reduce(total)
+    q /= total
     for _ in range(iterations):
-        q /= q.sum(dim=1, keepdim=True)
-        q /= rows
+        per_prototype = q.sum(dim=1, keepdim=True)
+        _all_reduce(per_prototype)
+        q /= per_prototype
+        q /= prototypes
         q /= q.sum(dim=0, keepdim=True)
-        q /= cols
-    return (q * cols).t()
+        q /= rows
+    return (q * rows).t()
+
+
+def _all_reduce(tensor: torch.Tensor, op=None) -> None:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=op if op is not None else dist.ReduceOp.SUM)
 
 
 def dino_loss(student_logits: list[torch.Tensor], teacher_targets: list[torch.Tensor],
@@ -54,8 +69,8 @@ def ibot_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor, masks
     if student_logits.shape[0] != int(masks.sum()) or teacher_targets.shape != student_logits.shape:
         raise ValueError(f"ibot_loss: {int(masks.sum())} masked patches but student logits "
                          f"{tuple(student_logits.shape)} and teacher targets {tuple(teacher_targets.shape)}")
-    if not masks.any():
-        return student_logits.new_zeros(())
+    if not masks.any():  # zero, but still on the head's graph: DDP expects a gradient for every parameter
+        return student_logits.sum() * 0.0
     log_p = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
     per_patch = -(teacher_targets * log_p).sum(dim=-1)
     counts = masks.sum(dim=1, keepdim=True).expand_as(masks)[masks].float()

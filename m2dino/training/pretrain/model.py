@@ -83,7 +83,7 @@ class SelfDistillation(nn.Module):
             teacher_cls = self.teacher_dino_head(teacher_tokens[:, 0])
             targets = sinkhorn_knopp(teacher_cls, teacher_temperature)
             teacher_patches = self.teacher_ibot_head(teacher_tokens[:, prefix:][masks])
-            patch_targets = sinkhorn_knopp(teacher_patches, teacher_temperature) if masks.any() else teacher_patches
+            patch_targets = sinkhorn_knopp(teacher_patches, teacher_temperature)  # every rank, even unmasked
         student_tokens = forward_masked(self.student, global_crops, masks, self.mask_token)
         student_cls = [student_tokens[:, 0]]
         if local_crops is not None and local_crops.numel():
