@@ -48,3 +48,19 @@ def test_agreement_diversity_by_hand():
 def test_agreement_diversity_needs_labelled_images():
     with pytest.raises(ValueError, match="at least one labelled image"):
         agreement_diversity(np.ones((2, 3)), np.zeros((0, 3)))
+
+
+def test_mutual_information_matches_the_reference_histogram2d_estimator():
+    # The SSL-EGAD code: np.histogram2d(a, b, 20), then Σ p(x,y)·log(p(x,y) / (p(x)·p(y))).
+    def reference(a, b):
+        pxy = np.histogram2d(a, b, 20)[0]
+        pxy = pxy / pxy.sum()
+        outer = pxy.sum(axis=1)[:, None] * pxy.sum(axis=0)[None, :]
+        nonzero = pxy > 0
+        return np.sum(pxy[nonzero] * np.log(pxy[nonzero] / outer[nonzero]))
+
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, 4096) / 255  # values on bin edges included (e.g. 51/255 = 0.2)
+    pairs = [(gray, np.roll(gray, 7)), (gray, gray ** 2), (rng.normal(size=500), rng.normal(size=500))]
+    for a, b in pairs:
+        assert mutual_information(a, b) == pytest.approx(reference(a, b), rel=1e-12, abs=1e-12)
