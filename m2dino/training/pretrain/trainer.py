@@ -34,16 +34,23 @@ from ..checkpoint import (
     read_state,
     save_training_state,
 )
-from ..engine import NonFiniteLossError, _resolve_precision, claim_output_dir
+from ..engine import (
+    NonFiniteLossError,
+    _resolve_precision,
+    _tensorboard_available,
+    claim_output_dir,
+)
 from ..optim import NO_DECAY, warmup_cosine
 from .config import FREE_ON_RESUME, PretrainConfig
+from .curves import CURVES_FILE
 from .data import PretrainBatches, step_loader
 from .export import BACKBONE_FILE, CARD_FILE, export_backbone
 from .model import SelfDistillation
 from .schedules import ema_momentum, teacher_temperature
 
 # What a pretraining run writes into its output folder (``overwrite`` removes these and nothing else).
-PRETRAIN_OUTPUTS = ("checkpoints", "log.jsonl", BACKBONE_FILE, CARD_FILE, "pretrain_config.json")
+PRETRAIN_OUTPUTS = ("checkpoints", "log.jsonl", BACKBONE_FILE, CARD_FILE, CURVES_FILE, "pretrain_config.json",
+                    "m2dino-pretrain")
 LOSS_NAMES = ("loss", "dino_loss", "ibot_loss", "koleo_loss", "gram_loss")
 
 
@@ -56,7 +63,9 @@ class PretrainTrainer:
                  overwrite: bool = False, progress: bool = True, accelerator: Accelerator | None = None,
                  step_callback: Callable[[PretrainTrainer, int], None] | None = None) -> None:
         self.config, self.output_dir = config, Path(config.output_dir)
-        self.accelerator = accelerator or Accelerator(mixed_precision=_resolve_precision(config.mixed_precision))
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=_resolve_precision(config.mixed_precision),
+            log_with="tensorboard" if _tensorboard_available() else None, project_dir=str(self.output_dir))
         set_seed(config.seed)
         if resume is None:
             claim_output_dir(self.output_dir, overwrite, PRETRAIN_OUTPUTS)
@@ -108,6 +117,8 @@ class PretrainTrainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if accelerator.is_main_process:
             (self.output_dir / "pretrain_config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
+        if accelerator.is_main_process and accelerator.log_with and not accelerator.trackers:
+            accelerator.init_trackers("m2dino-pretrain")  # TensorBoard curves under OUTPUT/m2dino-pretrain
         previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
         log = (self.output_dir / "log.jsonl").open("a") if accelerator.is_main_process else None
         bar = tqdm(total=config.steps, initial=self.counters["step"], desc="pretrain", unit="step",
@@ -123,6 +134,7 @@ class PretrainTrainer:
                 if log is not None and (step % config.log_every == 0 or step == 1 or special):
                     log.write(json.dumps(record) + "\n")
                     log.flush()
+                    accelerator.log({k: v for k, v in record.items() if k not in ("step", "time")}, step=step)
                 if "loss" in record:
                     self._recent = (self._recent + [record])[-config.log_every:]
                 self._check_collapse(record)
@@ -144,6 +156,7 @@ class PretrainTrainer:
             signal.signal(signal.SIGTERM, previous)
             if log is not None:
                 log.close()
+            accelerator.end_training()
 
     def _step(self, batch: dict) -> dict:
         config, accelerator, device = self.config, self.accelerator, self.accelerator.device

@@ -21,6 +21,7 @@ from m2dino.training.pretrain import (
     PretrainTrainer,
     TeacherCollapseError,
 )
+from m2dino.training.pretrain.curves import read_log
 
 TINY = ["--backbone", "test", "--global-size", "32", "--local-size", "16", "--local-crops", "2", "--batch-size", "3",
         "--prototypes", "32", "--ibot-prototypes", "16", "--head-hidden", "32", "--head-bottleneck", "16",
@@ -59,6 +60,7 @@ def test_recipe_trains_and_writes_a_backbone_every_recipe_loads(scans, tmp_path,
     assert records[0]["teacher_temperature"] == 0.04 and records[0]["momentum"] == pytest.approx(0.992)
     card = (out / "README.md").read_text()
     assert str(scans) in card and "6 images; 3 steps" in card and "| dino_loss |" in card
+    assert "![loss curves](loss_curves.png)" in card and (out / "loss_curves.png").stat().st_size > 1000
 
     weights = load_file(str(out / "backbone.safetensors"))
     assert "blocks.0.attn.qkv.weight" in weights and not any(k.startswith(("teacher", "student")) for k in weights)
@@ -98,8 +100,8 @@ def test_resume_is_exact(scans, tmp_path):
     full = load_file(str(tmp_path / "straight" / "checkpoints" / "step_00000004" / "model.safetensors"))
     again = load_file(str(tmp_path / "resumed" / "checkpoints" / "step_00000004" / "model.safetensors"))
     assert all(torch.equal(full[k], again[k]) for k in full)  # student, heads and teacher
-    log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
-    straight_log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    log, straight_log = read_log(tmp_path / "resumed" / "log.jsonl"), read_log(tmp_path / "straight" / "log.jsonl")
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert [r["loss"] for r in log] == [r["loss"] for r in straight_log]
     with pytest.raises(ValueError, match="another configuration.*lr"):
         PretrainTrainer(source, config(tmp_path / "resumed", 4, lr=1e-3), progress=False, resume="latest")
