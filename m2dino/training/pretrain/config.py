@@ -8,7 +8,7 @@ from .crops import CropConfig
 from .model import LossConfig
 
 # Settings that do not change what is trained: resume may change them.
-FREE_ON_RESUME = ("output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers", "data")
+FREE_ON_RESUME = ("output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers")
 
 
 @dataclass

@@ -55,7 +55,7 @@ The weights are the EMA teacher's backbone in timm's layout: use them with
 {summary.get('images', '?')} images; {summary.get('steps', '?')} steps of {config.get('batch_size')} images
 ({config.get('crops', {}).get('global_size')} px global and {config.get('crops', {}).get('local_size')} px local crops).
 
-## Losses (mean of the last logged steps)
+## Losses (mean of the last 10 logged steps)
 
 | loss | value |
 |---|---|

@@ -42,7 +42,7 @@ from ..engine import (
 )
 from ..optim import NO_DECAY, warmup_cosine
 from .config import FREE_ON_RESUME, PretrainConfig
-from .curves import CURVES_FILE
+from .curves import CURVES_FILE, read_log
 from .data import PretrainBatches, step_loader
 from .export import BACKBONE_FILE, CARD_FILE, export_backbone
 from .model import SelfDistillation
@@ -52,6 +52,7 @@ from .schedules import ema_momentum, teacher_temperature
 PRETRAIN_OUTPUTS = ("checkpoints", "log.jsonl", BACKBONE_FILE, CARD_FILE, CURVES_FILE, "pretrain_config.json",
                     "m2dino-pretrain")
 LOSS_NAMES = ("loss", "dino_loss", "ibot_loss", "koleo_loss", "gram_loss")
+FINAL_LOSS_RECORDS = 10  # the card's final losses: the mean of this many last logged steps
 
 
 class TeacherCollapseError(RuntimeError):
@@ -85,7 +86,6 @@ class PretrainTrainer:
         self.run_id = uuid.uuid4().hex
         self.step_callback, self.progress = step_callback, progress
         self._stop = False
-        self._recent: list[dict] = []  # the last logged records, for the card's final losses
         if resume is not None:
             self._resume(resume)
 
@@ -135,8 +135,6 @@ class PretrainTrainer:
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     accelerator.log({k: v for k, v in record.items() if k not in ("step", "time")}, step=step)
-                if "loss" in record:
-                    self._recent = (self._recent + [record])[-config.log_every:]
                 self._check_collapse(record)
                 if config.checkpoint_every and step % config.checkpoint_every == 0:
                     self.save_checkpoint()
@@ -225,8 +223,9 @@ class PretrainTrainer:
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
             return None
-        final = {name: float(np.mean([r[name] for r in self._recent if name in r]))
-                 for name in LOSS_NAMES if any(name in r for r in self._recent)}
+        recent = read_log(self.output_dir / "log.jsonl")[-FINAL_LOSS_RECORDS:]  # a resumed run's too
+        final = {name: float(np.mean([r[name] for r in recent if name in r]))
+                 for name in LOSS_NAMES if any(name in r for r in recent)}
         summary = {"steps": self.counters["step"], "images": len(self.source), "final_losses": final,
                    "nonfinite_steps": self.counters["nonfinite_total"],
                    "collapsed_steps": self.counters["collapsed_total"]}

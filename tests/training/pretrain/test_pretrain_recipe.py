@@ -61,6 +61,12 @@ def test_recipe_trains_and_writes_a_backbone_every_recipe_loads(scans, tmp_path,
     card = (out / "README.md").read_text()
     assert str(scans) in card and "6 images; 3 steps" in card and "| dino_loss |" in card
     assert "![loss curves](loss_curves.png)" in card and (out / "loss_curves.png").stat().st_size > 1000
+    mean_loss = np.mean([r["loss"] for r in records])
+    assert f"| loss | {mean_loss:.4f} |" in card
+    # resuming a finished run changes nothing (the card keeps its losses)
+    assert main(["--data", str(scans), "--steps", "3", "--output-dir", str(out), "--gram-weight", "1", "--resume",
+                 "latest", *TINY]) == 0
+    assert (out / "README.md").read_text() == card
 
     weights = load_file(str(out / "backbone.safetensors"))
     assert "blocks.0.attn.qkv.weight" in weights and not any(k.startswith(("teacher", "student")) for k in weights)
