@@ -130,6 +130,13 @@ def test_a_checkpoint_of_another_architecture_names_keys_and_shapes(scans, tmp_p
     torch.set_num_threads(1)
     out = tmp_path / "small"
     assert main(["--data", str(scans), "--steps", "1", "--output-dir", str(out), *TINY]) == 0
+    # the same architecture starts from it: student and teacher are the checkpoint, the heads are new
+    start = str(out / "backbone.safetensors")
+    trainer = PretrainTrainer(UnlabeledSource.from_folder(scans), config(tmp_path / "again", 1, pretrained=start),
+                              progress=False)
+    weights = load_file(start)
+    for backbone in (trainer.core.student, trainer.core.teacher, trainer.core.gram_anchor):
+        assert all(torch.equal(backbone.state_dict()[k], v) for k, v in weights.items())
     argv = ["--data", str(scans), "--output-dir", str(tmp_path / "big"), *TINY, "--backbone", "mini",
             "--pretrained", str(out / "backbone.safetensors")]
     assert cli_main(main, argv) == 2
