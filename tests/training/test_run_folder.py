@@ -41,12 +41,14 @@ def test_a_new_run_refuses_a_non_empty_output_folder_and_overwrite_replaces_the_
     train, val = fake_data(TASKS, n_train=4, n_val=2)
     Trainer(tiny_model(), train, val, config(tmp_path, checkpoint_every=2), progress=False).train()
     (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "example.png").write_bytes(b"the old run's card picture")
     with pytest.raises(FileExistsError, match=f"output folder {tmp_path} is not empty .*--resume latest.*--overwrite"):
         Trainer(tiny_model(), train, val, config(tmp_path), progress=False)
     Trainer(tiny_model(), train, val, config(tmp_path, steps=2), overwrite=True, progress=False).train()
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_00000002"]
     assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert (tmp_path / "notes.txt").read_text() == "mine"  # only a run's own outputs are removed
+    assert not (tmp_path / "example.png").exists()         # the old card's picture is one of them
 
 
 def test_retention_deletes_only_this_runs_checkpoints_and_latest_stays_loadable(tmp_path):
