@@ -90,9 +90,16 @@ def sha1(path: Path) -> str:
 
 
 def git_state() -> dict:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "m2dino"))}
+    """The commit the benchmark ran from and whether m2dino/ had uncommitted changes; both None when run
+    from an exported copy (``git archive``), which is not a git work tree."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    head = git("rev-parse", "--show-toplevel", "HEAD")
+    lines = head.stdout.split()
+    if head.returncode != 0 or Path(lines[0]).resolve() != REPO:
+        return {"commit": None, "dirty": None, "source": str(REPO)}
+    return {"commit": lines[1], "dirty": bool(git("status", "--porcelain", "--", "m2dino").stdout.strip()),
+            "source": str(REPO)}
 
 
 # ----------------------------------------------------------------------------------- (a) probes

@@ -90,12 +90,15 @@ def render(result: dict) -> str:
     wall = pre.get("wall")
     repeated = [f"{d} ({c['files'] / c['distinct']:.1f}×)" for d, c in pool["per_dataset"].items()
                 if c["files"] > 1.2 * c["distinct"]]
-    m = result["machine"]
+    m, git = result["machine"], result["git"]
+    if git["commit"]:
+        code = f"m2dino at commit `{git['commit'][:10]}`" + (" with uncommitted changes" if git["dirty"] else "")
+    else:
+        code = f"m2dino from an exported copy at `{git['source']}` (not a git work tree; see the notes)"
     lines = ["# Ultrasound self-supervised pretraining against random init (issue 12, item 3)", "",
              f"Command: `{result['command']}`", "",
-             (f"Machine: {m['cpu']}, {m['cores']} CPU cores, no GPU; Python {m['python']}, torch {m['torch']}; "
-              f"m2dino at commit `{result['git']['commit'][:10]}`"
-              + (" with uncommitted changes under m2dino/" if result["git"]["dirty"] else "") + "."), ""]
+             f"Machine: {m['cpu']}, {m['cores']} CPU cores, no GPU; Python {m['python']}, torch {m['torch']}; {code}.",
+             ""]
     lines += ["## Pretraining", "",
               f"`{pre['command']}` ({pre['status']})", "",
               (f"Data: the **train** split of the public root `{s['root']}` (8 real datasets; its val and test "
@@ -109,7 +112,7 @@ def render(result: dict) -> str:
     if wall:
         lines += ["", (f"Wall time (the log's `time` fields, step {wall['first_step']} to {wall['last_step']}): "
                        f"**{wall['seconds'] / 60:.1f} min** ({wall['per_step_s']:.2f} s a step; "
-                       f"≈ {wall['estimated_s'] / 60:.1f} min for all {wall['last_step']} steps) on the same 2 cores. "
+                       f"≈ {wall['estimated_s'] / 60:.1f} min for all {wall['last_step']} steps) on 2 CPU cores. "
                        "Final logged losses: "
                        + ", ".join(f"{k} {v:.3f}" for k, v in wall["final_losses"].items())
                        + f"; log lines flagging a collapsed teacher: {wall['collapse_records']}.")]
