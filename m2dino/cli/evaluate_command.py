@@ -17,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="predict an FMC_UIA root with a model, write the submission and score it",
         description="Batched inference of an M2DINO model (local folder or Hub id) over an FMC_UIA root; writes "
                     "OUT/submission (the challenge's format) and OUT/metrics.json + OUT/metrics.md.")
-    parser.add_argument("--model", required=True, help="model folder or Hub id (org/name)")
+    parser.add_argument("--model", required=True,
+                        help="model folder or Hub id (org/name), or the CNN partner folder of a cps run (OUT/partner)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     parser.add_argument("--data", required=True, type=Path, help="FMC_UIA root with csv_files/")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
@@ -37,7 +38,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = M2DINO.from_pretrained(args.model, revision=args.revision, device=device)
+    from ..models.partner import CNNPartner, is_partner_folder
+
+    if is_partner_folder(args.model):
+        model = CNNPartner.from_pretrained(args.model).to(device)
+    else:
+        model = M2DINO.from_pretrained(args.model, revision=args.revision, device=device)
     if args.tasks:
         for task in args.tasks:
             model.task_spec(task)  # a task the model lacks is an error before any work

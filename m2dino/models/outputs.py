@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 
@@ -11,6 +11,12 @@ import torch
 class TaskOutput:
     task: str
     aux_loss: torch.Tensor | None = field(default=None, kw_only=True)  # MoE load-balancing loss
+
+    def select(self, rows: torch.Tensor) -> "TaskOutput":
+        """The given batch rows of every per-sample tensor (the batch's MoE loss is kept)."""
+        per_sample = {f.name: getattr(self, f.name)[rows] for f in fields(self)
+                      if f.name != "aux_loss" and isinstance(getattr(self, f.name), torch.Tensor)}
+        return replace(self, **per_sample)
 
 
 @dataclass

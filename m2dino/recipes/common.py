@@ -109,6 +109,7 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
                        help="torch CPU threads (default: torch's choice; 1 is often faster for small models)")
     train.add_argument("--output-dir", default=f"runs/{recipe}")
     train.add_argument("--no-progress", action="store_true")
+    add_semi_arguments(parser, required=recipe == "semi_supervised")
     if recipe == "grouped":
         parser.add_argument("--groups", default=None, metavar="FILE",
                             help="JSON or YAML file mapping each group to its task ids, one line per group in YAML, "
@@ -117,6 +118,36 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
     if recipe == "task_specific":
         parser.add_argument("--task", default=None, help="train only this task")
     return parser
+
+
+def add_semi_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """Few labels: which training images are labelled, the unlabelled images and the method."""
+    from ..training.semi import METHODS
+
+    semi = parser.add_argument_group("few labels (semi-supervised; defaults per method: see m2dino.training.semi)")
+    semi.add_argument("--train-images", default=None, metavar="CSV",
+                      help="train on these images only (a CSV with an 'image' column, as `m2dino select` writes, or "
+                           "one path per line); the other training images become 'rest'")
+    semi.add_argument("--unlabeled", nargs="+", default=None, metavar="SRC",
+                      help="unlabelled images: FOLDER, fmc:ROOT, NAME:PATH (a dataset's train split), or 'rest' (the "
+                           "training images left out by --data-fraction/--train-images)")
+    semi.add_argument("--semi", choices=METHODS, required=required, default=None,
+                      help="mean-teacher: EMA-teacher consistency; fixmatch: thresholded pseudo-labels from the "
+                           "teacher's weak view on the strong view; cps: cross pseudo supervision with a CNN partner")
+    semi.add_argument("--semi-weight", type=float, default=None, help="unlabelled loss weight λ (default: per method)")
+    semi.add_argument("--semi-threshold", type=float, default=None,
+                      help="pseudo-label confidence threshold (default: fixmatch 0.95, else 0)")
+    semi.add_argument("--semi-rampup", type=float, default=None,
+                      help="fraction of the steps over which λ ramps up (default: fixmatch 0, else 0.4)")
+    semi.add_argument("--ema-momentum", type=float, default=0.99, help="teacher EMA momentum")
+    semi.add_argument("--unlabeled-ratio", type=float, default=1.0, help="unlabelled images per labelled image")
+    semi.add_argument("--partner", default="resnet18", help="cps: timm CNN encoder of the co-trained partner")
+    semi.add_argument("--unlabeled-overlap", choices=["error", "exclude"], default="error",
+                      help="unlabelled images that are also validation images: stop with an error naming them, or "
+                           "exclude them")
+    semi.add_argument("--two-stage-steps", type=int, default=0, metavar="N",
+                      help="FETUS 2026 second stage: re-initialise the classification heads and fine-tune only them "
+                           "on the labelled data for N steps (0 = off); the result is saved in OUTPUT/stage2")
 
 
 def _moe_blocks(text: str) -> tuple[int, ...]:
@@ -149,7 +180,53 @@ def load_data(args: argparse.Namespace) -> TrainingData:
         data = part if data is None else data.merge(part)
     if len(args.data) > 1 and args.tasks:
         data = data.restrict(args.tasks)
+    if args.train_images:
+        data = data.only_images(read_image_list(args.train_images), f"--train-images {args.train_images}")
     return data.fraction(args.data_fraction, args.seed) if args.data_fraction < 1 else data
+
+
+def read_image_list(path: str) -> list[str]:
+    """Image paths from a CSV with an 'image' column (`m2dino select`'s output) or a one-per-line list."""
+    import csv
+
+    text = Path(path).read_text()
+    first = text.splitlines()[0] if text.strip() else ""
+    if "," in first or first.strip() == "image":
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and "image" not in rows[0]:
+            raise ValueError(f"{path}: no 'image' column; it has {list(rows[0])}")
+        images = [row["image"] for row in rows]
+    else:
+        images = [line.strip() for line in text.splitlines() if line.strip()]
+    if not images:
+        raise ValueError(f"{path}: lists no images")
+    return images
+
+
+def semi_setup(args: argparse.Namespace, data: TrainingData):
+    """(SemiConfig, UnlabeledSource) from the flags, or (None, None) for supervised training."""
+    if args.semi is None and args.unlabeled is None:
+        return None, None
+    if args.semi is None or not args.unlabeled:
+        raise ValueError("semi-supervised training needs both --semi METHOD and --unlabeled SRC ...")
+    from ..data.unlabeled import UnlabeledSource
+    from ..training.pretrain.sources import unlabeled_source
+    from ..training.semi import SemiConfig
+
+    config = SemiConfig(args.semi, weight=args.semi_weight, threshold=args.semi_threshold, rampup=args.semi_rampup,
+                        ema_momentum=args.ema_momentum, unlabeled_ratio=args.unlabeled_ratio, partner=args.partner)
+    source = None
+    for spec in args.unlabeled:
+        if spec == "rest":
+            rest = [e for items in data.left_out.values() for e in items.items]
+            if not rest:
+                raise ValueError("--unlabeled rest: no training images were left out (use it with --data-fraction "
+                                 "below 1 or --train-images)")
+            part = UnlabeledSource.from_samples(rest, "training images left out of the labelled set")
+        else:
+            part = unlabeled_source(spec, "--unlabeled")
+        source = part if source is None else source + part
+    return config, source
 
 
 def backbone_for(args: argparse.Namespace) -> tuple[str, dict]:
@@ -205,12 +282,20 @@ def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], 
         resume = None
     loading = LoaderConfig(num_workers=args.num_workers, cache_dir=args.cache_dir,
                            skip_bad_samples=args.skip_bad_samples)
+    semi, unlabeled = semi_setup(args, subset)
     trainer = Trainer(model, subset.train, subset.val, train_config(args, output_dir, tasks),
                       resume=resume, progress=not args.no_progress, overwrite=args.overwrite,
-                      allow_config_change=args.allow_config_change, loading=loading)
+                      allow_config_change=args.allow_config_change, loading=loading, semi=semi, unlabeled=unlabeled,
+                      unlabeled_overlap=args.unlabeled_overlap)
     result = trainer.train()
     if trainer.accelerator.is_main_process and (result.output_dir / "README.md").is_file():
         add_card_example(trainer.exportable_model(), result.output_dir)  # the card shows what the model outputs
+    if args.two_stage_steps and not result.interrupted:
+        from ..training.two_stage import classification_stage
+
+        result = classification_stage(trainer.exportable_model(), subset, train_config(args, output_dir, tasks),
+                                      args.two_stage_steps, loading, progress=not args.no_progress,
+                                      resume=args.resume is not None, overwrite=args.overwrite)
     return result
 
 

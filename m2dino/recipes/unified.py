@@ -13,7 +13,12 @@ from .common import (EXIT_INTERRUPTED, RunSummary, build_parser, cli_main, load_
 
 
 def main(argv=None) -> int:
-    args = build_parser("unified", __doc__).parse_args(argv)
+    return run("unified", __doc__, argv)
+
+
+def run(recipe: str, description: str, argv=None) -> int:
+    """One model for all selected tasks (the unified and semi-supervised recipes)."""
+    args = build_parser(recipe, description).parse_args(argv)
     data = load_data(args)
     tasks = selected_tasks(args, data)
     output_dir = Path(args.output_dir)
@@ -21,9 +26,11 @@ def main(argv=None) -> int:
     if result.interrupted:
         print(f"interrupted at step {result.steps_done}; resume with --resume latest --output-dir {output_dir}")
         return EXIT_INTERRUPTED
-    table = write_summary(output_dir, [RunSummary("unified", tasks, result)], "Unified model")
+    title = "Unified model" if recipe == "unified" else "Semi-supervised model"
+    table = write_summary(output_dir, [RunSummary("unified", tasks, result)], title)
     print(table)
-    print(f"\nmodel: {output_dir} (M2DINO.from_pretrained), best: {output_dir / 'best'}, log: {output_dir / 'log.jsonl'}")
+    model_dir = result.output_dir  # OUTPUT/stage2 after --two-stage-steps
+    print(f"\nmodel: {model_dir} (M2DINO.from_pretrained), best: {model_dir / 'best'}, log: {model_dir / 'log.jsonl'}")
 
 
 if __name__ == "__main__":

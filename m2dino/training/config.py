@@ -34,6 +34,7 @@ class TrainConfig:
     max_nonfinite_in_row: int = 10
     seed: int = 0
     tasks: list[str] = field(default_factory=list)
+    semi: dict | None = None         # `m2dino.training.semi.SemiConfig` as a dict; None = supervised only
 
     def __post_init__(self) -> None:
         if self.loss_weighting not in LOSS_WEIGHTINGS:

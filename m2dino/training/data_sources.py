@@ -11,7 +11,7 @@ any size costs memory for its index only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,9 @@ class TrainingData:
     train: dict[str, SampleCollection]
     val: dict[str, SampleCollection]
     description: str
+    # Training samples that `fraction` / `only_images` set aside: the natural unlabelled pool of a
+    # few-labels run (``--unlabeled rest``).
+    left_out: dict[str, SampleCollection] = field(default_factory=dict)
 
     def restrict(self, tasks: Sequence[str]) -> "TrainingData":
         missing = [t for t in tasks if t not in self.train]
@@ -34,7 +37,7 @@ class TrainingData:
             raise ValueError(f"{self.description}: no training samples for tasks {missing}; "
                              f"it has {sorted(self.train)}")
         return TrainingData({t: self.train[t] for t in tasks}, {t: self.val[t] for t in tasks if t in self.val},
-                            self.description)
+                            self.description, {t: self.left_out[t] for t in tasks if t in self.left_out})
 
     def fraction(self, fraction: float, seed: int = 0) -> "TrainingData":
         """A seeded subset of the training IMAGES (by source path), the same for every task: tasks
@@ -48,13 +51,36 @@ class TrainingData:
         sources = sorted({entry.source for items in entries.values() for entry in items})
         rng = np.random.default_rng(seed)
         kept = {sources[i] for i in rng.permutation(len(sources))[:max(1, round(len(sources) * fraction))]}
-        train = {}
+        train, left_out = {}, {}
         for task, items in entries.items():
             chosen = [e for e in items if e.source in kept]
             if len(chosen) < 2:  # a tiny task: top up deterministically rather than drop it
                 chosen += [e for e in items if e.source not in kept][:2 - len(chosen)]
             train[task] = SampleCollection(chosen)
-        return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training images)")
+            left_out[task] = _others(items, chosen)
+        return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training images)", left_out)
+
+    def only_images(self, images: Sequence[str], where: str) -> "TrainingData":
+        """Only the training samples of the listed images (paths, as `m2dino select` writes them); the
+        rest become ``left_out``. A listed image that is not a training image is an error naming it."""
+        wanted = {str(Path(p).resolve()): p for p in images}
+        train, left_out, found = {}, {}, set()
+        for task, samples in self.train.items():
+            items = as_collection(samples).items
+            chosen = [e for e in items if str(Path(e.source).resolve()) in wanted]
+            found |= {str(Path(e.source).resolve()) for e in chosen}
+            train[task] = SampleCollection(chosen)
+            left_out[task] = _others(items, chosen)
+        absent = [wanted[k] for k in wanted if k not in found]
+        if absent:
+            more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+            raise ValueError(f"{where}: {len(absent)} listed image(s) are not training images of "
+                             f"{self.description}: {', '.join(absent[:5])}{more}")
+        empty = [t for t, c in train.items() if len(c) == 0]
+        if empty:
+            raise ValueError(f"{where}: no listed image belongs to task(s) {empty}; train only the tasks you list "
+                             "images for (--tasks)")
+        return TrainingData(train, self.val, f"{self.description} ({len(wanted)} listed images)", left_out)
 
     def merge(self, other: "TrainingData") -> "TrainingData":
         """Two sources side by side (e.g. hc18 + usgra); a task present in both is an error."""
@@ -63,7 +89,13 @@ class TrainingData:
             raise ValueError(f"tasks {both} come from both {self.description} and {other.description}; "
                              "give each task one source")
         return TrainingData({**self.train, **other.train}, {**self.val, **other.val},
-                            f"{self.description} + {other.description}")
+                            f"{self.description} + {other.description}", {**self.left_out, **other.left_out})
+
+
+def _others(items: Sequence, chosen: Sequence) -> SampleCollection:
+    """The items not in ``chosen`` (by identity: entries compare by value, labels are arrays)."""
+    taken = {id(e) for e in chosen}
+    return SampleCollection(e for e in items if id(e) not in taken)
 
 
 def _by_task(samples: Sequence[Sample]) -> dict[str, SampleCollection]:

@@ -35,6 +35,7 @@ from ..data import Sample
 from ..data.sampling import TaskSampler
 from ..data.collection import as_collection
 from ..data.loading import LoaderConfig, build_train_loader
+from ..data.unlabeled import UnlabeledSource
 from ..evaluation.report import markdown_report
 from ..models import M2DINO
 from .checkpoint import (CheckpointError, latest_checkpoint, load_training_state, read_state, save_training_state,
@@ -43,6 +44,7 @@ from .config import TrainConfig
 from .lora import apply_lora, freeze_backbone, merge_lora
 from .loss_weighting import UncertaintyWeighting
 from .optim import parameter_groups, warmup_cosine
+from .semi import SemiConfig, SemiSupervision, UnlabeledBatches, consistency_weight, strong_view
 from .validation import error_scales, evaluate_model, normalised_task_scores
 
 
@@ -69,19 +71,29 @@ class TrainState:
 
 
 class LossModule(nn.Module):
-    """Model + task-loss weighting in one module, so DDP synchronises every trainable parameter."""
+    """Model + task-loss weighting (+ the semi-supervised teacher/partner) in one module, so DDP
+    synchronises every trainable parameter and a checkpoint holds them all."""
 
-    def __init__(self, model: nn.Module, core: M2DINO, weighting: UncertaintyWeighting | None) -> None:
+    def __init__(self, model: nn.Module, core: M2DINO, weighting: UncertaintyWeighting | None,
+                 semi: SemiSupervision | None = None) -> None:
         super().__init__()
-        self.model, self.weighting = model, weighting
+        self.model, self.weighting, self.semi = model, weighting, semi
         self._core = [core]  # a list keeps the (shared) core model out of this module's children twice
 
-    def forward(self, pixel_values: torch.Tensor, task: str, targets) -> dict[str, torch.Tensor]:
+    def forward(self, pixel_values: torch.Tensor, task: str, targets, unlabeled: torch.Tensor | None = None,
+                strong: torch.Tensor | None = None, semi_weight: float = 0.0) -> dict[str, torch.Tensor]:
         output = self.model(pixel_values, task=task)
         parts = self._core[0].loss(output, targets, return_parts=True)
         if self.weighting is not None:
             parts["loss"] = (self.weighting(parts["task_loss"], task)
                              + self._core[0].config.balance_loss_weight * parts["balance_loss"])
+        if self.semi is not None and unlabeled is not None:
+            head = self._core[0].heads[task]
+            unlabeled_loss, stats = self.semi.unlabeled_loss(self.model, head, task, unlabeled, strong)
+            partner_loss = self.semi.partner_loss(pixel_values, task, targets)
+            parts["loss"] = parts["loss"] + partner_loss + semi_weight * unlabeled_loss
+            parts.update(unlabeled_loss=unlabeled_loss, partner_loss=partner_loss,
+                         **{k: torch.tensor(v) for k, v in stats.items()})
         return parts
 
 
@@ -113,7 +125,7 @@ class TrainResult:
 # What a run writes into its output folder (``overwrite`` removes these and nothing else).
 # example.png: the model card's picture, drawn by the recipes (m2dino.visualize.card) after the final save.
 RUN_OUTPUTS = ("checkpoints", "best", "log.jsonl", "metrics.json", "model.safetensors", "config.json", "README.md",
-               "m2dino", "summary.md", "summary.json", "example.png")
+               "m2dino", "summary.md", "summary.json", "example.png", "partner")
 # Settings that do not change what is trained: resume may change them without being told.
 FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
 
@@ -124,7 +136,8 @@ class Trainer:
                  accelerator: Accelerator | None = None, resume: str | Path | None = None,
                  step_callback: Callable[["Trainer", int], None] | None = None, progress: bool = True,
                  overwrite: bool = False, allow_config_change: bool = False,
-                 loading: LoaderConfig | None = None) -> None:
+                 loading: LoaderConfig | None = None, semi: SemiConfig | None = None,
+                 unlabeled: UnlabeledSource | None = None, unlabeled_overlap: str = "error") -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or Accelerator(
@@ -137,8 +150,13 @@ class Trainer:
             raise ValueError(f"training data for tasks the model does not have: {sorted(missing)}")
         if resume is None:
             claim_output_dir(self.output_dir, overwrite)
+        if (semi is None) != (unlabeled is None):
+            raise ValueError("semi-supervised training needs both a method (--semi) and unlabelled images "
+                             "(--unlabeled); got only one")
         self.core = model
         self.train_samples, self.val_samples = train_samples, val_samples
+        self.semi_config = semi
+        config.semi = semi.to_dict() if semi is not None else None  # recorded, and compared on resume
         self._prepare_model()
         self.state = TrainState()
         self.sampler = TaskSampler({t: len(s) for t, s in train_samples.items()}, config.batch_size, config.alpha,
@@ -149,7 +167,16 @@ class Trainer:
                                          model.config.resize_mode, model.config.mean, model.config.std, loading,
                                          self.accelerator.device, self.accelerator.num_processes)
         weighting = UncertaintyWeighting(list(train_samples)) if config.loss_weighting == "uncertainty" else None
-        module = LossModule(self.model, self.core, weighting)
+        self.unlabeled = None
+        if semi is not None:
+            # Unlabelled images that are also validation images would leak into model selection.
+            unlabeled = unlabeled.without(val_samples, on_overlap=unlabeled_overlap)
+            self.unlabeled = UnlabeledBatches(unlabeled, model.config.preprocessing,
+                                              max(1, round(config.batch_size * semi.unlabeled_ratio)),
+                                              config.seed + 1000 * self.accelerator.process_index,
+                                              (loading or LoaderConfig()).num_workers or 0)
+        module = LossModule(self.model, self.core, weighting,
+                            SemiSupervision(semi, self.model, self.core) if semi is not None else None)
         optimizer = torch.optim.AdamW(parameter_groups(module, config, self.core.backbone.depth), betas=(0.9, 0.999))
         scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
         self.module, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)
@@ -198,6 +225,8 @@ class Trainer:
                                     scheduler=self.scheduler)
         self.state.load_state_dict(saved["counters"])
         self.sampler.load_state_dict(saved["sampler"])
+        if self.unlabeled is not None and "unlabeled" in saved:
+            self.unlabeled.load_state_dict(saved["unlabeled"])
         self.run_id = saved["run_id"]
         self.config_changes = saved["config_changes"] + [{**c, "step": self.state.step} for c in changes]
         if changes:
@@ -283,8 +312,10 @@ class Trainer:
     def _step(self, batch: dict) -> dict | None:
         accelerator, config = self.accelerator, self.config
         device = accelerator.device
+        semi = self._unlabeled_inputs(device)
         with accelerator.accumulate(self.module):
-            parts = self.module(batch["pixel_values"].to(device, non_blocking=True), batch["task"], _to_device(batch["targets"], device))
+            parts = self.module(batch["pixel_values"].to(device, non_blocking=True), batch["task"],
+                                _to_device(batch["targets"], device), **semi)
             loss = parts["loss"]
             finite = torch.isfinite(loss.detach()).float()
             if accelerator.num_processes > 1:
@@ -300,12 +331,28 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         if not accelerator.sync_gradients:
             return None  # a micro-batch of an accumulated step
+        if self.semi_config is not None:
+            unwrapped = accelerator.unwrap_model(self.module)
+            unwrapped.semi.update_teacher(unwrapped.model)
         self.state.step += 1
         self.state.nonfinite_in_row = 0
         return {"step": self.state.step, "task": batch["task"], "loss": float(loss.detach()),
                 "task_loss": float(parts["task_loss"].detach()), "balance_loss": float(parts["balance_loss"].detach()),
                 "lr": self.scheduler.get_last_lr()[0], "time": time.time(),
-                **({"bad_samples": len(self.loader.bad_samples)} if self.loader.bad_samples else {})}
+                **({"bad_samples": len(self.loader.bad_samples)} if self.loader.bad_samples else {}),
+                **({k: float(parts[k].detach()) for k in ("unlabeled_loss", "partner_loss", "confident") if k in parts}
+                   | ({"semi_weight": semi["semi_weight"]} if semi else {}))}
+
+    def _unlabeled_inputs(self, device: torch.device) -> dict:
+        """This step's unlabelled batch (weak view), its strong view and the ramped weight; {} when supervised.
+        The strong view's randomness is seeded by the step, so a resumed run perturbs identically."""
+        if self.semi_config is None:
+            return {}
+        weak = self.unlabeled.next().to(device, non_blocking=True)
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.state.step)
+        mean, std = self.core.config.mean, self.core.config.std
+        return {"unlabeled": weak, "strong": strong_view(weak, mean, std, generator),
+                "semi_weight": consistency_weight(self.semi_config, self.state.step, self.config.steps)}
 
     def _agree_across_ranks(self, finite: torch.Tensor, task: str) -> torch.Tensor:
         """Every rank must train the same task (one head's gradients) and skip a non-finite step
@@ -381,6 +428,18 @@ class Trainer:
         model = self.exportable_model()
         write_into(folder, lambda tmp: model.save_pretrained(tmp, card_extra=extra))
         (folder / "metrics.json").write_text(json.dumps(_compact(metrics), indent=2) + "\n")
+        partner = self.partner
+        if partner is not None:  # cps: the co-trained CNN, saved and scored beside the model
+            write_atomically(folder / "partner", partner.save_pretrained)
+            if self.val_samples:
+                scored = evaluate_model(partner, self.val_samples, batch_size=self.config.batch_size)
+                (folder / "partner" / "metrics.json").write_text(json.dumps(_compact(scored), indent=2) + "\n")
+
+    @property
+    def partner(self):
+        """The cps partner (`m2dino.models.partner.CNNPartner`), else None."""
+        semi = self.accelerator.unwrap_model(self.module).semi
+        return semi.partner if semi is not None else None
 
     def _recorded_config(self) -> dict:
         config = self.config.to_dict()
@@ -388,7 +447,8 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         state = {"counters": self.state.state_dict(), "sampler": self.sampler.state_dict(),
-                 "configuration": self._run_configuration(), "config_changes": self.config_changes}
+                 "configuration": self._run_configuration(), "config_changes": self.config_changes,
+                 **({"unlabeled": self.unlabeled.state_dict()} if self.unlabeled is not None else {})}
         return save_training_state(self.accelerator, self.output_dir / "checkpoints", self.state.step,
                                    self.config.keep_checkpoints, module=self.module, optimizer=self.optimizer,
                                    scheduler=self.scheduler, state=state, run_id=self.run_id)

@@ -1,7 +1,7 @@
 """Task heads, one class per label kind (`m2dino.tasks.label_kinds`)."""
 
 from ...tasks import TaskSpec
-from .base import TaskHead
+from .base import PseudoLabels, TaskHead
 from .classification import ClassificationHead
 from .detection import DetectionHead
 from .regression import KeypointHead, ScalarHead
@@ -17,4 +17,4 @@ def build_head(spec: TaskSpec, in_dim: int, features: int = 64) -> TaskHead:
 
 
 __all__ = ["HEADS", "ClassificationHead", "DetectionHead", "KeypointHead", "ScalarHead", "SegmentationHead",
-           "TaskHead", "build_head"]
+           "PseudoLabels", "TaskHead", "build_head"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -12,6 +13,20 @@ from ...tasks import TaskSpec
 from ..backbone import BackboneOutput
 from ..outputs import TaskOutput
 from ..predictions import Prediction
+
+
+@dataclass
+class PseudoLabels:
+    """Hard pseudo-labels from a (teacher's) output, in the head's training-target format.
+
+    ``targets`` hold only the ``keep`` rows (samples with a confident label); ``weight`` is the
+    fraction of confident units (pixels for masks, samples otherwise), which scales the loss as
+    FixMatch does: unconfident units count as zero in the mean, not as absent.
+    """
+
+    targets: Any
+    keep: torch.Tensor     # (B,) bool
+    weight: torch.Tensor   # scalar in [0, 1]
 
 
 class TaskHead(nn.Module):
@@ -39,6 +54,16 @@ class TaskHead(nn.Module):
     def predict(self, output: TaskOutput, index: int, geometry: ResizeGeometry, spec: TaskSpec,
                 top_n: int | None = None) -> Prediction:
         """Sample ``index`` of ``output`` mapped back through ``geometry`` to original pixels."""
+        raise NotImplementedError
+
+    # Semi-supervised training (m2dino.training.semi): each head defines what a pseudo-label and a
+    # soft consistency target are for its kind of output.
+    def pseudo_labels(self, output: TaskOutput, threshold: float) -> PseudoLabels:
+        """Hard labels from ``output`` where its confidence is at least ``threshold`` (0 keeps all)."""
+        raise NotImplementedError
+
+    def consistency(self, student: TaskOutput, teacher: TaskOutput) -> torch.Tensor:
+        """Soft distance between a student's and a (detached) teacher's outputs on the same images."""
         raise NotImplementedError
 
 

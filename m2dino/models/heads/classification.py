@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..losses import classification_loss
 from ..outputs import ClassificationOutput
 from ..predictions import ClassificationPrediction
-from .base import TaskHead, pooled_features
+from .base import PseudoLabels, TaskHead, pooled_features
 
 
 class ClassificationHead(TaskHead):
@@ -33,3 +34,13 @@ class ClassificationHead(TaskHead):
     def predict(self, output, index, geometry, spec, top_n=None) -> ClassificationPrediction:
         probs = output.probs[index].float().cpu().numpy()
         return ClassificationPrediction(class_index=int(probs.argmax()), probs=probs)
+
+    def pseudo_labels(self, output: ClassificationOutput, threshold: float) -> PseudoLabels:
+        """The argmax class of each image whose top probability reaches ``threshold``."""
+        confidence, label = output.logits.detach().float().softmax(dim=-1).max(dim=-1)
+        keep = confidence >= threshold
+        return PseudoLabels(label[keep], keep, keep.float().mean())
+
+    def consistency(self, student: ClassificationOutput, teacher: ClassificationOutput) -> torch.Tensor:
+        """Mean squared difference of the class probabilities (Laine & Aila; SSL4MIS's softmax MSE)."""
+        return F.mse_loss(student.logits.float().softmax(-1), teacher.logits.detach().float().softmax(-1))

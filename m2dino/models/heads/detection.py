@@ -11,7 +11,7 @@ from torch import nn
 from ..losses import focal_heatmap_loss
 from ..outputs import DetectionOutput
 from ..predictions import DetectionPrediction
-from .base import TaskHead
+from .base import PseudoLabels, TaskHead
 from .dpt import DPTDecoder
 
 STRIDE = 4
@@ -123,3 +123,26 @@ class DetectionHead(TaskHead):
         original = spec.label_kind.to_original(boxes[index].cpu().numpy(), geometry)
         return DetectionPrediction(boxes=original, scores=scores[index].cpu().numpy(),
                                    labels=labels[index].cpu().numpy())
+
+    def pseudo_labels(self, output: DetectionOutput, threshold: float, max_boxes: int = 16) -> PseudoLabels:
+        """Boxes at centre-heatmap peaks whose score reaches ``threshold`` (at most ``max_boxes`` per
+        image); an image without one is left out (not taught that it holds no object)."""
+        boxes, scores, labels = self.decode(output, max_boxes)
+        boxes, scores = boxes.detach(), scores.detach()
+        height, width = output.image_size
+        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, width)
+        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, height)
+        usable = (scores >= threshold) & (boxes[..., 2] - boxes[..., 0] >= 1) & (boxes[..., 3] - boxes[..., 1] >= 1)
+        keep = usable.any(dim=1)
+        targets = [{"boxes": boxes[b][usable[b]], "labels": labels[b][usable[b]]} for b in keep.nonzero()[:, 0]]
+        return PseudoLabels(targets, keep, keep.float().mean())
+
+    def consistency(self, student: DetectionOutput, teacher: DetectionOutput) -> torch.Tensor:
+        """Squared difference of the centre heatmaps, plus the size and offset differences weighted by
+        the teacher's heatmap (where it sees an object centre)."""
+        teacher_heat = teacher.heatmap_logits.detach().float().sigmoid()
+        heat = F.mse_loss(student.heatmap_logits.float().sigmoid(), teacher_heat)
+        weight = teacher_heat.amax(dim=1, keepdim=True)
+        geometry = ((student.size.float() - teacher.size.detach().float()).abs()
+                    + (student.offset.float() - teacher.offset.detach().float()).abs())
+        return heat + (weight * geometry).sum() / (2 * weight.sum()).clamp(min=1e-6)

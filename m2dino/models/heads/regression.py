@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..losses import keypoint_loss, scalar_loss
 from ..outputs import KeypointOutput, ScalarOutput
 from ..predictions import KeypointPrediction, ScalarPrediction
-from .base import TaskHead, pooled_features
+from .base import PseudoLabels, TaskHead, pooled_features
 from .dpt import DPTDecoder
 
 STRIDE = 4
@@ -57,6 +58,25 @@ class KeypointHead(TaskHead):
         """Points in original pixels, in the task's point order."""
         return KeypointPrediction(points=spec.label_kind.to_original(output.keypoints[index].cpu().numpy(), geometry))
 
+    def pseudo_labels(self, output: KeypointOutput, threshold: float) -> PseudoLabels:
+        """The teacher's points, for images where every heatmap is peaked: the probability mass in
+        the 3×3 cells around each heatmap's maximum (a point localised within ±1.5 cells) reaches
+        ``threshold``."""
+        logits = output.heatmap_logits.detach().float()
+        batch, k, h, w = logits.shape
+        probs = logits.flatten(2).softmax(dim=-1).view(batch * k, 1, h, w)
+        around_peak = F.avg_pool2d(probs, 3, stride=1, padding=1, count_include_pad=True) * 9
+        confidence = around_peak.flatten(1).max(dim=1).values.view(batch, k).min(dim=1).values
+        keep = confidence >= threshold
+        return PseudoLabels(output.keypoints.detach()[keep], keep, keep.float().mean())
+
+    def consistency(self, student: KeypointOutput, teacher: KeypointOutput) -> torch.Tensor:
+        """The supervised point distance (same scale, same matching of interchangeable points) to the
+        teacher's points."""
+        h, w = student.heatmap_logits.shape[-2:]
+        return keypoint_loss(student.keypoints, teacher.keypoints.detach(), (h * STRIDE, w * STRIDE),
+                             self.interchangeable)
+
 
 class ScalarHead(TaskHead):
     """[CLS ‖ mean patch] → MLP → one value; trained on standardised targets (see `set_target_stats`)."""
@@ -93,3 +113,13 @@ class ScalarHead(TaskHead):
 
     def predict(self, output, index, geometry, spec, top_n=None) -> ScalarPrediction:
         return ScalarPrediction(value=float(output.value[index]), unit=spec.scalar_unit)
+
+    def pseudo_labels(self, output: ScalarOutput, threshold: float) -> PseudoLabels:
+        """Every teacher value: a regression output carries no calibrated confidence to threshold."""
+        keep = torch.ones_like(output.value, dtype=torch.bool)
+        return PseudoLabels(output.value.detach(), keep, keep.float().mean())
+
+    def consistency(self, student: ScalarOutput, teacher: ScalarOutput) -> torch.Tensor:
+        """Squared difference of the standardised values (the unit does not set the loss scale)."""
+        return F.mse_loss((student.value.float() - self.target_mean) / self.target_std,
+                          (teacher.value.detach().float() - self.target_mean) / self.target_std)

@@ -4,10 +4,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import segmentation_loss
+from ..losses import IGNORE_INDEX, segmentation_loss
 from ..outputs import SegmentationOutput
 from ..predictions import SegmentationPrediction
-from .base import TaskHead
+from .base import PseudoLabels, TaskHead
 from .dpt import DPTDecoder
 
 
@@ -41,3 +41,16 @@ class SegmentationHead(TaskHead):
         logits = output.logits[index:index + 1, :, y0:y1, x0:x1].float()
         logits = F.interpolate(logits, size=geometry.original_size, mode="bilinear", align_corners=False)
         return SegmentationPrediction(mask=logits[0].argmax(0).to(torch.uint8).cpu().numpy())
+
+    def pseudo_labels(self, output: SegmentationOutput, threshold: float) -> PseudoLabels:
+        """Per-pixel argmax; pixels below ``threshold`` are ignored by the loss (`IGNORE_INDEX`), and an
+        image is kept when any of its pixels is confident."""
+        confidence, label = output.logits.detach().float().softmax(dim=1).max(dim=1)
+        confident = confidence >= threshold
+        label = label.masked_fill(~confident, IGNORE_INDEX)
+        keep = confident.flatten(1).any(dim=1)
+        return PseudoLabels(label[keep], keep, confident.float().mean())
+
+    def consistency(self, student: SegmentationOutput, teacher: SegmentationOutput) -> torch.Tensor:
+        """Mean squared difference of the per-pixel class probabilities (SSL4MIS's mean-teacher loss)."""
+        return F.mse_loss(student.logits.float().softmax(1), teacher.logits.detach().float().softmax(1))

@@ -15,7 +15,7 @@ from ...data.errors import DataError
 from ...data.unlabeled import UnlabeledSource
 
 
-def unlabeled_source(spec: str) -> UnlabeledSource:
+def unlabeled_source(spec: str, flag: str = "--data") -> UnlabeledSource:
     name, sep, path = spec.partition(":")
     if not sep or Path(spec).exists() or len(name) == 1:  # a plain path (or a Windows drive letter)
         return UnlabeledSource.from_folder(spec)
@@ -24,19 +24,19 @@ def unlabeled_source(spec: str) -> UnlabeledSource:
     from ...data.adapters import ADAPTERS
 
     if name not in ADAPTERS:
-        raise DataError(f"--data {spec}: unknown source {name!r}; expected a folder, fmc:ROOT or NAME:PATH with "
+        raise DataError(f"{flag} {spec}: unknown source {name!r}; expected a folder, fmc:ROOT or NAME:PATH with "
                         f"NAME one of {sorted(ADAPTERS)}")
     return UnlabeledSource.from_adapter(name, path, splits=["train"])
 
 
-def unlabeled_sources(specs: Sequence[str]) -> UnlabeledSource:
+def unlabeled_sources(specs: Sequence[str], flag: str = "--data") -> UnlabeledSource:
     """All ``specs`` together; an error names a spec that holds no image."""
     if not specs:
-        raise DataError("--data: no unlabelled source given")
+        raise DataError(f"{flag}: no unlabelled source given")
     total = None
     for spec in specs:
-        source = unlabeled_source(spec)
+        source = unlabeled_source(spec, flag)
         if len(source) == 0:
-            raise DataError(f"--data {spec}: no images to pretrain on ({source.description})")
+            raise DataError(f"{flag} {spec}: no images in it ({source.description})")
         total = source if total is None else total + source
     return total
