@@ -35,6 +35,7 @@ from ..data import Sample
 from ..data.sampling import TaskSampler
 from ..data.collection import as_collection
 from ..data.loading import LoaderConfig, build_train_loader
+from ..data.errors import DataError
 from ..data.unlabeled import UnlabeledSource
 from ..evaluation.report import markdown_report
 from ..models import M2DINO
@@ -170,7 +171,10 @@ class Trainer:
         self.unlabeled = None
         if semi is not None:
             # Unlabelled images that are also validation images would leak into model selection.
-            unlabeled = unlabeled.without(val_samples, on_overlap=unlabeled_overlap)
+            try:
+                unlabeled = unlabeled.without(val_samples, on_overlap=unlabeled_overlap)
+            except DataError as err:
+                raise DataError(f"{err} (recipes: --unlabeled-overlap exclude)") from None
             self.unlabeled = UnlabeledBatches(unlabeled, model.config.preprocessing,
                                               max(1, round(config.batch_size * semi.unlabeled_ratio)),
                                               config.seed + 1000 * self.accelerator.process_index,
