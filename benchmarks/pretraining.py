@@ -246,7 +246,15 @@ def parse_args() -> argparse.Namespace:
     if args.work_dir is None:
         args.work_dir = Path(tempfile.gettempdir()) / "m2dino_pretraining_quick_work" if args.quick \
             else REPO / "runs" / "bench_pretraining"
+    args.work_dir = relative_to_cwd(args.work_dir)  # so that the report's commands read as one would type them
     return args
+
+
+def relative_to_cwd(path: Path) -> Path:
+    try:
+        return path.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def main() -> None:
