@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import shlex
@@ -273,8 +274,10 @@ def main() -> None:
         weights, status = ensure_backbone(command, args.work_dir / "pretrain")
     digest = sha1(weights)
     log = weights.parent / "log.jsonl"
+    config = weights.parent / "pretrain_config.json"
     pretraining = {"command": shlex.join(command), "status": status, "backbone": str(weights), "sha1": digest,
-                   "wall": wall_time(log) if log.is_file() else None}
+                   "wall": wall_time(log) if log.is_file() else None,
+                   "prototypes": json.loads(config.read_text())["loss"]["prototypes"] if config.is_file() else None}
     pool = store.get("pool", {"root": str(args.root)})
     pretraining["pool"] = pool or store.put("pool", {"root": str(args.root)}, pool_counts(args.root))
     if "probe" in args.parts:

@@ -59,8 +59,18 @@ def wall_time(log_path: Path) -> dict:
     per_step = seconds / (last["step"] - first["step"])
     final = {k: v for k, v in last.items() if k.endswith("loss")}
     return {"first_step": first["step"], "last_step": last["step"], "seconds": seconds, "per_step_s": per_step,
-            "estimated_s": per_step * last["step"], "final_losses": final,
+            "estimated_s": per_step * last["step"], "final_losses": final, "loss_trend": loss_trend(steps),
             "collapse_records": sum(1 for r in records if r.get("teacher_collapse"))}
+
+
+def loss_trend(steps: list[dict], window: int = 5) -> dict:
+    """Each loss's mean over the first and the last ``window`` logged steps after the first fifth of the
+    run (past the warm-ups), to say whether it fell while the schedules were settled."""
+    settled = [r for r in steps if r["step"] > steps[-1]["step"] / 5]
+    early, late = settled[:window], settled[-window:]
+    names = [k for k in steps[-1] if k.endswith("loss")]
+    return {name: {"from_step": early[0]["step"], "early": sum(r[name] for r in early) / len(early),
+                   "late": sum(r[name] for r in late) / len(late)} for name in names}
 
 
 def pool_counts(root: Path) -> dict:

@@ -3,6 +3,7 @@ function of the result JSON alone (``--rerender``)."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 INITS = ("random", "pretrained")
@@ -66,7 +67,7 @@ def reading(result: dict) -> list[str]:
     rows = result["rows"]
     headline = [r for r in rows if r["metric"] in ("accuracy", "DSC")]
     frozen = [r for r in headline if r["frozen_backbone"]]
-    out = []
+    out = pretraining_reading(result["pretraining"])
     won = [r for r in frozen if r["verdict"] == "pretrained"]
     out.append(f"- Target (pretrained ahead of random init by more than 2 seed SDs in every frozen-backbone cell): "
                f"{'met' if frozen and len(won) == len(frozen) else 'not met'}: {len(won)} of {len(frozen)} frozen "
@@ -83,6 +84,31 @@ def reading(result: dict) -> list[str]:
                       "within 2 SD": "within 2 SDs: no difference this benchmark can resolve.",
                       "n < 2": "fewer than 2 seeds on a side."}[r["verdict"]])
     return out
+
+
+def pretraining_reading(pre: dict) -> list[str]:
+    """Whether the pretraining objective moved at all: a DINO loss at ln(prototypes) is that of a uniform
+    student prediction, and a loss that did not fall after the warm-ups learned nothing measurable."""
+    trend = (pre.get("wall") or {}).get("loss_trend")
+    if not trend or "dino_loss" not in trend:
+        return []
+    flat = [k for k in ("dino_loss", "ibot_loss") if k in trend
+            and trend[k]["late"] > trend[k]["early"] - 0.01 * abs(trend[k]["early"])]
+    uniform = pre.get("prototypes") and abs(trend["dino_loss"]["late"] - math.log(pre["prototypes"])) < 0.005
+    text = "- Pretraining: "
+    if uniform:
+        text += (f"the DINO loss sat at ln({pre['prototypes']}) = {math.log(pre['prototypes']):.3f}, the value of a "
+                 "uniform student prediction over the prototypes, so the image-level objective learned nothing "
+                 "measurable; ")
+    if flat:
+        text += (f"{' and '.join(flat)} fell by less than 1 % after the warm-ups"
+                 + (" while KoLeo (which only spreads the CLS features apart) did fall" if "koleo_loss" in trend
+                    and trend["koleo_loss"]["late"] < trend["koleo_loss"]["early"] else "")
+                 + ". The downstream cells below therefore test a backbone whose self-supervised losses did not "
+                   "fall, not what the recipe gives when it learns.")
+    else:
+        text += "the DINO and iBOT losses fell after the warm-ups."
+    return [text]
 
 
 def render(result: dict) -> str:
@@ -116,6 +142,14 @@ def render(result: dict) -> str:
                        "Final logged losses: "
                        + ", ".join(f"{k} {v:.3f}" for k, v in wall["final_losses"].items())
                        + f"; log lines flagging a collapsed teacher: {wall['collapse_records']}.")]
+        if wall.get("loss_trend"):
+            trend = wall["loss_trend"]
+            start = next(iter(trend.values()))["from_step"]
+            lines += ["", (f"Losses after the warm-ups (mean of the first 5 logged steps from step {start} → mean of "
+                           "the last 5): "
+                           + ", ".join(f"{k} {v['early']:.3f} → {v['late']:.3f}" for k, v in trend.items())
+                           + (f"; ln({pre['prototypes']}) = {math.log(pre['prototypes']):.3f}, the DINO loss of a "
+                              "uniform student prediction." if pre.get("prototypes") else "."))]
     lines += ["", "## Downstream protocol", "",
               (f"Backbone `mini` (ViT, 4 blocks, width 128, patch 16) at {s['image_size']} px. **Random init** = "
                "`--pretrained none`: the backbone is drawn after `torch.manual_seed(seed)`, so each seed is another "
