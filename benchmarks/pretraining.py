@@ -64,7 +64,7 @@ PROBE_TASKS = {"fetal_plane_cls": "African planes", "lung_disease_3cls": "POCUS 
 PCA_SCANS = [("HC18", "fetal_head"), ("PSFHS", "head_symphysis_multi"), ("POCUS lung", "lung_disease_3cls"),
              ("BUSI", "breast_3cls")]
 NOTES = [
-    ("Scale: a 4-block, width-128 ViT (0.9M parameters) pretrained for about 40 minutes on 2 CPU cores "
+    ("Scale: a 4-block, width-128 ViT (0.9M parameters) pretrained for under an hour on 2 CPU cores "
      "(1,600 steps of 32 images at 128/64 px, about 5 passes over the pool) is a test of the recipe on real scans, "
      "not an ultrasound foundation model: DINOv3's backbones come from a 7B-parameter ViT trained on 1.7 billion "
      "images, and ultrasound foundation models (USFM, EchoCare) use far larger models and data. The numbers say "
@@ -72,15 +72,18 @@ NOTES = [
      "ultrasound backbone would reach."),
     ("In-domain: the pretraining pool holds the (unlabelled) train images of every downstream task, as the recipe "
      "is meant to be used (pretrain on your own scans); it is not a test of transfer to datasets never seen."),
-    ("A frozen random ViT is a weak baseline by construction (random projections of patches), so the frozen cells "
-     "(a, b) mostly show whether the pretrained features beat random ones; the fine-tuning cell (c) is the "
-     "fairer test of whether pretraining helps when the backbone may adapt."),
+    ("A frozen random ViT is not a weak baseline for segmentation: its patch tokens are random projections of the "
+     "16×16-pixel patches, which keep most of their information, and the DPT head is a trainable convolutional "
+     "decoder over 4 levels of them (see the frozen random-init DSCs in the table). Frozen segmentation thus "
+     "tests little beyond what a learned decoder extracts; the linear probes, where only a linear map is learned "
+     "on pooled features, are the sharper test of the representation, and the fine-tuning cell (c) of whether "
+     "the pretrained weights are a better starting point."),
     ("Budgets are short and fixed (no tuning of steps or learning rates for either init); longer downstream "
      "training could narrow or widen the gaps. The seg scores are of the final model on the test split, with no "
      "checkpoint selection; the test sets are small (HC18 105, PSFHS 136, African planes 211, POCUS 346 images)."),
-    ("Seeds: 2-5 per cell. The 2-SD rule is a coarse screen for a difference larger than seed noise, not a "
-     "significance test; it ignores that both inits share each seed's data, which makes it conservative (a "
-     "paired comparison would resolve smaller gaps)."),
+    ("Seeds: few per cell (see the protocol). The 2-SD rule is a coarse screen for a difference larger than seed "
+     "noise, not a significance test; it ignores that both inits share each seed's data, which makes it "
+     "conservative (a paired comparison would resolve smaller gaps)."),
     ("Not compared: continuing the public DINOv3 weights (not downloadable on this machine), Gram anchoring "
      "(`--gram-weight 0` here), other image sizes or backbones."),
 ]

@@ -36,7 +36,7 @@ def ensure_backbone(command: list[str], output_dir: Path) -> tuple[Path, str]:
     """The pretrained backbone, running (or resuming) the pretraining first where needed; and what was done."""
     backbone = output_dir / "backbone.safetensors"
     if backbone.is_file():
-        return backbone, "skipped (backbone already there)"
+        return backbone, "skipped, its backbone was already there"
     checkpoints = output_dir / "checkpoints"
     resume = checkpoints.is_dir() and any(checkpoints.iterdir())
     run = [sys.executable, *command[1:]] + (["--resume", "latest"] if resume else [])
@@ -44,7 +44,7 @@ def ensure_backbone(command: list[str], output_dir: Path) -> tuple[Path, str]:
     subprocess.run(run, check=True)
     if not backbone.is_file():
         raise RuntimeError(f"the pretraining run ended without writing {backbone}; see {output_dir / 'log.jsonl'}")
-    return backbone, "resumed" if resume else "ran"
+    return backbone, "resumed from its latest checkpoint" if resume else "ran"
 
 
 def wall_time(log_path: Path) -> dict:

@@ -76,7 +76,7 @@ def reading(result: dict) -> list[str]:
         if r["difference"] is None:
             out.append(f"- {r['cell']}: missing one side, no comparison.")
             continue
-        relative = f", {r['difference'] / r['random']['mean']:+.0%} of random init" if r["random"]["mean"] else ""
+        relative = f", {r['difference'] / r['random']['mean']:+.1%} of random init" if r["random"]["mean"] else ""
         out.append(f"- {r['cell']} ({r['metric']}): {r['random']['mean']:.3f} → {r['pretrained']['mean']:.3f} "
                    f"({r['difference']:+.3f}{relative}); "
                    + {"pretrained": "more than 2 SDs in favour of pretraining.",
@@ -126,7 +126,7 @@ def render(result: dict) -> str:
              f"Machine: {m['cpu']}, {m['cores']} CPU cores, no GPU; Python {m['python']}, torch {m['torch']}; {code}.",
              ""]
     lines += ["## Pretraining", "",
-              f"`{pre['command']}` ({pre['status']})", "",
+              f"`{pre['command']}`", "", f"This run: {pre['status']}.", "",
               (f"Data: the **train** split of the public root `{s['root']}` (8 real datasets; its val and test "
                f"images passed as `--held-out`, none overlap): {pool['files']:,} image files, the pool the recipe "
                f"samples from, holding {pool['distinct']:,} distinct images (by bytes). An FMC root keeps one copy "
