@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.errors import error_line
+from ..data.image_list import read_image_list
 from ..data.loading import LoaderConfig
 from ..evaluation.kinds import EVALUATIONS
 from ..models import M2DINO, M2DINOConfig, resolve_backbone
@@ -125,9 +126,9 @@ def add_semi_arguments(parser: argparse.ArgumentParser, required: bool = False) 
     from ..training.semi import METHODS
 
     semi = parser.add_argument_group("few labels (semi-supervised; defaults per method: see m2dino.training.semi)")
-    semi.add_argument("--train-images", default=None, metavar="CSV",
-                      help="train on these images only (a CSV with an 'image' column, as `m2dino select` writes, or "
-                           "one path per line); the other training images become 'rest'")
+    semi.add_argument("--train-images", default=None, metavar="LIST",
+                      help="train on these images only (one path per line, or a CSV with an 'image' column as "
+                           "`m2dino select` writes); the other training images become 'rest'")
     semi.add_argument("--unlabeled", nargs="+", default=None, metavar="SRC",
                       help="unlabelled images: FOLDER, fmc:ROOT, NAME:PATH (a dataset's train split), or 'rest' (the "
                            "training images left out by --data-fraction/--train-images)")
@@ -181,26 +182,11 @@ def load_data(args: argparse.Namespace) -> TrainingData:
     if len(args.data) > 1 and args.tasks:
         data = data.restrict(args.tasks)
     if args.train_images:
-        data = data.only_images(read_image_list(args.train_images), f"--train-images {args.train_images}")
+        images = read_image_list(args.train_images)
+        if not images:
+            raise ValueError(f"--train-images {args.train_images}: lists no images")
+        data = data.only_images(images, f"--train-images {args.train_images}")
     return data.fraction(args.data_fraction, args.seed) if args.data_fraction < 1 else data
-
-
-def read_image_list(path: str) -> list[str]:
-    """Image paths from a CSV with an 'image' column (`m2dino select`'s output) or a one-per-line list."""
-    import csv
-
-    text = Path(path).read_text()
-    first = text.splitlines()[0] if text.strip() else ""
-    if "," in first or first.strip() == "image":
-        rows = list(csv.DictReader(text.splitlines()))
-        if rows and "image" not in rows[0]:
-            raise ValueError(f"{path}: no 'image' column; it has {list(rows[0])}")
-        images = [row["image"] for row in rows]
-    else:
-        images = [line.strip() for line in text.splitlines() if line.strip()]
-    if not images:
-        raise ValueError(f"{path}: lists no images")
-    return images
 
 
 def semi_setup(args: argparse.Namespace, data: TrainingData):

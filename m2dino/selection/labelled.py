@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.errors import DataError, MissingFileError
+from ..data.image_list import read_image_list
 from ..data.unlabeled import UnlabeledSource
 
 LIST_SHOWN = 5  # names listed in an error; the rest are counted
@@ -30,20 +30,6 @@ class LabelledSet:
 
 def _real(path: str | Path) -> str:
     return os.path.realpath(path)
-
-
-def _list_entries(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() != ".csv":
-        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    rows = [row for row in csv.reader(text.splitlines()) if row and row[0].strip()]
-    if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "image" in header:
-        column = header.index("image")
-        return [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
-    return [row[0].strip() for row in rows]
 
 
 def _resolve(entry: str, pool_root: Path, list_dir: Path) -> str:
@@ -66,7 +52,7 @@ def read_labelled(src: str | Path, pool: UnlabeledSource, pool_root: str | Path)
                            sum(outside[1:], outside[0]) if outside else None)
     if not src.is_file():
         raise MissingFileError(f"labelled list or folder not found: {src}")
-    entries = _list_entries(src)
+    entries = read_image_list(src)
     if not entries:
         raise DataError(f"{src}: the labelled list names no images")
     resolved = {entry: _resolve(entry, pool_root, src.parent) for entry in entries}
