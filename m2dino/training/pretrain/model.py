@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ...models.backbone import DINOv3Backbone
+from ..ema import ema_update
 from .head import DINOHead
 from .losses import (
     dino_loss,
@@ -69,8 +70,7 @@ class SelfDistillation(nn.Module):
     def update_teacher(self, momentum: float) -> None:
         """teacher <- momentum · teacher + (1 - momentum) · student."""
         for teacher, student in self.student_pairs():
-            for t, s in zip(teacher.parameters(), student.parameters()):
-                t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+            ema_update(teacher, student, momentum)
 
     def forward(self, global_crops: torch.Tensor, local_crops: torch.Tensor | None, masks: torch.Tensor,
                 teacher_temperature: float) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from ...models import M2DINO
 from ...models.heads import TaskHead
 from ...models.outputs import TaskOutput
 from ...models.partner import CNNPartner, PartnerConfig
+from ..ema import ema_update
 from .config import SemiConfig
 
 
@@ -95,9 +96,7 @@ class SemiSupervision(nn.Module):
     def update_teacher(self, student: nn.Module) -> None:
         if self.teacher is None:
             return
-        momentum = self.config.ema_momentum
-        for t, s in zip(self.teacher.parameters(), student.parameters()):
-            t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+        ema_update(self.teacher, student, self.config.ema_momentum)
         for t, s in zip(self.teacher.buffers(), student.buffers()):
             t.copy_(s)
 

@@ -53,11 +53,9 @@ def _cutout(x: torch.Tensor, generator: torch.Generator, max_fraction: float = 0
     batch, _, height, width = x.shape
     sizes = torch.rand(batch, 2, generator=generator) * max_fraction
     corners = torch.rand(batch, 2, generator=generator)
-    ys = torch.arange(height, device=x.device).view(1, height, 1)
-    xs = torch.arange(width, device=x.device).view(1, 1, width)
-    h = (sizes[:, 0] * height).long().to(x.device).view(-1, 1, 1)
-    w = (sizes[:, 1] * width).long().to(x.device).view(-1, 1, 1)
-    y0 = (corners[:, 0] * (height - h.view(-1).cpu())).long().to(x.device).view(-1, 1, 1)
-    x0 = (corners[:, 1] * (width - w.view(-1).cpu())).long().to(x.device).view(-1, 1, 1)
-    hole = (ys >= y0) & (ys < y0 + h) & (xs >= x0) & (xs < x0 + w)
-    return x.masked_fill(hole[:, None], 0.0)
+    h, w = (sizes[:, 0] * height).long(), (sizes[:, 1] * width).long()
+    y0, x0 = (corners[:, 0] * (height - h)).long(), (corners[:, 1] * (width - w)).long()
+    ys, xs = torch.arange(height).view(1, height, 1), torch.arange(width).view(1, 1, width)
+    box = lambda t: t.view(-1, 1, 1)  # noqa: E731
+    hole = (ys >= box(y0)) & (ys < box(y0 + h)) & (xs >= box(x0)) & (xs < box(x0 + w))
+    return x.masked_fill(hole[:, None].to(x.device), 0.0)
