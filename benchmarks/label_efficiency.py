@@ -22,8 +22,10 @@ import argparse
 import csv
 import json
 import statistics
+import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -57,7 +59,7 @@ def recipe_command(args: argparse.Namespace, dataset: str, out: Path, seed: int,
                "--tasks", task, "--image-size", str(args.image_size), "--moe-blocks", "", "--backbone", "mini",
                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--eval-every", str(args.steps),
                "--warmup-steps", str(max(1, args.steps // 20)), "--checkpoint-every", str(max(1, args.steps // 4)),
-               "--seed", str(seed), "--threads", "1", "--num-workers", "0", "--no-progress",
+               "--seed", str(seed), "--threads", "1", "--num-workers", str(args.num_workers), "--no-progress",
                "--output-dir", str(out), *extra]
     if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
         command += ["--resume", "latest"]
@@ -102,6 +104,32 @@ def run_cell(args: argparse.Namespace, cell: Cell) -> dict:
     done.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{cell.name}: {json.dumps({k: v for k, v in result.items() if k not in asdict(cell)})}", flush=True)
     return result
+
+
+def run_cells(args: argparse.Namespace, wanted: list[Cell]) -> list[dict]:
+    """Every cell, ``--jobs`` at a time. With ``--budget`` a cell starts only while the time left is at
+    least 1.25 × the longest cell finished so far, so a time-limited machine ends with whole cells (the
+    rest stay missing and resume on the next call). A failed cell is reported and the others go on."""
+    started, lock, longest = time.time(), threading.Lock(), [0.0]
+
+    def attempt(cell: Cell) -> dict | None:
+        with lock:
+            left = args.budget - (time.time() - started) if args.budget else float("inf")
+            if left < 1.25 * longest[0] or left <= 0:
+                print(f"{cell.name}: not started ({left:.0f} s of the budget left)", flush=True)
+                return None
+        t0 = time.time()
+        try:
+            result = run_cell(args, cell)
+        except RuntimeError as err:
+            print(f"{cell.name}: FAILED: {err}", flush=True)
+            return None
+        with lock:
+            longest[0] = max(longest[0], time.time() - t0)
+        return result
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        return [r for r in pool.map(attempt, wanted) if r is not None]
 
 
 # ------------------------------------------------------------------------------------------ selection
@@ -157,6 +185,17 @@ def selection_cells(args: argparse.Namespace, seed: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------- report
+def machine() -> str:
+    """Where the cells ran: the CPU, its cores and the GPU the recipes would use, if any."""
+    import torch
+
+    text = f"{cpu_name()}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name()} (bf16 autocast)"
+    return text
+
+
+
 def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
@@ -268,6 +307,11 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--partner", default="resnet18")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each uses 1 thread)")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="data-loading processes per run (0 = in the training process; a GPU needs more)")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="start no cell that would likely end after this many seconds (see run_cells)")
+    parser.add_argument("--name", default="label_efficiency", help="output file stem under --out-dir")
     parser.add_argument("--report-only", action="store_true", help="tables from the cells already done")
     parser.add_argument("--quick", action="store_true", help="smoke run: 6 steps at 64 px, one seed, into /tmp")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -280,8 +324,7 @@ def main(argv=None) -> int:
         cells = [json.loads((args.work_dir / c.name / "result.json").read_text()) for c in wanted
                  if (args.work_dir / c.name / "result.json").is_file()]
     else:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            cells = list(pool.map(lambda c: run_cell(args, c), wanted))
+        cells = run_cells(args, wanted)
     selection = []
     for seed in args.seeds:
         done = [json.loads(p.read_text()) for p in sorted((args.work_dir / "selection" / f"s{seed}").glob("*/result.json"))
@@ -290,15 +333,18 @@ def main(argv=None) -> int:
             done = selection_cells(args, seed)
         selection += done
     missing = [c.name for c in wanted if not (args.work_dir / c.name / "result.json").is_file()]
-    result = {"command": command_line(), "machine": f"{cpu_name()}, 2 cores",
+    result = {"command": command_line(), "machine": machine(),
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "cells": cells, "selection": selection, "summary": summarise(cells, selection), "missing": missing}
-    previous = args.out_dir / "label_efficiency.json"
-    if previous.is_file():  # keep the hand-written interpretation across re-renders
-        result["interpretation"] = json.loads(previous.read_text()).get("interpretation", "")
+    previous = args.out_dir / f"{args.name}.json"
+    if previous.is_file():  # keep the hand-written interpretation (and, on a report, the machine) across re-renders
+        earlier = json.loads(previous.read_text())
+        result["interpretation"] = earlier.get("interpretation", "")
+        if args.report_only:
+            result["machine"] = earlier.get("machine", result["machine"])
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_result(args.out_dir / "label_efficiency.md", previous, render(result), result)
-    plot(result, args.out_dir / "label_efficiency.png")
+    write_result(args.out_dir / f"{args.name}.md", previous, render(result), result)
+    plot(result, args.out_dir / f"{args.name}.png")
     print(render(result))
     return 0
 
