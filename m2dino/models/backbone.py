@@ -68,6 +68,13 @@ class DINOv3Backbone(nn.Module):
             raise ValueError(f"{config.timm_name}: absolute position embeddings are not supported "
                              "(DINOv3 uses RoPE only)")
 
+    @torch.no_grad()
+    def reset_layerscale(self, value: float) -> None:
+        """Set every block's LayerScale (``gamma_1``, ``gamma_2``) to ``value``."""
+        for block in self.blocks:
+            block.gamma_1.fill_(value)
+            block.gamma_2.fill_(value)
+
     @property
     def depth(self) -> int:
         return len(self.blocks)

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--pretrained", default="none",
                        help="starting backbone: a timm or transformers Hub id, a .safetensors file, or 'none'")
     model.add_argument("--drop-path", type=float, default=0.0)
+    model.add_argument("--layerscale-init", type=float, default=None,
+                       help="LayerScale of a random-init backbone (default 0.1, CaiT's value for up to 18 blocks: "
+                            "at timm's 1e-5 a random ViT's CLS token ignores the image and the DINO targets stay "
+                            "uniform); a --pretrained start keeps its own")
     crops = parser.add_argument_group("crops")
     crops.add_argument("--global-size", type=int, default=224)
     crops.add_argument("--local-size", type=int, default=96)
@@ -89,10 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def pretrain_config(args: argparse.Namespace) -> PretrainConfig:
+    pretrained = None if args.pretrained in (None, "", "none") else args.pretrained
+    if pretrained and args.layerscale_init is not None:
+        raise ValueError("--layerscale-init applies to a random-init backbone; --pretrained weights keep their own")
     backbone, overrides = backbone_for(args)
     return PretrainConfig(
         output_dir=args.output_dir, backbone=backbone, backbone_overrides=overrides,
-        pretrained=None if args.pretrained in (None, "", "none") else args.pretrained, data=list(args.data),
+        pretrained=pretrained, data=list(args.data),
+        layerscale_init=None if pretrained else (0.1 if args.layerscale_init is None else args.layerscale_init),
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         weight_decay=args.weight_decay, drop_path_rate=args.drop_path, teacher_temperature=tuple(args.teacher_temp),
         teacher_temperature_warmup=args.teacher_temp_warmup, momentum=tuple(args.momentum),

@@ -21,7 +21,8 @@ def read_log(path: Path) -> list[dict]:
 
 
 def plot_loss_curves(log: Path, output: Path) -> Path | None:
-    """One panel per loss (and the teacher's spread, log scale) against the step; None for an empty log."""
+    """One panel per loss, the teacher's spread (log scale) and its entropy (fraction of ln K) against
+    the step; None for an empty log."""
     records = read_log(log)
     if not records:
         return None
@@ -30,7 +31,7 @@ def plot_loss_curves(log: Path, output: Path) -> Path | None:
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    names = [n for n in CURVES if any(n in r for r in records)] + ["teacher_spread"]
+    names = [n for n in (*CURVES, "teacher_spread", "teacher_entropy") if any(n in r for r in records)]
     figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
     for axis, name in zip(axes[0], names):
         points = [(r["step"], r[name]) for r in records if name in r]

@@ -6,6 +6,8 @@ used equally over the batch), which keeps the teacher from collapsing onto one p
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -97,6 +99,18 @@ def gram_loss(student_patches: torch.Tensor, anchor_patches: torch.Tensor) -> to
     s = F.normalize(student_patches.float(), dim=-1)
     a = F.normalize(anchor_patches.float(), dim=-1)
     return ((s @ s.transpose(1, 2)).clamp(min=0) - (a @ a.transpose(1, 2)).clamp(min=0)).pow(2).mean()
+
+
+def teacher_output_entropy(teacher_logits: torch.Tensor, temperature: float) -> float:
+    """Mean entropy of each image's softmax(logits / temperature), as a fraction of ln K for K
+    prototypes: 1 when the teacher spreads every image evenly over all prototypes. That is the other
+    collapse, which `teacher_output_spread` cannot see: Sinkhorn-Knopp then hands the student uniform
+    targets, the student learns to predict uniformly, and the DINO loss sits at ln K."""
+    prototypes = teacher_logits.shape[-1]
+    if teacher_logits.shape[0] == 0 or prototypes < 2:
+        return float("nan")
+    log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return float(-(log_p.exp() * log_p).sum(dim=-1).mean() / math.log(prototypes))
 
 
 def teacher_output_spread(teacher_logits: torch.Tensor) -> float:

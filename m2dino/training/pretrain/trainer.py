@@ -2,8 +2,9 @@
 update, then the teacher's EMA update. Resumable exactly (the engine's pickle-free checkpoints; batches
 are a function of the step), with the engine's non-finite-loss guard, a tqdm bar and a JSONL log.
 
-A collapsed teacher (every image gets the same output: its logits' relative std across the batch
-below ``collapse_threshold``, after the lr warm-up) is logged on every such step and warned about;
+A collapsed teacher (after the lr warm-up: every image gets the same output, its logits' relative std
+across the batch below ``collapse_threshold``; or every image gets a uniform output, its mean
+prediction entropy above ``collapse_entropy`` × ln K) is logged on every such step and warned about;
 ``collapse_patience`` such steps in a row stop the run with `TeacherCollapseError`.
 """
 
@@ -73,6 +74,8 @@ class PretrainTrainer:
         backbone = DINOv3Backbone(config.backbone, drop_path_rate=config.drop_path_rate, **config.backbone_overrides)
         if config.pretrained:
             load_backbone_weights(backbone, config.pretrained)  # another architecture raises, naming keys and shapes
+        elif config.layerscale_init is not None:
+            backbone.reset_layerscale(config.layerscale_init)
         self.source = source
         self.batches = PretrainBatches(source, config.crops, config.batch_size, backbone.patch_size,
                                        _normalisation(backbone), _normalisation(backbone, std=True), config.seed,
@@ -181,10 +184,14 @@ class PretrainTrainer:
         accelerator.unwrap_model(self.module).update_teacher(momentum)
         self.counters["nonfinite_in_row"] = 0
         record = {"step": step + 1, **{k: float(parts[k].detach()) for k in LOSS_NAMES if k in parts},
-                  "teacher_spread": float(parts["teacher_spread"]), "teacher_temperature": temperature,
+                  "teacher_spread": float(parts["teacher_spread"]), "teacher_entropy": float(parts["teacher_entropy"]),
+                  "teacher_temperature": temperature,
                   "momentum": momentum, "lr": self.scheduler.get_last_lr()[0], "time": time.time()}
-        if step + 1 > config.warmup_steps and not record["teacher_spread"] >= config.collapse_threshold:
-            record["teacher_collapse"] = True
+        if step + 1 > config.warmup_steps:
+            if not record["teacher_spread"] >= config.collapse_threshold:
+                record["teacher_collapse"] = "identical"
+            elif not record["teacher_entropy"] <= config.collapse_entropy:
+                record["teacher_collapse"] = "uniform"
         return record
 
     def _skip_nonfinite(self, step: int) -> dict:
@@ -203,9 +210,13 @@ class PretrainTrainer:
             return
         self.counters["collapsed_total"] += 1
         self.counters["collapsed_in_row"] += 1
-        message = (f"teacher collapse at step {record['step']}: its outputs are the same for every image (relative "
-                   f"std across the batch {record['teacher_spread']:.2e} < {self.config.collapse_threshold:g}) for "
-                   f"{self.counters['collapsed_in_row']} step(s) in a row")
+        what = (f"its outputs are the same for every image (relative std across the batch "
+                f"{record['teacher_spread']:.2e} < {self.config.collapse_threshold:g})"
+                if record["teacher_collapse"] == "identical" else
+                f"its outputs are uniform over the prototypes (mean entropy {record['teacher_entropy']:.4f} × ln K "
+                f"> {self.config.collapse_entropy:g} × ln K)")
+        message = (f"teacher collapse at step {record['step']}: {what} for {self.counters['collapsed_in_row']} "
+                   "step(s) in a row")
         if self.counters["collapsed_in_row"] == 1:
             warnings.warn(message + "; lower --lr, raise the teacher temperature or check the data", stacklevel=2)
         if self.counters["collapsed_in_row"] >= self.config.collapse_patience:

@@ -14,6 +14,7 @@ from m2dino.training.pretrain.losses import (
     ibot_loss,
     koleo_loss,
     sinkhorn_knopp,
+    teacher_output_entropy,
     teacher_output_spread,
 )
 from m2dino.training.pretrain.masking import forward_masked, random_masks
@@ -88,6 +89,16 @@ def test_teacher_spread_is_zero_for_identical_outputs_and_scale_free():
     varied = torch.randn(4, 3)
     assert teacher_output_spread(varied) > 0.1
     assert teacher_output_spread(varied * 1e-4) == pytest.approx(teacher_output_spread(varied), rel=1e-4)
+
+
+def test_teacher_entropy_is_a_fraction_of_ln_k():
+    assert teacher_output_entropy(torch.zeros(4, 1024), 0.04) == pytest.approx(1.0)  # uniform: collapsed
+    # K = 2, probabilities 1/4 and 3/4: H = -(1/4 ln 1/4 + 3/4 ln 3/4) = 0.562335, / ln 2 = 0.811278
+    logits = torch.tensor([[0.0, 0.1 * math.log(3.0)]])
+    assert teacher_output_entropy(logits, 0.1) == pytest.approx(0.811278, abs=1e-6)
+    peaked = torch.full((2, 64), -1.0)
+    peaked[:, 0] = 1.0
+    assert teacher_output_entropy(peaked, 0.04) < 1e-6
 
 
 def test_schedules_run_from_start_to_end():

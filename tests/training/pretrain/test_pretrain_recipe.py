@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from m2dino.data import UnlabeledSource
 from m2dino.models import M2DINO, M2DINOConfig
 from m2dino.recipes.common import cli_main
-from m2dino.recipes.pretrain import main
+from m2dino.recipes.pretrain import build_parser, main, pretrain_config
 from m2dino.training.pretrain import (
     CropConfig,
     LossConfig,
@@ -161,6 +161,38 @@ def test_a_collapsed_teacher_is_logged_warned_and_stops_the_run(scans, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r.get("teacher_collapse")] == [1, 2, 3]
     assert all(r["teacher_spread"] < 1e-3 for r in records)
+
+
+def test_a_uniform_teacher_is_a_collapse_too(scans, tmp_path):
+    """Outputs that differ per image but are even over the prototypes (the DINO loss then sits at ln K)."""
+    torch.set_num_threads(1)
+    source = UnlabeledSource.from_folder(scans)
+    trainer = PretrainTrainer(source, config(tmp_path / "run", 10, lr=0.0, warmup_steps=0, collapse_patience=2,
+                                             layerscale_init=1.0), progress=False)
+    with torch.no_grad():  # every prototype the same vector: every image scores all prototypes alike
+        for head in (trainer.core.dino_head, trainer.core.teacher_dino_head):
+            head.prototypes.copy_(head.prototypes[:1].expand_as(head.prototypes))
+    with pytest.warns(UserWarning, match="uniform over the prototypes"), \
+            pytest.raises(TeacherCollapseError, match="2 step\\(s\\) in a row; stopping"):
+        trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["teacher_collapse"] for r in records] == ["uniform", "uniform"]
+    assert all(r["teacher_entropy"] > 0.999 and r["teacher_spread"] >= 1e-3 for r in records)
+
+
+def test_random_init_starts_from_a_larger_layerscale_and_pretrained_weights_keep_theirs(scans, tmp_path):
+    args = ["--data", str(scans), "--output-dir", str(tmp_path / "run"), *TINY]
+    assert pretrain_config(build_parser().parse_args(args)).layerscale_init == 0.1
+    trainer = PretrainTrainer(UnlabeledSource.from_folder(scans), config(tmp_path / "run", 1, layerscale_init=0.1),
+                              progress=False)
+    assert all(torch.all(g == 0.1) for b in trainer.core.student.blocks for g in (b.gamma_1, b.gamma_2))
+    assert torch.equal(trainer.core.teacher.blocks[0].gamma_1, trainer.core.student.blocks[0].gamma_1)
+    # the CLS token now depends on the image (timm's 1e-5 leaves it blind: relative spread ~1e-6)
+    with torch.no_grad():
+        cls = trainer.core.student.forward_features(torch.randn(4, 3, 32, 32)).tokens[:, 0]
+    assert float(cls.std(0).mean() / cls.pow(2).mean().sqrt()) > 1e-3
+    with pytest.raises(ValueError, match="--layerscale-init applies to a random-init backbone"):
+        pretrain_config(build_parser().parse_args([*args, "--pretrained", "w.safetensors", "--layerscale-init", "1"]))
 
 
 def test_a_healthy_teacher_is_not_called_collapsed(scans, tmp_path):
