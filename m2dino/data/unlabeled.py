@@ -79,7 +79,9 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
 
     @classmethod
     def from_fmc(cls, root: str | Path, tasks: list[str] | None = None) -> UnlabeledSource:
-        """The distinct images of an FMC_UIA root (labels and masks are not read)."""
+        """The distinct images of an FMC_UIA root (labels and masks are not read). The layout keeps one
+        copy of an image in each task folder that labels it, so copies are found by content (files of
+        equal size are hashed) and the first one is kept: each image is sampled once, not per task."""
         from .fmc import read_fmc_index
 
         entries, seen = [], set()
@@ -87,7 +89,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
             if record.image_file not in seen:
                 seen.add(record.image_file)
                 entries.append(_Entry(str(record.image_file), record.load_image, str(record.image_file)))
-        return cls(entries, f"FMC root {root} (labels ignored)")
+        return cls(_first_of_each_content(entries), f"FMC root {root} (labels ignored)")
 
     @classmethod
     def from_samples(cls, samples: Iterable[Sample | LazySample], description: str = "samples (labels ignored)"
@@ -261,6 +263,25 @@ def _file_of(item: Any) -> str | None:
     if isinstance(item, Sample):
         return item.source or None
     raise TypeError(f"held-out item of type {type(item).__name__}; expected a path, a Sample or a LazySample")
+
+
+def _first_of_each_content(entries: list[_Entry]) -> list[_Entry]:
+    """``entries`` (each with a file) without later copies of the same bytes; only files whose size
+    another file shares are read."""
+    by_size: dict[int, list[int]] = {}
+    for i, entry in enumerate(entries):
+        by_size.setdefault(os.path.getsize(entry.file), []).append(i)
+    copies: set[int] = set()
+    for indices in by_size.values():
+        if len(indices) > 1:
+            first_of: dict[str, int] = {}
+            for i in indices:
+                digest = _digest(Path(entries[i].file).read_bytes())
+                if digest in first_of:
+                    copies.add(i)
+                else:
+                    first_of[digest] = i
+    return [e for i, e in enumerate(entries) if i not in copies]
 
 
 def _digest(data: bytes) -> str:

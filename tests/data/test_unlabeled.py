@@ -97,3 +97,14 @@ def test_a_hugging_face_dataset_is_read_and_compared_by_its_encoded_bytes(roots,
     assert len(source.without(val_files, on_overlap="exclude")) == 1
     with pytest.raises(DataError, match="no column 'pixels'"):
         UnlabeledSource.from_hf(dataset, image_column="pixels")
+
+
+def test_an_fmc_root_keeps_one_copy_of_an_image_that_several_task_folders_hold(roots, tmp_path):
+    root = tmp_path / "train"
+    shutil.copytree(roots["train"], root)
+    files = sorted(UnlabeledSource.from_fmc(root).sources)
+    shutil.copy(files[0], files[-1])  # as the FMC layout stores an image once per task that labels it
+    shutil.copy(files[0], files[-2])
+    kept = set(UnlabeledSource.from_fmc(root).sources)
+    assert len(kept) == len(files) - 2 and set(files[1:-2]) <= kept  # one of the three copies stays
+    assert len(kept & {files[0], files[-2], files[-1]}) == 1
