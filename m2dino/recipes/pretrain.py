@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--teacher-temp-warmup", type=int, default=300, help="steps")
     loss.add_argument("--momentum", type=float, nargs=2, default=(0.992, 1.0), metavar=("START", "END"),
                       help="teacher EMA momentum, cosine from START to END")
+    loss.add_argument("--freeze-prototypes-steps", type=int, default=0,
+                      help="keep the DINO and iBOT prototypes fixed for this many steps (DINO's frozen last layer)")
     loss.add_argument("--collapse-patience", type=int, default=100,
                       help="stop after this many steps in a row with a collapsed teacher")
     train = parser.add_argument_group("training")
@@ -105,7 +107,8 @@ def pretrain_config(args: argparse.Namespace) -> PretrainConfig:
         weight_decay=args.weight_decay, drop_path_rate=args.drop_path, teacher_temperature=tuple(args.teacher_temp),
         teacher_temperature_warmup=args.teacher_temp_warmup, momentum=tuple(args.momentum),
         mixed_precision=args.mixed_precision, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        collapse_patience=args.collapse_patience, seed=args.seed, num_workers=args.num_workers,
+        collapse_patience=args.collapse_patience, freeze_prototypes_steps=args.freeze_prototypes_steps,
+        seed=args.seed, num_workers=args.num_workers,
         crops=CropConfig(global_size=args.global_size, local_size=args.local_size, local_crops=args.local_crops),
         loss=LossConfig(prototypes=args.prototypes, ibot_prototypes=args.ibot_prototypes, head_hidden=args.head_hidden,
                         head_bottleneck=args.head_bottleneck, ibot_weight=args.ibot_weight,

@@ -36,6 +36,10 @@ class PretrainConfig:
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
     max_nonfinite_in_row: int = 10
+    # The DINO and iBOT prototypes are not updated for this many steps (DINO's frozen last layer). With
+    # more prototypes than bottleneck dimensions no unit vector scores them all alike, so while they
+    # stay put the student cannot answer with a uniform prediction.
+    freeze_prototypes_steps: int = 0
     # LayerScale set to this before a random-init run (None: timm's 1e-5). The recipe's default is 0.1
     # (CaiT's value for up to 18 blocks): at 1e-5 a random ViT's CLS token ignores the image, the DINO
     # targets start uniform, and in our 1,600-step run they stayed uniform.

@@ -79,6 +79,9 @@ class SelfDistillation(nn.Module):
         return [m for m in (self.teacher, self.teacher_dino_head, self.teacher_ibot_head, self.gram_anchor)
                 if m is not None]
 
+    def prototype_parameters(self) -> list[nn.Parameter]:
+        return [self.dino_head.prototypes, self.ibot_head.prototypes]
+
     def student_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.teacher, self.student), (self.teacher_dino_head, self.dino_head),
                 (self.teacher_ibot_head, self.ibot_head)]

@@ -175,6 +175,9 @@ class PretrainTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip_nonfinite(step + 1)
         accelerator.backward(loss)
+        if step < config.freeze_prototypes_steps:  # no gradient: AdamW leaves them (and their decay) alone
+            for parameter in accelerator.unwrap_model(self.module).prototype_parameters():
+                parameter.grad = None
         if config.clip_grad_norm:
             accelerator.clip_grad_norm_(self.module.parameters(), config.clip_grad_norm)
         self.optimizer.step()

@@ -211,3 +211,19 @@ def test_a_healthy_teacher_is_not_called_collapsed(scans, tmp_path):
         trainer.train()
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert not any(r.get("teacher_collapse") for r in records)
+
+
+def test_frozen_prototypes_stay_put_for_their_steps_and_then_train(scans, tmp_path):
+    torch.set_num_threads(1)
+    trainer = PretrainTrainer(UnlabeledSource.from_folder(scans), config(tmp_path / "run", 3, freeze_prototypes_steps=2),
+                              progress=False)
+    start = {name: p.detach().clone() for name, p in trainer.core.named_parameters() if p.requires_grad}
+    seen = {}
+    trainer.step_callback = lambda t, step: seen.update(
+        {step: {name: p.detach().clone() for name, p in t.core.named_parameters() if p.requires_grad}})
+    trainer.train()
+    for head in ("dino_head", "ibot_head"):
+        name = f"{head}.prototypes"
+        assert torch.equal(seen[2][name], start[name])      # steps 1 and 2: fixed
+        assert not torch.equal(seen[3][name], start[name])  # step 3: trained
+        assert not torch.equal(seen[1][f"{head}.mlp.0.weight"], start[f"{head}.mlp.0.weight"])
