@@ -17,7 +17,6 @@ import copy
 import json
 import math
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +28,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data import Sample
 from ..data.sampling import TaskSampler
@@ -45,6 +43,7 @@ from .config import TrainConfig
 from .lora import apply_lora, freeze_backbone, merge_lora
 from .loss_weighting import UncertaintyWeighting
 from .optim import parameter_groups, warmup_cosine
+from .run_session import run_session
 from .semi import SemiConfig, SemiSupervision, UnlabeledBatches, consistency_weight, strong_view
 from .validation import error_scales, evaluate_model, normalised_task_scores
 
@@ -261,13 +260,10 @@ class Trainer:
         if accelerator.is_main_process and accelerator.trackers == [] and accelerator.log_with:
             accelerator.init_trackers("m2dino", {k: v for k, v in config.to_dict().items()
                                                  if isinstance(v, (int, float, str, bool))})
-        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
-        log = (self.output_dir / "log.jsonl").open("a") if accelerator.is_main_process else None
-        bar = tqdm(total=config.steps, initial=self.state.step, desc="train", unit="step",
-                   disable=not (self.progress and accelerator.is_local_main_process), dynamic_ncols=True)
         metrics, scores = {}, {}
         batches = iter(self.loader)
-        try:
+        with run_session(accelerator, self.output_dir, config.steps, self.state.step, "train", self.progress,
+                         self.request_stop) as (log, bar):
             while self.state.step < config.steps and not self._stop_requested:
                 try:
                     batch = next(batches)
@@ -304,12 +300,6 @@ class Trainer:
                 if accelerator.is_main_process and self.state.best_step == self.state.step:
                     self._save_model(self.output_dir / "best", metrics)
                 self.save_checkpoint()
-        finally:
-            bar.close()
-            signal.signal(signal.SIGTERM, previous)
-            if log is not None:
-                log.close()
-            accelerator.end_training()
         return TrainResult(self.output_dir, metrics, scores, self.state.best_score, self.state.best_step,
                            self.state.step, self.state.nonfinite_total, interrupted, self.history)
 

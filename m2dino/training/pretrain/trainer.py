@@ -11,7 +11,6 @@ prediction entropy above ``collapse_entropy`` × ln K) is logged on every such s
 from __future__ import annotations
 
 import json
-import signal
 import time
 import uuid
 import warnings
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
 from ...data.unlabeled import UnlabeledSource
 from ...image import backbone_normalization
@@ -42,6 +40,7 @@ from ..engine import (
     claim_output_dir,
 )
 from ..optim import NO_DECAY, warmup_cosine
+from ..run_session import run_session
 from .config import FREE_ON_RESUME, PretrainConfig
 from .curves import CURVES_FILE, read_log
 from .data import PretrainBatches, step_loader
@@ -122,11 +121,8 @@ class PretrainTrainer:
             (self.output_dir / "pretrain_config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
         if accelerator.is_main_process and accelerator.log_with and not accelerator.trackers:
             accelerator.init_trackers("m2dino-pretrain")  # TensorBoard curves under OUTPUT/m2dino-pretrain
-        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
-        log = (self.output_dir / "log.jsonl").open("a") if accelerator.is_main_process else None
-        bar = tqdm(total=config.steps, initial=self.counters["step"], desc="pretrain", unit="step",
-                   disable=not (self.progress and accelerator.is_local_main_process), dynamic_ncols=True)
-        try:
+        with run_session(accelerator, self.output_dir, config.steps, self.counters["step"], "pretrain",
+                         self.progress, self.request_stop) as (log, bar):
             for batch in step_loader(self.batches, self.counters["step"], config.steps, config.num_workers):
                 record = self._step(batch)
                 step = self.counters["step"]
@@ -152,12 +148,6 @@ class PretrainTrainer:
             exported = self._export()
             self.save_checkpoint()
             return exported
-        finally:
-            bar.close()
-            signal.signal(signal.SIGTERM, previous)
-            if log is not None:
-                log.close()
-            accelerator.end_training()
 
     def _step(self, batch: dict) -> dict:
         config, accelerator, device = self.config, self.accelerator, self.accelerator.device
