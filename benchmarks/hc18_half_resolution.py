@@ -1,11 +1,11 @@
 """HC18 at half resolution, in its published layout, for a benchmark run on a machine the full set
 cannot reach (a GPU machine that takes at most 64 MiB of files: HC18's training set is 130 MB).
 
-Images are box-filtered to half size (each 2 × 2 block's mean). A 2 × 2 block of the annotation is contour when any of its
-four pixels is, which keeps a closed (4-connected) contour closed, so the adapter still fills it;
-the filled head is then at most one half-resolution pixel wider along its edge. The pixel size in
-the CSV doubles, so millimetre measurements stay right. An odd side (a few HC18 scans are 738 × 541,
-say) loses its last row or column first, so that the scale stays exactly 2.
+Images are box-filtered to half size (each 2 × 2 block's mean). A 2 × 2 block of the annotation is
+contour when any of its four pixels is, which keeps a closed (4-connected) contour closed, so the
+adapter still fills it; the filled head is then at most one half-resolution pixel wider along its edge.
+The pixel size in the CSV doubles, so millimetre measurements stay right. An odd side (a few HC18
+scans are 738 × 541, say) loses its last row or column first, so that the scale stays exactly 2.
 
     python benchmarks/hc18_half_resolution.py ../shared/data/hc18 .gpu_data/hc18
 """

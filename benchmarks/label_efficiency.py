@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -193,7 +193,6 @@ def machine() -> str:
     if torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name()} (bf16 autocast)"
     return text
-
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:

@@ -178,8 +178,8 @@ class PretrainTrainer:
         self.counters["nonfinite_in_row"] = 0
         record = {"step": step + 1, **{k: float(parts[k].detach()) for k in LOSS_NAMES if k in parts},
                   "teacher_spread": float(parts["teacher_spread"]), "teacher_entropy": float(parts["teacher_entropy"]),
-                  "teacher_temperature": temperature,
-                  "momentum": momentum, "lr": self.scheduler.get_last_lr()[0], "time": time.time()}
+                  "teacher_temperature": temperature, "momentum": momentum, "lr": self.scheduler.get_last_lr()[0],
+                  "time": time.time()}
         if step + 1 > config.warmup_steps:
             if not record["teacher_spread"] >= config.collapse_threshold:
                 record["teacher_collapse"] = "identical"

@@ -203,9 +203,7 @@ def test_a_healthy_teacher_is_not_called_collapsed(scans, tmp_path):
                               progress=False)
     with torch.no_grad():  # spread the CLS token's dependence on the image (random init barely has any)
         for backbone in (trainer.core.student, trainer.core.teacher):
-            for block in backbone.blocks:
-                block.gamma_1.fill_(1.0)
-                block.gamma_2.fill_(1.0)
+            backbone.reset_layerscale(1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trainer.train()
