@@ -1,32 +1,35 @@
-"""Task-specific vs clinically grouped vs unified models, with and without MoE, at 10/30/100% of
-the training data, on real ultrasound: does training tasks together help or hurt (negative transfer)?
+"""Task-specific vs clinically grouped vs unified models, with and without MoE, at fractions of the
+training data, on real ultrasound: does training tasks together help or hurt (negative transfer)?
 
-Data (public datasets in their own layouts, read through `m2dino.data.adapters`; see
-``../shared/data/README.md``):
+Data (public datasets; see ``../shared/data/README.md``):
 
-- HC18 -> ``fetal_head`` (segmentation), ``fetal_head_det`` (head box), ``fetal_head_axis`` (the
-  two ends of the head ellipse's major axis); optionally ``fetal_head_circumference`` (mm);
-  validation = the adapter's patient-level ``val`` split;
-- African fetal planes -> ``fetal_plane_cls``; validation = the published test split;
-- USGRA-seg -> ``nerve_vessel_seg``; validation = its published test split;
-- ``--fmc ROOT`` adds the tasks of an FMC_UIA root (20% held out, or ``--fmc-val ROOT``).
+- ``--fmc ROOT`` (the v2 study): the tasks of an FMC_UIA root, such as the one `m2dino data
+  build-public` makes from eight public datasets; scored on ``--fmc-val ROOT`` (else 20% held out).
+  Rows that name their source dataset and image (``meta``) share a fraction's subset across tasks.
+- Without ``--fmc`` (the first study): HC18 -> ``fetal_head``, ``fetal_head_det``,
+  ``fetal_head_axis`` (optionally ``fetal_head_circumference``), African fetal planes ->
+  ``fetal_plane_cls``, USGRA-seg -> ``nerve_vessel_seg``, read from ``--data-root`` through
+  `m2dino.data.adapters`.
 
-Every configuration of a task is scored on the same, full validation set; the training fraction
-is drawn per dataset by image (the HC18 tasks of a fraction share their images), seeded.
+Every configuration of a task is scored on the same, full scoring set; the training fraction is
+drawn per dataset by image, per seed (the tasks of an image keep or drop it together).
 
 Paradigms, all with the same total step budget S: unified (one model, S steps), grouped (one model
-per clinical group of the task registry, S·|group|/|tasks| steps each) and task-specific (one model
-per task, S/|tasks| steps each). Tasks are drawn uniformly (alpha = 0), so every task gets S/|tasks|
-steps in expectation in every paradigm. Backbone ``mini`` (4 blocks, width 128) randomly
-initialised (no pretrained weights are reachable here), MoE blocks 2,3 with 4 experts top-1 vs a
-dense model.
+per clinical group of the task registry, S·|group|/|tasks| steps each), task-specific (one model
+per task, S/|tasks| steps each) and, with ``--affinity-groups FILE``, affinity (grouped by
+`benchmarks/task_affinity.py`'s recommendation). Tasks are drawn uniformly (alpha = 0), so every
+task gets S/|tasks| steps in expectation in every paradigm. Backbone ``mini`` (4 blocks, width
+128) randomly initialised (no pretrained weights are reachable here), MoE blocks 2,3 with 4
+experts top-1 vs a dense model; a one-task model is always dense (see `run_signature`).
 
-    python benchmarks/aggregation.py            # full study (~1 h on 2 CPU cores) -> benchmarks/results/aggregation.*
+    python benchmarks/aggregation.py --fmc ROOT/train --fmc-val ROOT/test --fmc-tasks ... \
+        --image-size 128 --steps 10000 --fractions 0.1 1 --seeds 0 1 --jobs 2   # the v2 study
     python benchmarks/aggregation.py --quick    # a few minutes, smaller everything -> runs/aggregation-quick/
     python benchmarks/aggregation.py --report-only   # rebuild md/png from the json
 
 Finished runs are cached in ``--output-dir`` and reused when their settings match (``--fresh``
-retrains). The markdown's interpretation section (between the ``interpretation`` markers) is
+retrains), so the study can run in parts: ``--paradigms task_specific`` first, the rest later with
+the same flags. The markdown's interpretation section (between the ``interpretation`` markers) is
 written by hand and kept when the report is regenerated.
 """
 
@@ -65,9 +68,11 @@ DATASETS = {"hc18": (("fetal_head", "fetal_head_det", "fetal_head_axis", "fetal_
             "usgra": (("nerve_vessel_seg",), "test")}
 DEFAULT_TASKS = ["fetal_head", "fetal_head_det", "fetal_head_axis", "fetal_plane_cls", "nerve_vessel_seg"]
 PARADIGMS = ("task_specific", "grouped", "unified")
+# "affinity": grouped by `benchmarks/task_affinity.py`'s recommendation (--affinity-groups FILE)
+ALL_PARADIGMS = ("task_specific", "grouped", "affinity", "unified")
 MOE_SETTINGS = {"moe": "2,3", "dense": ""}
-FULL = dict(steps=900, fractions=[0.1, 0.3, 1.0], noise_seeds=[1, 2], train_limit=None, val_limit=None)
-QUICK = dict(steps=100, fractions=[0.1, 1.0], noise_seeds=[], train_limit=120, val_limit=40)
+FULL = dict(steps=900, fractions=[0.1, 0.3, 1.0], seeds=[0, 1], train_limit=None, val_limit=None)
+QUICK = dict(steps=100, fractions=[0.1, 1.0], seeds=[0], train_limit=120, val_limit=40)
 
 
 # ----------------------------------------------------------------------------------- options
@@ -79,7 +84,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fmc-val", default=None, metavar="ROOT", help="validation FMC_UIA root for --fmc (else 20%% held out)")
     p.add_argument("--fmc-tasks", nargs="+", default=None, help="only these tasks of --fmc")
     p.add_argument("--tasks", nargs="+", default=None,
-                   help=f"tasks of the public datasets (default: {' '.join(DEFAULT_TASKS)}; "
+                   help=f"tasks of the public datasets (default: {' '.join(DEFAULT_TASKS)}, or none with --fmc; "
                         "fetal_head_circumference can be added)")
     p.add_argument("--quick", action="store_true",
                    help="few steps, fractions 10%% and 100%%, at most 120 training images and 40 validation "
@@ -87,9 +92,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="total step budget S per paradigm (full: 900, quick: 100)")
     p.add_argument("--fractions", type=float, nargs="+", default=None, help="training-data fractions (full: 0.1 0.3 1)")
     p.add_argument("--moe", nargs="+", default=list(MOE_SETTINGS), choices=list(MOE_SETTINGS))
-    p.add_argument("--paradigms", nargs="+", default=list(PARADIGMS), choices=list(PARADIGMS))
-    p.add_argument("--noise-seeds", type=int, nargs="*", default=None,
-                   help="extra seeds for task-specific and unified at 100%% with MoE (seed variance); full: 1 2")
+    p.add_argument("--paradigms", nargs="+", default=None, choices=list(ALL_PARADIGMS),
+                   help=f"default: {' '.join(PARADIGMS)}, and affinity when --affinity-groups is given")
+    p.add_argument("--affinity-groups", default=None, metavar="FILE",
+                   help="a {group: [tasks]} file (benchmarks/task_affinity.py writes one): adds the paradigm "
+                        "'affinity', grouped by it under the same budget rule as the clinical groups")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="every configuration runs once per seed; the seed also draws the fraction's subset "
+                        "(full: 0 1, quick: 0)")
     p.add_argument("--train-limit", type=int, default=None, help="at most this many training images per dataset")
     p.add_argument("--val-limit", type=int, default=None, help="at most this many validation samples per task")
     p.add_argument("--image-size", type=int, default=64)
@@ -99,9 +109,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-experts", type=int, default=4)
     p.add_argument("--top-k", type=int, default=1)
     p.add_argument("--alpha", type=float, default=0.0, help="task sampling ∝ n^alpha; 0 = every task equally often")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1 is much faster than 2 on a busy 2-core machine)")
+                   help="torch CPU threads per model (1 is much faster than 2 on a busy 2-core machine)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="models trained at once, each in its own forked process (the data is shared)")
     p.add_argument("--output-dir", default=None, help="run folders (default runs/aggregation[-quick])")
     p.add_argument("--results-dir", default=None, help="where aggregation.{md,json,png} go (default benchmarks/results)")
     p.add_argument("--fresh", action="store_true", help="retrain runs that are already finished in --output-dir")
@@ -118,6 +129,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error("--steps must be positive")
         if any(not 0 < f <= 1 for f in args.fractions):
             p.error("--fractions must be in (0, 1]")
+        if args.jobs < 1:
+            p.error("--jobs must be at least 1")
+    if args.paradigms is None:
+        args.paradigms = [p_ for p_ in ALL_PARADIGMS if p_ in PARADIGMS or (p_ == "affinity" and args.affinity_groups)]
+    if "affinity" in args.paradigms and not args.affinity_groups:
+        p.error("--paradigms affinity needs --affinity-groups FILE")
     return args
 
 
@@ -221,7 +238,7 @@ def _load_fmc(args, train, val, dataset_of, description) -> None:
 
     if not Path(args.fmc).is_dir():
         _fail(f"--fmc: folder not found: {args.fmc}")
-    data = load_training_data(args.fmc, args.fmc_tasks, args.image_size, args.seed, val_data=args.fmc_val)
+    data = load_training_data(args.fmc, args.fmc_tasks, args.image_size, 0, val_data=args.fmc_val)
     for task, samples in data.train.items():
         if task in train:
             _fail(f"--fmc task {task} is also given by the public datasets; choose it with --tasks or --fmc-tasks")
@@ -230,25 +247,37 @@ def _load_fmc(args, train, val, dataset_of, description) -> None:
         train[task] = [_shrink(s, args.image_size) for s in samples if s.source in keep]
         held_out = list(data.val.get(task, []))
         val[task] = [held_out[i] for i in _spread(len(held_out), args.val_limit)]
-        dataset_of[task] = "fmc"
+        # `m2dino data build-public` records each row's source dataset: tasks of one dataset (BUSI's
+        # lesion mask and class) then share their images' fraction subset, as the public adapters do.
+        datasets = {s.meta.get("dataset") for s in train[task]}
+        dataset_of[task] = datasets.pop() if len(datasets) == 1 and None not in datasets else "fmc"
     description["fmc"] = {"path": str(args.fmc), "tasks": sorted(data.train), "val_split": args.fmc_val or "20% held out",
                           "train_images": len({s.source for t in data.train for s in train[t]}),
                           "val_samples_per_task": {t: len(val[t]) for t in data.train}}
 
 
+def image_key(sample: Sample) -> str:
+    """What identifies a sample's image across tasks: an FMC root written by `m2dino data build-public`
+    stores one copy per task folder, and names the original in ``meta`` (dataset, name)."""
+    if "dataset" in sample.meta and "name" in sample.meta:
+        return f"{sample.meta['dataset']}/{sample.meta['name']}"
+    return sample.source
+
+
 def fraction_subset(data: StudyData, tasks: Sequence[str], fraction: float, seed: int) -> dict[str, list[Sample]]:
     """A seeded ``fraction`` of each dataset's training images (at least 2); every task of an image
-    keeps or drops it together, and the same subset serves every paradigm and MoE setting."""
+    keeps or drops it together (a joint model sees no more distinct images than the single-task
+    ones), and the same subset serves every paradigm and MoE setting of a seed."""
     if fraction >= 1:
         return {t: data.train[t] for t in tasks}
     subset = {}
     for dataset in sorted({data.dataset_of[t] for t in tasks}):
         members = [t for t in tasks if data.dataset_of[t] == dataset]
-        sources = sorted({s.source for t in members for s in data.train[t]})
+        images = sorted({image_key(s) for t in members for s in data.train[t]})
         rng = np.random.default_rng([seed, zlib.crc32(dataset.encode())])
-        keep = {sources[i] for i in rng.permutation(len(sources))[: max(2, round(len(sources) * fraction))]}
+        keep = {images[i] for i in rng.permutation(len(images))[: max(2, round(len(images) * fraction))]}
         for task in members:
-            subset[task] = [s for s in data.train[task] if s.source in keep]
+            subset[task] = [s for s in data.train[task] if image_key(s) in keep]
     return subset
 
 
@@ -304,23 +333,33 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
 
 
 # ---------------------------------------------------------------------------------- training
-def plan_models(paradigm: str, tasks: Sequence[str], total_steps: int) -> list[tuple[str, list[str], int]]:
-    """(model name, its tasks, its steps) for one paradigm under the budget rule."""
+def paradigm_groups(paradigm: str, tasks: Sequence[str], affinity_groups: str | None = None) -> dict[str, list[str]]:
+    """The groups of a grouped paradigm: the registry's clinical groups, or the affinity file's."""
     from m2dino.recipes.common import plan_groups
 
+    return plan_groups(argparse.Namespace(groups=affinity_groups if paradigm == "affinity" else None), tasks)
+
+
+def plan_models(paradigm: str, tasks: Sequence[str], total_steps: int,
+                affinity_groups: str | None = None) -> list[tuple[str, list[str], int]]:
+    """(model name, its tasks, its steps) for one paradigm under the budget rule."""
     n = len(tasks)
     if paradigm == "unified":
         return [("unified", list(tasks), total_steps)]
-    if paradigm == "grouped":
-        groups = plan_groups(argparse.Namespace(groups=None), tasks)
+    if paradigm in ("grouped", "affinity"):
+        groups = paradigm_groups(paradigm, tasks, affinity_groups)
         return [(group, members, max(1, round(total_steps * len(members) / n))) for group, members in groups.items()]
     return [(task, [task], max(1, round(total_steps / n))) for task in tasks]
 
 
 def run_signature(args, tasks: list[str], steps: int, moe: str, seed: int, train: dict[str, list[Sample]],
                   val: dict[str, list[Sample]]) -> dict:
-    """Everything that determines a run's result (two runs with the same signature are the same run)."""
-    return {"tasks": tasks, "steps": steps, "moe_blocks": MOE_SETTINGS[moe] if moe == "dense" else args.moe_blocks,
+    """Everything that determines a run's result (two runs with the same signature are the same run).
+
+    A one-task model is always dense: task routing sends all its tokens to the one expert its task
+    picks, a copy of the dense MLP, so its MoE twin would cost a run and measure nothing."""
+    dense = moe == "dense" or len(tasks) == 1
+    return {"tasks": tasks, "steps": steps, "moe_blocks": MOE_SETTINGS["dense"] if dense else args.moe_blocks,
             "seed": seed, "image_size": args.image_size, "batch_size": args.batch_size, "backbone": args.backbone,
             "num_experts": args.num_experts, "top_k": args.top_k, "alpha": args.alpha,
             "train": {t: len(train[t]) for t in tasks},
@@ -329,14 +368,17 @@ def run_signature(args, tasks: list[str], steps: int, moe: str, seed: int, train
 
 
 def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: int,
-                train: dict[str, list[Sample]], val: dict[str, list[Sample]], out_dir: Path) -> dict:
-    """Train one model (or reuse a finished identical run) -> its per-task rows."""
-    from m2dino.training.engine import Trainer
+                train: dict[str, list[Sample]], val: dict[str, list[Sample]], out_dir: Path,
+                step_callback=None) -> dict:
+    """Train one model (or reuse a finished identical run, unless a ``step_callback`` must see it
+    train) -> its per-task rows."""
+    from m2dino.data.loading import LoaderConfig
     from m2dino.recipes.common import RunSummary, build_model, build_parser, task_rows, train_config
+    from m2dino.training.engine import Trainer
 
     signature = run_signature(args, tasks, steps, moe, seed, train, val)
     cache = out_dir / "aggregation_run.json"
-    if cache.is_file() and not args.fresh:
+    if cache.is_file() and not args.fresh and step_callback is None:
         cached = json.loads(cache.read_text())
         if cached.get("signature") == signature:
             return {**cached, "cached": True}
@@ -352,7 +394,10 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
     started = time.time()
     model = build_model(recipe, tasks)
     trainer = Trainer(model, {t: train[t] for t in tasks}, {t: val[t] for t in tasks},
-                      train_config(recipe, out_dir, tasks), progress=False)
+                      train_config(recipe, out_dir, tasks), progress=False,
+                      # a --jobs worker is a daemon process, which may not start loader workers (the
+                      # batches are the same for any number of them)
+                      loading=LoaderConfig(num_workers=0 if args.jobs > 1 else None), step_callback=step_callback)
     result = trainer.train()
     seconds = time.time() - started
     if result.interrupted:
@@ -366,57 +411,91 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
     return {**record, "cached": False}
 
 
+def plan_study(args, data: StudyData, tasks: list[str]) -> list[dict]:
+    """Every model of the study, in the order of ``--paradigms`` (so a partial run finishes whole
+    paradigms first): its configuration, tasks, steps, training subset, folder and signature key."""
+    subsets = {(fraction, seed): fraction_subset(data, tasks, fraction, seed)
+               for fraction in args.fractions for seed in args.seeds}
+    planned = []
+    for paradigm in args.paradigms:
+        for seed in args.seeds:
+            for fraction in args.fractions:
+                for moe in args.moe:
+                    for name, model_tasks, steps in plan_models(paradigm, tasks, args.steps, args.affinity_groups):
+                        train = subsets[(fraction, seed)]
+                        signature = run_signature(args, model_tasks, steps, moe, seed, train, data.val)
+                        planned.append({
+                            "fraction": fraction, "moe": moe, "paradigm": paradigm, "seed": seed, "name": name,
+                            "tasks": model_tasks, "steps": steps, "train": train,
+                            "key": json.dumps(signature, sort_keys=True),
+                            "out_dir": (args.output_dir / f"f{round(fraction * 100):03d}" / moe / f"seed{seed}"
+                                        / paradigm / name)})
+    return planned
+
+
+_POOL_STATE: dict = {}  # what a forked worker needs: set before the fork, never pickled
+
+
+def _train_planned(index: int) -> tuple[int, dict]:
+    args, data, model = _POOL_STATE["args"], _POOL_STATE["data"], _POOL_STATE["distinct"][index]
+    torch.set_num_threads(args.threads)
+    return index, train_model(args, model["name"], model["tasks"], model["steps"], model["moe"], model["seed"],
+                              model["train"], data.val, model["out_dir"])
+
+
 def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list[dict]]:
-    """-> (one row per task × model of the study, the model log)."""
-    jobs = []  # (fraction, moe, paradigm, seed)
-    for fraction in args.fractions:
-        for moe in args.moe:
-            for paradigm in args.paradigms:
-                jobs.append((fraction, moe, paradigm, args.seed))
-    noise_fraction = max(args.fractions)
-    for seed in args.noise_seeds:
-        for paradigm in ("task_specific", "unified"):
-            if paradigm in args.paradigms and "moe" in args.moe:
-                jobs.append((noise_fraction, "moe", paradigm, seed))
-    models = [(job, plan) for job in jobs for plan in plan_models(job[2], tasks, args.steps)]
-    subsets = {fraction: fraction_subset(data, tasks, fraction, args.seed) for fraction in args.fractions}
-    keys = [json.dumps(run_signature(args, plan[1], plan[2], job[1], job[3], subsets[job[0]], data.val), sort_keys=True)
-            for job, plan in models]
-    unique = dict(zip(keys, (plan[2] for _, plan in models)))
-    total_steps = sum(unique.values())
-    print(f"{len(models)} models ({len(unique)} distinct), {total_steps} steps in all", flush=True)
-    rows, log, done_steps, trained_seconds, trained_steps = [], [], 0, 0.0, 0
-    started = time.time()
-    memo: dict[str, dict] = {}
-    for index, (((fraction, moe, paradigm, seed), (name, model_tasks, steps)), key) in enumerate(zip(models, keys), 1):
-        train = subsets[fraction]
-        out_dir = args.output_dir / f"f{round(fraction * 100):03d}" / moe / f"seed{seed}" / paradigm / name
-        if key in memo:  # e.g. a clinical group of one task: the task-specific model, trained already
-            record = {**memo[key], "cached": True, "same_as": memo[key]["out_dir"]}
-        else:
-            record = train_model(args, name, model_tasks, steps, moe, seed, train, data.val, out_dir)
-            memo[key] = {**record, "out_dir": str(out_dir)}
-        if "same_as" not in record:
-            done_steps += steps
-        if not record["cached"] and "same_as" not in record:
-            trained_seconds += record["seconds"]
-            trained_steps += steps
+    """-> (one row per task × model of the study, the model log). Models with the same signature (a
+    one-task group and its task-specific model; a one-task model's MoE and dense settings) are
+    trained once; ``--jobs`` trains that many at a time."""
+    import multiprocessing
+
+    planned = plan_study(args, data, tasks)
+    first: dict[str, dict] = {}
+    for model in planned:
+        first.setdefault(model["key"], model)
+    distinct = list(first.values())
+    total_steps = sum(m["steps"] for m in distinct)
+    print(f"{len(planned)} models ({len(distinct)} distinct), {total_steps} steps in all, {args.jobs} at a time",
+          flush=True)
+    records: dict[str, dict] = {}
+    started, done_steps, trained_seconds, trained_steps = time.time(), 0, 0.0, 0
+    _POOL_STATE.update(args=args, data=data, distinct=distinct)
+    pool = multiprocessing.get_context("fork").Pool(args.jobs) if args.jobs > 1 else None
+    try:
+        results = pool.imap_unordered(_train_planned, range(len(distinct))) if pool else map(
+            _train_planned, range(len(distinct)))
+        for finished, (index, record) in enumerate(results, 1):
+            model = distinct[index]
+            records[model["key"]] = record
+            done_steps += model["steps"]
+            if not record["cached"]:
+                trained_seconds += record["seconds"]
+                trained_steps += model["steps"]
+            rate = trained_seconds / trained_steps / args.jobs if trained_steps else None
+            eta = f", ~{(total_steps - done_steps) * rate / 60:.0f} min left" if rate else ""
+            metrics = ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
+                                for r in record["rows"])
+            how = "cached" if record["cached"] else f"{record['seconds']:.0f}s"
+            print(f"[{finished}/{len(distinct)}] {round(model['fraction'] * 100)}% {model['moe']} seed{model['seed']} "
+                  f"{model['paradigm']}/{model['name']}: {model['steps']} steps, {how}: {metrics}"
+                  f"  [{(time.time() - started) / 60:.1f} min{eta}]", flush=True)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+        _POOL_STATE.clear()
+    rows, log = [], []
+    for model in planned:
+        record, owner = records[model["key"]], first[model["key"]]
+        same_as = None if owner is model else str(owner["out_dir"])
         for row in record["rows"]:
-            rows.append({**row, "model": name, "fraction": fraction, "moe": moe, "paradigm": paradigm, "seed": seed,
-                         "steps": steps, "model_tasks": len(model_tasks), "train_samples": len(train[row["task"]])})
-        log.append({"fraction": fraction, "moe": moe, "paradigm": paradigm, "seed": seed, "model": name,
-                    "tasks": model_tasks, "steps": steps, "seconds": record["seconds"], "cached": record["cached"],
-                    "parameters": record["parameters"], "nonfinite_steps": record["nonfinite_steps"],
-                    "same_as": record.get("same_as")})
-        metrics = ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
-                            for r in record["rows"])
-        rate = trained_seconds / trained_steps if trained_steps else None
-        eta = f", ~{(total_steps - done_steps) * rate / 60:.0f} min left" if rate else ""
-        how = "same model as " + record["same_as"] if record.get("same_as") else (
-            "cached" if record["cached"] else f"{record['seconds']:.0f}s")
-        print(f"[{index}/{len(models)}] {round(fraction * 100)}% {moe} seed{seed} {paradigm}/{name}: {steps} steps, "
-              f"{how}: {metrics}"
-              f"  [{(time.time() - started) / 60:.1f} min{eta}]", flush=True)
+            rows.append({**row, "model": model["name"], "fraction": model["fraction"], "moe": model["moe"],
+                         "paradigm": model["paradigm"], "seed": model["seed"], "steps": model["steps"],
+                         "model_tasks": len(model["tasks"]), "train_samples": len(model["train"][row["task"]])})
+        log.append({key: model[key] for key in ("fraction", "moe", "paradigm", "seed", "steps")}
+                   | {"model": model["name"], "tasks": model["tasks"], "seconds": record["seconds"],
+                      "cached": record["cached"], "parameters": record["parameters"],
+                      "nonfinite_steps": record["nonfinite_steps"], "same_as": same_as})
     return rows, log
 
 
@@ -442,31 +521,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(write_report(json.loads(json_path.read_text()), args.results_dir))
         return
     torch.set_num_threads(args.threads)
-    tasks = list(args.tasks or DEFAULT_TASKS)
+    # With --fmc alone the study is that root's (the v2 study on `m2dino data build-public`'s root).
+    tasks = list(args.tasks if args.tasks is not None else ([] if args.fmc else DEFAULT_TASKS))
     for task in tasks:
         get_task(task)  # an unknown id is an error here, not after loading
     started = time.time()
     data = load_study_data(args, tasks)
     if args.fmc:
-        tasks += [t for t, d in data.dataset_of.items() if d == "fmc" and t not in tasks]
+        tasks += [t for t in data.description["fmc"]["tasks"] if t not in tasks]
     baseline = constant_baseline(data, tasks, args.image_size)
     print("constant predictor: " + ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
                                              for r in baseline), flush=True)
     rows, log = run_study(args, data, tasks)
     seconds = time.time() - started
     command = "python benchmarks/aggregation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    from m2dino.recipes.common import plan_groups
 
     study = {
         "command": command.strip(), "git_commit": _git_commit(), "seconds": seconds,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": args.threads},
-        "settings": {"tasks": tasks, "groups": plan_groups(argparse.Namespace(groups=None), tasks),
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": args.threads,
+                    "jobs": args.jobs},
+        "settings": {"tasks": tasks, "groups": paradigm_groups("grouped", tasks),
+                     "affinity_groups": (paradigm_groups("affinity", tasks, args.affinity_groups)
+                                         if "affinity" in args.paradigms else None),
                      "total_steps": args.steps, "fractions": args.fractions, "moe": args.moe,
                      "moe_blocks": args.moe_blocks, "num_experts": args.num_experts, "top_k": args.top_k,
                      "paradigms": args.paradigms, "image_size": args.image_size, "batch_size": args.batch_size,
-                     "backbone": args.backbone, "pretrained": None, "alpha": args.alpha, "seed": args.seed,
-                     "noise_seeds": args.noise_seeds, "quick": args.quick, "train_limit": args.train_limit,
+                     "backbone": args.backbone, "pretrained": None, "alpha": args.alpha, "seeds": args.seeds,
+                     "quick": args.quick, "train_limit": args.train_limit,
                      "val_limit": args.val_limit},
         "datasets": data.description,
         "rows": rows,

@@ -1,0 +1,230 @@
+"""Which tasks should train together? Lookahead inter-task affinity (Fifty et al. 2021) from one
+short unified run, and the grouping it recommends beside the clinical one.
+
+One dense unified model trains on every task of the study (the data, model and settings of
+`benchmarks/aggregation.py`, whose flags this script takes, at 100 % of the training images);
+every ``--every`` steps `m2dino.training.task_affinity.AffinityTracker` measures on fresh
+training batches of every task how much one step on task i's loss alone changes task j's loss.
+The run's mean matrix gives, for each number of groups, the partition with the most affinity
+within groups (exhaustive search). The one with as many groups as the clinical grouping is
+written as a ``{group: [tasks]}`` file, which `recipes/grouped.py --groups` and
+`benchmarks/aggregation.py --affinity-groups` read, so the two groupings can be compared under
+the same step budget.
+
+    python benchmarks/task_affinity.py --fmc ROOT/train --fmc-val ROOT/test --fmc-tasks ... \\
+        --image-size 128 --steps 2000 --every 50
+    python benchmarks/task_affinity.py --report-only   # md and png again from the json
+
+Writes benchmarks/results/task_affinity.{md,json,png} and task_affinity_groups.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aggregation  # noqa: E402  (the study's data loading and training, shared)
+
+from m2dino.recipes.common import plan_groups  # noqa: E402
+from m2dino.training.task_affinity import (AffinityTracker, ProbeBatches, best_grouping,  # noqa: E402
+                                           grouping_score)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Every other flag is `benchmarks/aggregation.py`'s (data, model, --steps, "
+                                       "--seeds: the first seed is used).")
+    p.add_argument("--every", type=int, default=50, help="steps between two affinity measurements")
+    p.add_argument("--probe-batch", type=int, default=16, help="images per task in a measurement")
+    p.add_argument("--report-only", action="store_true", help="rebuild the markdown and plot from the json")
+    args, rest = p.parse_known_args(argv)
+    if "--output-dir" not in rest:
+        rest += ["--output-dir", str(aggregation.REPO / "runs" / "task_affinity")]
+    args.study = aggregation.parse_args(rest + (["--report-only"] if args.report_only else []))
+    if args.every < 1:
+        p.error("--every must be at least 1")
+    return args
+
+
+def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict:
+    study = args.study
+    torch.set_num_threads(study.threads)
+    tasks = list(study.tasks if study.tasks is not None else ([] if study.fmc else aggregation.DEFAULT_TASKS))
+    data = aggregation.load_study_data(study, tasks)
+    if study.fmc:
+        tasks += [t for t in data.description["fmc"]["tasks"] if t not in tasks]
+    if len(tasks) < 2:
+        raise SystemExit("benchmarks/task_affinity.py: affinity needs at least 2 tasks")
+    seed = study.seeds[0]
+    started = time.time()
+    from m2dino.recipes.common import build_model, build_parser
+
+    recipe = build_parser("unified").parse_args([])
+    recipe.tasks, recipe.backbone, recipe.image_size, recipe.moe_blocks = tasks, study.backbone, study.image_size, ""
+    preprocessing = build_model(recipe, tasks).config  # the trained model's, which the probes need
+    tracker = AffinityTracker(ProbeBatches({t: data.train[t] for t in tasks}, preprocessing, args.probe_batch, seed),
+                              args.every)
+    record = aggregation.train_model(study, "unified", tasks, study.steps, "dense", seed, data.train, data.val,
+                                     study.output_dir / "unified", step_callback=tracker)
+    mean = tracker.mean()
+    clinical = plan_groups(argparse.Namespace(groups=None), tasks)
+    index = {t: i for i, t in enumerate(tasks)}
+    clinical_score = grouping_score(mean, [[index[t] for t in members] for members in clinical.values()])
+    groupings = {}
+    for k in range(1, len(tasks) + 1):
+        groups = best_grouping(mean, tasks, k)
+        groupings[k] = {"groups": groups, "score": grouping_score(mean, [[index[t] for t in g] for g in groups])}
+    matrices = [np.array(m["affinity"]) for m in tracker.measurements]
+    half = len(matrices) // 2
+    off_diagonal = ~np.eye(len(tasks), dtype=bool)
+    halves_correlation = (float(np.corrcoef(np.mean(matrices[:half], axis=0)[off_diagonal],
+                                            np.mean(matrices[half:], axis=0)[off_diagonal])[0, 1])
+                          if half else None)
+    return {
+        "command": "python benchmarks/task_affinity.py " + " ".join(shlex.quote(a) for a in argv),
+        "git_commit": aggregation._git_commit(), "seconds": time.time() - started,
+        "settings": {"tasks": tasks, "steps": study.steps, "every": args.every, "probe_batch": args.probe_batch,
+                     "image_size": study.image_size, "batch_size": study.batch_size, "backbone": study.backbone,
+                     "seed": seed},
+        "run": {"rows": record["rows"], "seconds": record["seconds"]},
+        "measurements": tracker.measurements, "mean": mean.tolist(),
+        # how stable the matrix is: correlation of its off-diagonal entries between the run's halves
+        "halves_correlation": halves_correlation,
+        "clinical": {"groups": clinical, "score": clinical_score},
+        "recommended": {str(k): v for k, v in groupings.items()},
+        "num_groups": len(clinical),
+    }
+
+
+def groups_file(result: dict) -> dict[str, list[str]]:
+    """The recommended grouping with as many groups as the clinical one, as a ``--groups`` mapping."""
+    chosen = result["recommended"][str(result["num_groups"])]["groups"]
+    return {f"affinity_{i + 1}": members for i, members in enumerate(chosen)}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks, mean = result["settings"]["tasks"], np.array(result["mean"])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(tasks), 0.6 + 0.55 * len(tasks)))
+    limit = float(np.abs(mean).max()) or 1.0
+    image = ax.imshow(mean, cmap="RdBu", vmin=-limit, vmax=limit)
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            ax.text(j, i, f"{mean[i, j]:+.3f}", ha="center", va="center", fontsize=6.5)
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels(tasks, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(tasks)))
+    ax.set_yticklabels(tasks, fontsize=8)
+    ax.set_xlabel("task j (its loss after the step)")
+    ax.set_ylabel("task i (the step taken on its loss)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="Z[i, j] = 1 − L_j(after) / L_j(before)")
+    s = result["settings"]
+    ax.set_title(f"Lookahead affinity, mean of {len(result['measurements'])} measurements over "
+                 f"{s['steps']} unified steps", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(result: dict) -> str:
+    s = result["settings"]
+    tasks, mean = s["tasks"], np.array(result["mean"])
+    k = result["num_groups"]
+    chosen = result["recommended"][str(k)]
+    fmt = lambda groups: "; ".join("{" + ", ".join(f"`{t}`" for t in g) + "}" for g in groups)  # noqa: E731
+    help_rows = []
+    for j, target in enumerate(tasks):
+        others = [(mean[i, j], tasks[i]) for i in range(len(tasks)) if i != j]
+        best, worst = max(others), min(others)
+        help_rows.append(f"| `{target}` | {mean[j, j]:+.4f} | `{best[1]}` {best[0]:+.4f} | `{worst[1]}` {worst[0]:+.4f} |")
+    lines = [
+        "# Task affinity: which tasks help each other",
+        "",
+        f"Command: `{result['command']}` (commit {result['git_commit']}; {result['seconds'] / 60:.0f} min).",
+        "",
+        "![mean lookahead affinity](task_affinity.png)",
+        "",
+        "## Method",
+        "",
+        f"- One dense unified model (`{s['backbone']}`, random init, {s['image_size']} px, batch {s['batch_size']}) "
+        f"trained for {s['steps']} steps on 100 % of the training images of {len(tasks)} tasks, seed {s['seed']}.",
+        f"- Every {s['every']} steps ({len(result['measurements'])} measurements): a fresh augmented training batch of "
+        f"{s['probe_batch']} images per task; for every task i, the backbone takes the step AdamW would take from "
+        "task i's gradient alone (no momentum, the optimizer's second moments and current learning rate), and "
+        "every task j's loss is measured again: Z[i, j] = 1 − L_j(after) / L_j(before) (Fifty et al. 2021, "
+        "`m2dino/training/task_affinity.py`). Heads do not move.",
+        "- Grouping: the partition into k groups that maximises Σ_j mean_{i in j's group, i ≠ j} Z[i, j] "
+        "(a task alone scores 0), searched exhaustively.",
+        "- Stability: correlation of the off-diagonal entries between the run's first and second half: "
+        + (f"**{result['halves_correlation']:.2f}**." if result["halves_correlation"] is not None
+           else "n/a (one measurement)."),
+        "",
+        "## Groupings",
+        "",
+        "| grouping | groups | affinity score |",
+        "|---|---|---:|",
+        f"| clinical (task registry) | {fmt(result['clinical']['groups'].values())} | "
+        f"{result['clinical']['score']:+.4f} |",
+        f"| affinity, k = {k} (as many groups as the clinical one) | {fmt(chosen['groups'])} | {chosen['score']:+.4f} |",
+        *(f"| affinity, k = {kk} | {fmt(v['groups'])} | {v['score']:+.4f} |"
+          for kk, v in result["recommended"].items() if int(kk) != k and 2 <= int(kk) <= len(tasks) - 1),
+        "",
+        f"The k = {k} grouping is written to `task_affinity_groups.json` (`recipes/grouped.py --groups`, "
+        "`benchmarks/aggregation.py --affinity-groups`).",
+        "",
+        "## Per task: its own step, and the task whose step helps or hurts it most",
+        "",
+        "| task j | Z[j, j] (its own step) | most helpful i | most harmful i |",
+        "|---|---:|---|---|",
+        *help_rows,
+        "",
+        "## What this does not show",
+        "",
+        "- Affinity is measured on a randomly initialised model early in training, where every task's gradient "
+        "still teaches the backbone generic image features; Fifty et al. measure it on the same model they group "
+        "for. Whether the grouping helps is answered by training it (`aggregation.py --affinity-groups`), not by "
+        "the score above.",
+        "- One run, one seed: the halves correlation above is the only estimate of its noise.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: dict, results_dir: Path) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "task_affinity.json").write_text(json.dumps(result, indent=1) + "\n")
+    (results_dir / "task_affinity_groups.json").write_text(json.dumps(groups_file(result), indent=1) + "\n")
+    plot(result, results_dir / "task_affinity.png")
+    (results_dir / "task_affinity.md").write_text(markdown(result))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    results_dir = Path(args.study.results_dir)
+    if args.report_only:
+        path = results_dir / "task_affinity.json"
+        if not path.is_file():
+            raise SystemExit(f"benchmarks/task_affinity.py --report-only: {path} not found; measure first")
+        result = json.loads(path.read_text())
+    else:
+        result = measure(args, argv)
+    write_outputs(result, results_dir)
+    print((results_dir / "task_affinity.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Lookahead inter-task affinity (Fifty et al., "Efficiently Identifying Task Groupings for
+Multi-Task Learning", NeurIPS 2021) and the task grouping it recommends.
+
+During a multi-task run, the affinity of task i onto task j at step t is how much one update of
+the shared parameters on task i's loss alone lowers task j's loss on its own batch:
+
+    Z[i, j] = 1 − L_j(θ_s − Δ_i, θ_j) / L_j(θ_s, θ_j)
+
+Positive Z[i, j]: a step for i helps j; negative: it hurts j. Averaged over the run, the matrix
+says which tasks to train together. The shared parameters are the backbone's; the task heads do
+not move. The trainer's optimizer is AdamW, so Δ_i is the step AdamW would take from task i's
+gradient alone, without momentum: lr · g_i / (√v̂ + ε) with the optimizer's own second moments
+v̂ (plain SGD, lr · g_i, before the optimizer has state), so the lookahead moves the weights as
+far as training does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import Sample
+from ..data.torch_dataset import Collate, MultiTaskDataset
+from ..models.config import M2DINOConfig
+from ..models.m2dino import M2DINO
+
+
+def task_losses(core: M2DINO, batches: Mapping[str, dict]) -> dict[str, torch.Tensor]:
+    """Each task's loss (without the MoE balancing term) on its own batch."""
+    losses = {}
+    for task, batch in batches.items():
+        output = core(batch["pixel_values"], task=task)
+        losses[task] = core.loss(output, batch["targets"], return_parts=True)["task_loss"]
+    return losses
+
+
+def _adam_step_size(param: torch.Tensor, optimizer: torch.optim.Optimizer | None, lr: float) -> torch.Tensor | float:
+    """The factor AdamW turns a gradient into a step with (no momentum): lr / (√v̂ + ε), or lr."""
+    state = optimizer.state.get(param, {}) if optimizer is not None else {}
+    if "exp_avg_sq" not in state:
+        return lr
+    group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+    beta2, eps = group["betas"][1], group["eps"]
+    step = float(state["step"])
+    second = state["exp_avg_sq"] / (1 - beta2 ** step)
+    return lr / (second.sqrt() + eps)
+
+
+def lookahead_affinity(core: M2DINO, batches: Mapping[str, dict], lr: float,
+                       optimizer: torch.optim.Optimizer | None = None) -> np.ndarray:
+    """One measurement: Z[i, j] for the tasks of ``batches`` (in its order), from one lookahead
+    step per task on the backbone's parameters. The model's weights are restored exactly."""
+    tasks = list(batches)
+    shared = [p for p in core.backbone.parameters() if p.requires_grad]
+    was_training = core.training
+    core.train()  # the losses of a training step (dropout, drop-path as configured)
+    before = task_losses(core, batches)
+    steps = []
+    for task in tasks:
+        grads = torch.autograd.grad(before[task], shared, allow_unused=True, retain_graph=True)
+        steps.append([None if g is None else g * _adam_step_size(p, optimizer, lr) for p, g in zip(shared, grads)])
+    base = torch.stack([before[t].detach() for t in tasks])
+    saved = [p.detach().clone() for p in shared]
+    affinity = np.zeros((len(tasks), len(tasks)))
+    with torch.no_grad():
+        for i, step in enumerate(steps):
+            for p, delta in zip(shared, step):
+                if delta is not None:
+                    p.sub_(delta)
+            after = task_losses(core, batches)
+            affinity[i] = (1 - torch.stack([after[t] for t in tasks]) / base).cpu().numpy()
+            for p, original in zip(shared, saved):
+                p.copy_(original)
+    core.train(was_training)
+    return affinity
+
+
+class ProbeBatches:
+    """A fresh augmented training batch of every task per measurement, drawn with the training
+    transform (`MultiTaskDataset`), seeded by the measurement's index so a rerun repeats it."""
+
+    def __init__(self, samples: Mapping[str, Sequence[Sample]], config: M2DINOConfig, batch_size: int,
+                 seed: int = 0) -> None:
+        self.dataset = MultiTaskDataset(samples, config.image_size, train=True, resize_mode=config.resize_mode)
+        self.collate = Collate(config.mean, config.std)
+        self.tasks, self.batch_size, self.seed = list(samples), batch_size, seed
+        self.sizes = {t: len(samples[t]) for t in samples}
+
+    def draw(self, index: int) -> dict[str, dict]:
+        rng = np.random.default_rng([self.seed, index])
+        batches = {}
+        for task in self.tasks:
+            chosen = rng.choice(self.sizes[task], size=min(self.batch_size, self.sizes[task]), replace=False)
+            seeds = rng.integers(0, 2**31, size=len(chosen))
+            batches[task] = self.collate([self.dataset[(task, int(i), int(s))] for i, s in zip(chosen, seeds)])
+        return batches
+
+
+@dataclass
+class AffinityTracker:
+    """A `Trainer` step callback: every ``every`` steps, one lookahead measurement on fresh probe
+    batches at the backbone's current learning rate; ``mean`` is the run's affinity matrix."""
+
+    probes: ProbeBatches
+    every: int
+    measurements: list[dict] = field(default_factory=list)
+
+    def __call__(self, trainer, step: int) -> None:
+        if step % self.every:
+            return
+        core = trainer.accelerator.unwrap_model(trainer.module)._core[0]
+        optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
+        lr = _backbone_lr(core, optimizer)
+        matrix = lookahead_affinity(core, self.probes.draw(len(self.measurements)), lr, optimizer)
+        self.measurements.append({"step": step, "lr": lr, "affinity": matrix.tolist()})
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.probes.tasks
+
+    def mean(self) -> np.ndarray:
+        if not self.measurements:
+            raise ValueError("no affinity measured: the run was shorter than one measurement interval")
+        return np.mean([m["affinity"] for m in self.measurements], axis=0)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"tasks": self.tasks, "every": self.every, "mean": self.mean().tolist(),
+                                          "measurements": self.measurements}, indent=1) + "\n")
+
+
+def _backbone_lr(core: M2DINO, optimizer: torch.optim.Optimizer) -> float:
+    backbone = {id(p) for p in core.backbone.parameters()}
+    for group in optimizer.param_groups:
+        if any(id(p) in backbone for p in group["params"]):
+            return float(group["lr"])
+    raise ValueError("the optimizer holds none of the backbone's parameters")
+
+
+# ------------------------------------------------------------------------------ grouping
+def grouping_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
+    """Σ over tasks j of the mean affinity onto j from the other members of j's group (a task
+    alone in its group gets 0: nothing from others, for better or worse)."""
+    total = 0.0
+    for members in groups:
+        for j in members:
+            others = [i for i in members if i != j]
+            if others:
+                total += float(np.mean([affinity[i, j] for i in others]))
+    return total
+
+
+def _partitions(items: list[int], blocks: int) -> Iterator[list[list[int]]]:
+    """Every partition of ``items`` into exactly ``blocks`` non-empty groups."""
+    if blocks == 1:
+        yield [items]
+        return
+    if len(items) == blocks:
+        yield [[i] for i in items]
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest, blocks - 1):  # ``first`` alone
+        yield [[first], *partition]
+    for partition in _partitions(rest, blocks):  # ``first`` joins one of the groups
+        for index in range(len(partition)):
+            yield [*partition[:index], [first, *partition[index]], *partition[index + 1:]]
+
+
+def best_grouping(affinity: np.ndarray, tasks: Sequence[str], num_groups: int) -> list[list[str]]:
+    """The partition of ``tasks`` into ``num_groups`` groups with the highest `grouping_score`
+    (exhaustive: Stirling S(n, k) partitions, e.g. 5,880 for 10 tasks in 7 groups)."""
+    n = len(tasks)
+    if affinity.shape != (n, n):
+        raise ValueError(f"affinity matrix of shape {affinity.shape} for {n} tasks")
+    if not 1 <= num_groups <= n:
+        raise ValueError(f"num_groups must be in 1..{n} (the number of tasks), got {num_groups}")
+    best = max(_partitions(list(range(n)), num_groups), key=lambda p: grouping_score(affinity, p))
+    return sorted(([tasks[i] for i in group] for group in best), key=lambda g: (-len(g), g))
+
+
+__all__ = ["AffinityTracker", "ProbeBatches", "best_grouping", "grouping_score",
+           "lookahead_affinity", "task_losses"]
