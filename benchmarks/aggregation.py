@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aggregation_report import write_report  # noqa: E402
 
 from m2dino.data import Sample  # noqa: E402
+from m2dino.data.collection import image_key  # noqa: E402
 from m2dino.image import ResizeGeometry  # noqa: E402
 from m2dino.tasks import get_task  # noqa: E402
 
@@ -117,6 +118,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results-dir", default=None, help="where aggregation.{md,json,png} go (default benchmarks/results)")
     p.add_argument("--fresh", action="store_true", help="retrain runs that are already finished in --output-dir")
     p.add_argument("--report-only", action="store_true", help="rebuild the markdown and plot from the json")
+    p.add_argument("--finished-only", action="store_true",
+                   help="train nothing: report the models already finished in --output-dir and list the rest "
+                        "as not yet run (a study in parts)")
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
@@ -256,14 +260,6 @@ def _load_fmc(args, train, val, dataset_of, description) -> None:
                           "val_samples_per_task": {t: len(val[t]) for t in data.train}}
 
 
-def image_key(sample: Sample) -> str:
-    """What identifies a sample's image across tasks: an FMC root written by `m2dino data build-public`
-    stores one copy per task folder, and names the original in ``meta`` (dataset, name)."""
-    if "dataset" in sample.meta and "name" in sample.meta:
-        return f"{sample.meta['dataset']}/{sample.meta['name']}"
-    return sample.source
-
-
 def fraction_subset(data: StudyData, tasks: Sequence[str], fraction: float, seed: int) -> dict[str, list[Sample]]:
     """A seeded ``fraction`` of each dataset's training images (at least 2); every task of an image
     keeps or drops it together (a joint model sees no more distinct images than the single-task
@@ -377,11 +373,9 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
     from m2dino.training.engine import Trainer
 
     signature = run_signature(args, tasks, steps, moe, seed, train, val)
-    cache = out_dir / "aggregation_run.json"
-    if cache.is_file() and not args.fresh and step_callback is None:
-        cached = json.loads(cache.read_text())
-        if cached.get("signature") == signature:
-            return {**cached, "cached": True}
+    cached = finished_run(out_dir, signature)
+    if cached is not None and not args.fresh and step_callback is None:
+        return cached
     if out_dir.exists():
         shutil.rmtree(out_dir)  # a stale or unfinished run of this study: start it again
     recipe = build_parser("unified").parse_args([])
@@ -407,8 +401,17 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
               "nonfinite_steps": result.nonfinite_steps,
               "parameters": sum(p.numel() for p in model.parameters())}
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # optimizer states: not needed afterwards
-    cache.write_text(json.dumps(record, indent=2) + "\n")
+    (out_dir / "aggregation_run.json").write_text(json.dumps(record, indent=2) + "\n")
     return {**record, "cached": False}
+
+
+def finished_run(out_dir: Path, signature: dict) -> dict | None:
+    """The record of a finished run with this signature in ``out_dir``, or None."""
+    cache = out_dir / "aggregation_run.json"
+    if not cache.is_file():
+        return None
+    cached = json.loads(cache.read_text())
+    return {**cached, "cached": True} if cached.get("signature") == signature else None
 
 
 def plan_study(args, data: StudyData, tasks: list[str]) -> list[dict]:
@@ -443,8 +446,9 @@ def _train_planned(index: int) -> tuple[int, dict]:
                               model["train"], data.val, model["out_dir"])
 
 
-def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list[dict]]:
-    """-> (one row per task × model of the study, the model log). Models with the same signature (a
+def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list[dict], list[str]]:
+    """-> (one row per task × model of the study, the model log, the models not yet run (only with
+    ``--finished-only``: they are left out of the rows)). Models with the same signature (a
     one-task group and its task-specific model; a one-task model's MoE and dense settings) are
     trained once; ``--jobs`` trains that many at a time."""
     import multiprocessing
@@ -454,6 +458,14 @@ def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list
     for model in planned:
         first.setdefault(model["key"], model)
     distinct = list(first.values())
+    missing = []
+    if args.finished_only:
+        done = {m["key"] for m in distinct if finished_run(m["out_dir"], json.loads(m["key"])) is not None}
+        missing = [m for m in distinct if m["key"] not in done]
+        distinct = [m for m in distinct if m["key"] in done]
+        planned = [m for m in planned if m["key"] in done]
+        for model in missing:
+            print(f"not yet run: {model['out_dir']}", flush=True)
     total_steps = sum(m["steps"] for m in distinct)
     print(f"{len(planned)} models ({len(distinct)} distinct), {total_steps} steps in all, {args.jobs} at a time",
           flush=True)
@@ -496,7 +508,7 @@ def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list
                    | {"model": model["name"], "tasks": model["tasks"], "seconds": record["seconds"],
                       "cached": record["cached"], "parameters": record["parameters"],
                       "nonfinite_steps": record["nonfinite_steps"], "same_as": same_as})
-    return rows, log
+    return rows, log, [str(m["out_dir"].relative_to(args.output_dir)) for m in missing]
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -532,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     baseline = constant_baseline(data, tasks, args.image_size)
     print("constant predictor: " + ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
                                              for r in baseline), flush=True)
-    rows, log = run_study(args, data, tasks)
+    rows, log, missing = run_study(args, data, tasks)
     seconds = time.time() - started
     command = "python benchmarks/aggregation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
 
@@ -554,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "rows": rows,
         "constant_baseline": baseline,
         "models": log,
+        "not_yet_run": missing,
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(study, indent=1) + "\n")

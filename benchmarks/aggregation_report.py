@@ -480,6 +480,9 @@ def write_report(study: dict, results_dir: Path) -> str:
         f"{sum(m['seconds'] for m in trained) / 3600:.1f} h of training and scoring summed over models"
         + (" (finished runs reused from the run folders, so the study could run in parts)."
            if any(m["cached"] for m in trained) else "."),
+        *(["", f"**A study in parts: {len(study['not_yet_run'])} planned models have not run yet** (left out of every "
+            "number below): " + ", ".join(f"`{m}`" for m in study["not_yet_run"]) + "."]
+          if study.get("not_yet_run") else []),
         "",
         "![Δ against task-specific by task and data fraction](aggregation.png)",
         "",

@@ -34,6 +34,15 @@ class LazySample:
     label: Any = None
 
 
+def image_key(item: Sample | LazySample) -> str:
+    """What identifies an item's image across tasks. An FMC root written by `m2dino data
+    build-public` holds one copy of an image per task folder and names the original in its CSV
+    ``meta`` (``dataset`` and ``name``); elsewhere the source path is the image."""
+    if "dataset" in item.meta and "name" in item.meta:
+        return f"{item.meta['dataset']}/{item.meta['name']}"
+    return item.source
+
+
 class SampleCollection(Sequence[Sample]):
     """Samples and lazy samples behind one sequence interface; ``[i]`` always returns a `Sample`."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Sample, SampleCollection
-from ..data.collection import as_collection
+from ..data.collection import as_collection, image_key
 
 VALIDATION_SPLITS = ("val", "validation", "test")
 
@@ -40,22 +40,23 @@ class TrainingData:
                             self.description, {t: self.left_out[t] for t in tasks if t in self.left_out})
 
     def fraction(self, fraction: float, seed: int = 0) -> "TrainingData":
-        """A seeded subset of the training IMAGES (by source path), the same for every task: tasks
-        that share images (HC18's mask, box and axis) keep sharing them, so a joint model does not
-        see more distinct images than a single-task one. Each task keeps at least 2 samples."""
+        """A seeded subset of the training IMAGES (`image_key`: the source path, or the original
+        image a build-public root names), the same for every task: tasks that share images
+        (HC18's mask, box and axis; BUSI's mask and class) keep sharing them, so a joint model does
+        not see more distinct images than a single-task one. Each task keeps at least 2 samples."""
         if not 0 < fraction <= 1:
             raise ValueError(f"data fraction must be in (0, 1], got {fraction}")
         if fraction == 1:
             return self
         entries = {task: as_collection(samples).items for task, samples in self.train.items()}  # not decoded
-        sources = sorted({entry.source for items in entries.values() for entry in items})
+        images = sorted({image_key(entry) for items in entries.values() for entry in items})
         rng = np.random.default_rng(seed)
-        kept = {sources[i] for i in rng.permutation(len(sources))[:max(1, round(len(sources) * fraction))]}
+        kept = {images[i] for i in rng.permutation(len(images))[:max(1, round(len(images) * fraction))]}
         train, left_out = {}, {}
         for task, items in entries.items():
-            chosen = [e for e in items if e.source in kept]
+            chosen = [e for e in items if image_key(e) in kept]
             if len(chosen) < 2:  # a tiny task: top up deterministically rather than drop it
-                chosen += [e for e in items if e.source not in kept][:2 - len(chosen)]
+                chosen += [e for e in items if image_key(e) not in kept][:2 - len(chosen)]
             train[task] = SampleCollection(chosen)
             left_out[task] = _others(items, chosen)
         return TrainingData(train, self.val, f"{self.description} ({fraction:.0%} of training images)", left_out)

@@ -79,8 +79,9 @@ class FMCRecord:
     def lazy(self) -> LazySample:
         files = (str(self.image_file),) + ((str(self.mask_file),) if self.mask_file is not None else ())
         label = self.label[None] if isinstance(self.label, np.ndarray) and self.label.ndim == 1 else self.label
-        return LazySample(self.task_id, str(self.image_file), self.to_sample, {"image_path": self.image_path},
-                          files=files, label=label)
+        # The CSV's meta rides along undecoded: it names the original image (`image_key`).
+        return LazySample(self.task_id, str(self.image_file), self.to_sample,
+                          {**self.meta, "image_path": self.image_path}, files=files, label=label)
 
 
 @dataclass(frozen=True)
