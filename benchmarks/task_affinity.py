@@ -36,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aggregation  # noqa: E402  (the study's data loading and training, shared)
 
 from m2dino.recipes.common import plan_groups  # noqa: E402
-from m2dino.training.task_affinity import (AffinityTracker, ProbeBatches, best_grouping,  # noqa: E402
-                                           grouping_score)
+from m2dino.training.task_affinity import AffinityTracker, recommended_groups  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -67,29 +66,10 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict:
         raise SystemExit("benchmarks/task_affinity.py: affinity needs at least 2 tasks")
     seed = study.seeds[0]
     started = time.time()
-    from m2dino.recipes.common import build_model, build_parser
-
-    recipe = build_parser("unified").parse_args([])
-    recipe.tasks, recipe.backbone, recipe.image_size, recipe.moe_blocks = tasks, study.backbone, study.image_size, ""
-    preprocessing = build_model(recipe, tasks).config  # the trained model's, which the probes need
-    tracker = AffinityTracker(ProbeBatches({t: data.train[t] for t in tasks}, preprocessing, args.probe_batch, seed),
-                              args.every)
+    tracker = AffinityTracker({t: data.train[t] for t in tasks}, args.every, args.probe_batch, seed)
     record = aggregation.train_model(study, "unified", tasks, study.steps, "dense", seed, data.train, data.val,
                                      study.output_dir / "unified", step_callback=tracker)
-    mean = tracker.mean()
-    clinical = plan_groups(argparse.Namespace(groups=None), tasks)
-    index = {t: i for i, t in enumerate(tasks)}
-    clinical_score = grouping_score(mean, [[index[t] for t in members] for members in clinical.values()])
-    groupings = {}
-    for k in range(1, len(tasks) + 1):
-        groups = best_grouping(mean, tasks, k)
-        groupings[k] = {"groups": groups, "score": grouping_score(mean, [[index[t] for t in g] for g in groups])}
-    matrices = [np.array(m["affinity"]) for m in tracker.measurements]
-    half = len(matrices) // 2
-    off_diagonal = ~np.eye(len(tasks), dtype=bool)
-    halves_correlation = (float(np.corrcoef(np.mean(matrices[:half], axis=0)[off_diagonal],
-                                            np.mean(matrices[half:], axis=0)[off_diagonal])[0, 1])
-                          if half else None)
+    report = tracker.report(plan_groups(argparse.Namespace(groups=None), tasks))
     return {
         "command": "python benchmarks/task_affinity.py " + " ".join(shlex.quote(a) for a in argv),
         "git_commit": aggregation._git_commit(), "seconds": time.time() - started,
@@ -97,19 +77,8 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict:
                      "image_size": study.image_size, "batch_size": study.batch_size, "backbone": study.backbone,
                      "seed": seed},
         "run": {"rows": record["rows"], "seconds": record["seconds"]},
-        "measurements": tracker.measurements, "mean": mean.tolist(),
-        # how stable the matrix is: correlation of its off-diagonal entries between the run's halves
-        "halves_correlation": halves_correlation,
-        "clinical": {"groups": clinical, "score": clinical_score},
-        "recommended": {str(k): v for k, v in groupings.items()},
-        "num_groups": len(clinical),
+        **report,
     }
-
-
-def groups_file(result: dict) -> dict[str, list[str]]:
-    """The recommended grouping with as many groups as the clinical one, as a ``--groups`` mapping."""
-    chosen = result["recommended"][str(result["num_groups"])]["groups"]
-    return {f"affinity_{i + 1}": members for i, members in enumerate(chosen)}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -206,7 +175,7 @@ def markdown(result: dict) -> str:
 def write_outputs(result: dict, results_dir: Path) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "task_affinity.json").write_text(json.dumps(result, indent=1) + "\n")
-    (results_dir / "task_affinity_groups.json").write_text(json.dumps(groups_file(result), indent=1) + "\n")
+    (results_dir / "task_affinity_groups.json").write_text(json.dumps(recommended_groups(result), indent=1) + "\n")
     plot(result, results_dir / "task_affinity.png")
     (results_dir / "task_affinity.md").write_text(markdown(result))
 

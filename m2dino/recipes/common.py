@@ -118,6 +118,15 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
                                  "clinical groups)")
     if recipe == "task_specific":
         parser.add_argument("--task", default=None, help="train only this task")
+    if recipe == "unified":
+        affinity = parser.add_argument_group("task affinity (which tasks to train together)")
+        affinity.add_argument("--affinity-every", type=int, default=0, metavar="N",
+                              help="every N steps, measure the lookahead inter-task affinity (Fifty et al. 2021) "
+                                   "and write OUTPUT/task_affinity.json and the recommended grouping "
+                                   "OUTPUT/task_affinity_groups.json for recipes/grouped.py --groups (0: off)")
+        affinity.add_argument("--affinity-groups", type=int, default=None, metavar="K",
+                              help="groups in the recommended grouping (default: as many as the clinical groups "
+                                   "of the selected tasks)")
     return parser
 
 
@@ -259,7 +268,8 @@ def train_config(args: argparse.Namespace, output_dir: Path, tasks: Sequence[str
                        tasks=list(tasks))
 
 
-def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], output_dir: Path) -> TrainResult:
+def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], output_dir: Path,
+            step_callback=None) -> TrainResult:
     subset = data.restrict(tasks)
     model = build_model(args, tasks)
     resume = args.resume
@@ -272,7 +282,7 @@ def run_one(args: argparse.Namespace, data: TrainingData, tasks: Sequence[str], 
     trainer = Trainer(model, subset.train, subset.val, train_config(args, output_dir, tasks),
                       resume=resume, progress=not args.no_progress, overwrite=args.overwrite,
                       allow_config_change=args.allow_config_change, loading=loading, semi=semi, unlabeled=unlabeled,
-                      unlabeled_overlap=args.unlabeled_overlap)
+                      unlabeled_overlap=args.unlabeled_overlap, step_callback=step_callback)
     result = trainer.train()
     if trainer.accelerator.is_main_process and (result.output_dir / "README.md").is_file():
         add_card_example(trainer.exportable_model(), result.output_dir)  # the card shows what the model outputs

@@ -16,10 +16,7 @@ far as training does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,36 +98,76 @@ class ProbeBatches:
         return batches
 
 
-@dataclass
 class AffinityTracker:
     """A `Trainer` step callback: every ``every`` steps, one lookahead measurement on fresh probe
-    batches at the backbone's current learning rate; ``mean`` is the run's affinity matrix."""
+    batches of ``samples`` (the training samples) at the backbone's current learning rate;
+    ``mean`` is the run's affinity matrix."""
 
-    probes: ProbeBatches
-    every: int
-    measurements: list[dict] = field(default_factory=list)
+    def __init__(self, samples: Mapping[str, Sequence[Sample]], every: int, batch_size: int = 16,
+                 seed: int = 0) -> None:
+        if every < 1:
+            raise ValueError(f"affinity: measure every N >= 1 steps, got {every}")
+        if len(samples) < 2:
+            raise ValueError(f"affinity needs at least 2 tasks, got {sorted(samples)}")
+        self.samples, self.every, self.batch_size, self.seed = samples, every, batch_size, seed
+        self.measurements: list[dict] = []
+        self._probes: ProbeBatches | None = None  # built at the first measurement, with the model's preprocessing
 
     def __call__(self, trainer, step: int) -> None:
         if step % self.every:
             return
         core = trainer.accelerator.unwrap_model(trainer.module)._core[0]
+        if self._probes is None:
+            self._probes = ProbeBatches(self.samples, core.config, self.batch_size, self.seed)
         optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
         lr = _backbone_lr(core, optimizer)
-        matrix = lookahead_affinity(core, self.probes.draw(len(self.measurements)), lr, optimizer)
+        matrix = lookahead_affinity(core, self._probes.draw(len(self.measurements)), lr, optimizer)
         self.measurements.append({"step": step, "lr": lr, "affinity": matrix.tolist()})
 
     @property
     def tasks(self) -> list[str]:
-        return self.probes.tasks
+        return list(self.samples)
 
     def mean(self) -> np.ndarray:
         if not self.measurements:
             raise ValueError("no affinity measured: the run was shorter than one measurement interval")
         return np.mean([m["affinity"] for m in self.measurements], axis=0)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"tasks": self.tasks, "every": self.every, "mean": self.mean().tolist(),
-                                          "measurements": self.measurements}, indent=1) + "\n")
+    def report(self, clinical: Mapping[str, Sequence[str]]) -> dict:
+        """The mean matrix, how stable it is, and for every number of groups k the best partition,
+        beside the ``clinical`` grouping (`recommended_groups` picks one as a ``--groups`` file)."""
+        tasks, mean = self.tasks, self.mean()
+        index = {t: i for i, t in enumerate(tasks)}
+        matrices = [np.array(m["affinity"]) for m in self.measurements]
+        half = len(matrices) // 2
+        off_diagonal = ~np.eye(len(tasks), dtype=bool)
+        recommended = {}
+        for k in range(1, len(tasks) + 1):
+            groups = best_grouping(mean, tasks, k)
+            recommended[str(k)] = {"groups": groups,
+                                   "score": grouping_score(mean, [[index[t] for t in g] for g in groups])}
+        return {
+            "tasks": tasks, "every": self.every, "probe_batch": self.batch_size, "mean": mean.tolist(),
+            "measurements": self.measurements,
+            # correlation of the off-diagonal entries between the run's first and second half
+            "halves_correlation": (float(np.corrcoef(np.mean(matrices[:half], axis=0)[off_diagonal],
+                                                     np.mean(matrices[half:], axis=0)[off_diagonal])[0, 1])
+                                   if half else None),
+            "clinical": {"groups": {g: list(m) for g, m in clinical.items()},
+                         "score": grouping_score(mean, [[index[t] for t in m] for m in clinical.values()])},
+            "recommended": recommended,
+            "num_groups": len(clinical),
+        }
+
+
+def recommended_groups(report: Mapping, num_groups: int | None = None) -> dict[str, list[str]]:
+    """The best partition into ``num_groups`` groups (default: as many as the clinical grouping),
+    as the ``{group: [tasks]}`` mapping `recipes/grouped.py --groups` reads."""
+    k = num_groups or report["num_groups"]
+    if str(k) not in report["recommended"]:
+        raise ValueError(f"affinity groups: {k} groups asked for {len(report['tasks'])} tasks; "
+                         f"expected 1..{len(report['tasks'])}")
+    return {f"affinity_{i + 1}": list(members) for i, members in enumerate(report["recommended"][str(k)]["groups"])}
 
 
 def _backbone_lr(core: M2DINO, optimizer: torch.optim.Optimizer) -> float:
@@ -182,5 +219,5 @@ def best_grouping(affinity: np.ndarray, tasks: Sequence[str], num_groups: int) -
     return sorted(([tasks[i] for i in group] for group in best), key=lambda g: (-len(g), g))
 
 
-__all__ = ["AffinityTracker", "ProbeBatches", "best_grouping", "grouping_score",
-           "lookahead_affinity", "task_losses"]
+__all__ = ["AffinityTracker", "ProbeBatches", "best_grouping", "grouping_score", "lookahead_affinity",
+           "recommended_groups", "task_losses"]

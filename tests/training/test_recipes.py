@@ -27,6 +27,31 @@ def test_unified_on_synthetic(tmp_path, capsys):
     assert (tmp_path / "example.png").is_file()
 
 
+def test_unified_measures_task_affinity_and_its_grouping_feeds_the_grouped_recipe(tmp_path):
+    tasks = ["fetal_head", "fetal_plane_cls", "breast_3cls", "breast_lesion"]
+    steps = ["--steps", "4", "--eval-every", "4"]
+    recipe("unified")(TINY + steps + ["--tasks", *tasks, "--moe-blocks", "", "--affinity-every", "2",
+                                      "--output-dir", str(tmp_path / "u")])
+    report = json.loads((tmp_path / "u" / "task_affinity.json").read_text())
+    assert report["tasks"] == tasks and [m["step"] for m in report["measurements"]] == [2, 4]
+    assert report["clinical"]["groups"] == {"fetal": tasks[:2], "breast": tasks[2:]}
+    groups = json.loads((tmp_path / "u" / "task_affinity_groups.json").read_text())
+    assert list(groups.values()) == report["recommended"]["2"]["groups"]
+    out = tmp_path / "g"
+    recipe("grouped")(TINY + ["--tasks", *tasks, "--groups", str(tmp_path / "u" / "task_affinity_groups.json"),
+                              "--output-dir", str(out)])
+    assert {r["model"] for r in json.loads((out / "summary.json").read_text())} == set(groups)
+
+
+def test_affinity_flags_that_cannot_work_fail_before_training(tmp_path):
+    with pytest.raises(ValueError, match="--affinity-every 5: no measurement within --steps 2"):
+        recipe("unified")(TINY + ["--tasks", "fetal_head", "breast_3cls", "--affinity-every", "5",
+                                  "--output-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="--affinity-groups 3: expected 1..2"):
+        recipe("unified")(TINY + ["--tasks", "fetal_head", "breast_3cls", "--affinity-every", "1",
+                                  "--affinity-groups", "3", "--output-dir", str(tmp_path)])
+
+
 def test_grouped_with_a_users_mapping(tmp_path):
     groups = tmp_path / "groups.yaml"
     groups.write_text("heads: [fetal_head, head_symphysis_multi]\nbreast: [breast_3cls]\n")

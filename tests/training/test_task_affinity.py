@@ -8,7 +8,7 @@ import torch
 from m2dino import M2DINO, M2DINOConfig
 from m2dino.training import TrainConfig, Trainer
 from m2dino.training.task_affinity import (AffinityTracker, ProbeBatches, _partitions, best_grouping,
-                                           grouping_score, lookahead_affinity, task_losses)
+                                           grouping_score, lookahead_affinity, recommended_groups, task_losses)
 
 from .fake_data import fake_data
 
@@ -95,20 +95,23 @@ def test_lookahead_uses_adam_second_moments_when_the_optimizer_has_them():
     assert np.abs(np.diag(adam)).mean() > np.abs(np.diag(plain)).mean()
 
 
-def test_tracker_measures_every_k_steps_of_a_run_and_saves_the_mean(tmp_path):
+def test_tracker_measures_every_k_steps_of_a_run_and_reports_groupings(tmp_path):
     train, val = fake_data(TASKS)
-    model = dense_model()
-    tracker = AffinityTracker(ProbeBatches(train, model.config, batch_size=4), every=3)
+    tracker = AffinityTracker(train, every=3, batch_size=4)
     config = TrainConfig(output_dir=str(tmp_path), steps=7, batch_size=4, eval_every=1000, warmup_steps=1)
-    Trainer(model, train, val, config, step_callback=tracker, progress=False).train()
+    Trainer(dense_model(), train, val, config, step_callback=tracker, progress=False).train()
     assert [m["step"] for m in tracker.measurements] == [3, 6]
     assert all(m["lr"] > 0 for m in tracker.measurements)
     mean = tracker.mean()
     assert mean.shape == (3, 3) and np.isfinite(mean).all()
     np.testing.assert_allclose(mean, np.mean([m["affinity"] for m in tracker.measurements], axis=0))
-    tracker.save(tmp_path / "affinity.json")
-    saved = json.loads((tmp_path / "affinity.json").read_text())
-    assert saved["tasks"] == TASKS and np.allclose(saved["mean"], mean)
+    report = tracker.report({"fetal": ["fetal_head", "fetal_plane_cls"], "thyroid_neck": ["thyroid_nodule_det"]})
+    assert report["num_groups"] == 2 and set(report["recommended"]) == {"1", "2", "3"}
+    groups = recommended_groups(json.loads(json.dumps(report)))  # as read back from task_affinity.json
+    assert len(groups) == 2 and sorted(t for g in groups.values() for t in g) == sorted(TASKS)
+    assert list(groups.values())[0] == report["recommended"]["2"]["groups"][0]
+    with pytest.raises(ValueError, match="4 groups asked for 3 tasks"):
+        recommended_groups(report, 4)
 
 
 def test_probe_batches_repeat_for_the_same_index_and_differ_between_indices():
@@ -119,5 +122,8 @@ def test_probe_batches_repeat_for_the_same_index_and_differ_between_indices():
 
 
 def test_an_empty_tracker_says_why_it_has_no_matrix():
+    train, _ = fake_data(TASKS)
     with pytest.raises(ValueError, match="shorter than one measurement interval"):
-        AffinityTracker(probes(dense_model()), every=10).mean()
+        AffinityTracker(train, every=10).mean()
+    with pytest.raises(ValueError, match="at least 2 tasks"):
+        AffinityTracker({"fetal_head": train["fetal_head"]}, every=10)
