@@ -363,7 +363,8 @@ def plot(study: dict, scores: Scores, limited: list[dict], path: Path) -> None:
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=9, frameon=False)
     s = study["settings"]
-    fig.suptitle(f"Grouped / unified − task-specific, mean ± SD over seeds {', '.join(map(str, s['seeds']))} "
+    seeds = sorted({r["seed"] for r in study["rows"]})
+    fig.suptitle(f"Grouped / unified − task-specific, mean ± SD over seeds {', '.join(map(str, seeds))} "
                  f"(negative = negative transfer); {s['total_steps']} steps per paradigm, {s['image_size']} px, "
                  "random init", fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
@@ -433,7 +434,7 @@ def setup_text(study: dict) -> str:
         f"- Data fractions {', '.join(_pct(f) for f in s['fractions'])}: a seeded subset of each dataset's training "
         "**images**; every task of an image (BUSI's lesion mask and class, DDTI's mask and box) keeps or drops it "
         "together, so a joint model sees no more distinct images than the single-task ones. Seeds "
-        f"{', '.join(map(str, s['seeds']))}: a seed draws the subset and initialises the model, and is the same for "
+        f"{', '.join(map(str, sorted({r['seed'] for r in study['rows']})))}: a seed draws the subset and initialises the model, and is the same for "
         "every paradigm and MoE setting (differences are paired by seed). Scoring sets are always complete; "
         "metrics are computed in original pixels by the benchmark's scorer.",
         "- Normalised score (the trainer's per-task score, in [0, 1], higher is better): DSC for segmentation; "

@@ -132,9 +132,9 @@ def markdown(result: dict) -> str:
         f"- One dense unified model (`{s['backbone']}`, random init, {s['image_size']} px, batch {s['batch_size']}) "
         f"trained for {s['steps']} steps on 100 % of the training images of {len(tasks)} tasks, seed {s['seed']}.",
         f"- Every {s['every']} steps ({len(result['measurements'])} measurements): a fresh augmented training batch of "
-        f"{s['probe_batch']} images per task; for every task i, the backbone takes the step AdamW would take from "
-        "task i's gradient alone (no momentum, the optimizer's second moments and current learning rate), and "
-        "every task j's loss is measured again: Z[i, j] = 1 − L_j(after) / L_j(before) (Fifty et al. 2021, "
+        f"{s['probe_batch']} images per task; for every task i, the backbone takes one plain gradient step on "
+        "task i's loss alone at the current learning rate (the paper's lookahead), and every task j's loss is "
+        "measured again: Z[i, j] = 1 − L_j(after) / L_j(before) (Fifty et al. 2021, "
         "`m2dino/training/task_affinity.py`). Heads do not move.",
         "- Grouping: the partition into k groups that maximises Σ_j mean_{i in j's group, i ≠ j} Z[i, j] "
         "(a task alone scores 0), searched exhaustively.",

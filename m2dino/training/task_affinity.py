@@ -8,10 +8,12 @@ the shared parameters on task i's loss alone lowers task j's loss on its own bat
 
 Positive Z[i, j]: a step for i helps j; negative: it hurts j. Averaged over the run, the matrix
 says which tasks to train together. The shared parameters are the backbone's; the task heads do
-not move. The trainer's optimizer is AdamW, so Δ_i is the step AdamW would take from task i's
-gradient alone, without momentum: lr · g_i / (√v̂ + ε) with the optimizer's own second moments
-v̂ (plain SGD, lr · g_i, before the optimizer has state), so the lookahead moves the weights as
-far as training does.
+not move. Δ_i = lr · g_i, the paper's plain gradient step, at the backbone's base learning rate
+(not the scheduled one: a cosine schedule would shrink the late measurements towards 0 and let
+the early ones decide the mean). It is small enough to stay first-order (Z[i, j] ≈ lr·⟨g_i, g_j⟩ / L_j), and every task's step is
+taken with the same rule. An AdamW-shaped step, lr · g_i / √v̂ with the run's shared second
+moments, was tried and rejected: without momentum it is several times larger than a real step
+for the task that dominates v̂, and it raised that task's own loss (Z[i, i] < 0).
 """
 
 from __future__ import annotations
@@ -36,20 +38,7 @@ def task_losses(core: M2DINO, batches: Mapping[str, dict]) -> dict[str, torch.Te
     return losses
 
 
-def _adam_step_size(param: torch.Tensor, optimizer: torch.optim.Optimizer | None, lr: float) -> torch.Tensor | float:
-    """The factor AdamW turns a gradient into a step with (no momentum): lr / (√v̂ + ε), or lr."""
-    state = optimizer.state.get(param, {}) if optimizer is not None else {}
-    if "exp_avg_sq" not in state:
-        return lr
-    group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
-    beta2, eps = group["betas"][1], group["eps"]
-    step = float(state["step"])
-    second = state["exp_avg_sq"] / (1 - beta2 ** step)
-    return lr / (second.sqrt() + eps)
-
-
-def lookahead_affinity(core: M2DINO, batches: Mapping[str, dict], lr: float,
-                       optimizer: torch.optim.Optimizer | None = None) -> np.ndarray:
+def lookahead_affinity(core: M2DINO, batches: Mapping[str, dict], lr: float) -> np.ndarray:
     """One measurement: Z[i, j] for the tasks of ``batches`` (in its order), from one lookahead
     step per task on the backbone's parameters. The model's weights are restored exactly."""
     tasks = list(batches)
@@ -60,7 +49,7 @@ def lookahead_affinity(core: M2DINO, batches: Mapping[str, dict], lr: float,
     steps = []
     for task in tasks:
         grads = torch.autograd.grad(before[task], shared, allow_unused=True, retain_graph=True)
-        steps.append([None if g is None else g * _adam_step_size(p, optimizer, lr) for p, g in zip(shared, grads)])
+        steps.append([None if g is None else lr * g for g in grads])
     base = torch.stack([before[t].detach() for t in tasks])
     saved = [p.detach().clone() for p in shared]
     affinity = np.zeros((len(tasks), len(tasks)))
@@ -100,7 +89,7 @@ class ProbeBatches:
 
 class AffinityTracker:
     """A `Trainer` step callback: every ``every`` steps, one lookahead measurement on fresh probe
-    batches of ``samples`` (the training samples) at the backbone's current learning rate;
+    batches of ``samples`` (the training samples) at the backbone's base learning rate;
     ``mean`` is the run's affinity matrix."""
 
     def __init__(self, samples: Mapping[str, Sequence[Sample]], every: int, batch_size: int = 16,
@@ -121,7 +110,7 @@ class AffinityTracker:
             self._probes = ProbeBatches(self.samples, core.config, self.batch_size, self.seed)
         optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
         lr = _backbone_lr(core, optimizer)
-        matrix = lookahead_affinity(core, self._probes.draw(len(self.measurements)), lr, optimizer)
+        matrix = lookahead_affinity(core, self._probes.draw(len(self.measurements)), lr)
         self.measurements.append({"step": step, "lr": lr, "affinity": matrix.tolist()})
 
     @property
@@ -174,7 +163,7 @@ def _backbone_lr(core: M2DINO, optimizer: torch.optim.Optimizer) -> float:
     backbone = {id(p) for p in core.backbone.parameters()}
     for group in optimizer.param_groups:
         if any(id(p) in backbone for p in group["params"]):
-            return float(group["lr"])
+            return float(group.get("initial_lr", group["lr"]))  # initial_lr: set by the lr scheduler
     raise ValueError("the optimizer holds none of the backbone's parameters")
 
 

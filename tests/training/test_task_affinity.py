@@ -80,28 +80,14 @@ def test_lookahead_matches_a_step_taken_by_hand_on_a_copy_and_restores_the_weigh
     assert np.all(np.diag(z) > 0)  # a small step on a task's own gradient lowers its own loss
 
 
-def test_lookahead_uses_adam_second_moments_when_the_optimizer_has_them():
-    model = dense_model()
-    batches = probes(model).draw(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    loss = sum(task_losses(model, batches).values())
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    plain = lookahead_affinity(model, batches, 1e-3)
-    adam = lookahead_affinity(model, batches, 1e-3, optimizer)
-    assert not np.allclose(plain, adam)
-    # Adam's step is about lr per coordinate (|g| / √v̂ ~ 1): far larger than lr·g for small gradients
-    assert np.abs(np.diag(adam)).mean() > np.abs(np.diag(plain)).mean()
-
-
 def test_tracker_measures_every_k_steps_of_a_run_and_reports_groupings(tmp_path):
     train, val = fake_data(TASKS)
     tracker = AffinityTracker(train, every=3, batch_size=4)
     config = TrainConfig(output_dir=str(tmp_path), steps=7, batch_size=4, eval_every=1000, warmup_steps=1)
     Trainer(dense_model(), train, val, config, step_callback=tracker, progress=False).train()
     assert [m["step"] for m in tracker.measurements] == [3, 6]
-    assert all(m["lr"] > 0 for m in tracker.measurements)
+    assert len({m["lr"] for m in tracker.measurements}) == 1  # the base rate, whatever the schedule did
+    assert tracker.measurements[0]["lr"] > 0
     mean = tracker.mean()
     assert mean.shape == (3, 3) and np.isfinite(mean).all()
     np.testing.assert_allclose(mean, np.mean([m["affinity"] for m in tracker.measurements], axis=0))
