@@ -93,7 +93,7 @@ def plot(result: dict, path: Path) -> None:
     image = ax.imshow(mean, cmap="RdBu", vmin=-limit, vmax=limit)
     for i in range(len(tasks)):
         for j in range(len(tasks)):
-            ax.text(j, i, f"{mean[i, j]:+.3f}", ha="center", va="center", fontsize=6.5)
+            ax.text(j, i, f"{mean[i, j]:+.1e}", ha="center", va="center", fontsize=5.5)
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(tasks)))
@@ -119,7 +119,7 @@ def markdown(result: dict) -> str:
     for j, target in enumerate(tasks):
         others = [(mean[i, j], tasks[i]) for i in range(len(tasks)) if i != j]
         best, worst = max(others), min(others)
-        help_rows.append(f"| `{target}` | {mean[j, j]:+.4f} | `{best[1]}` {best[0]:+.4f} | `{worst[1]}` {worst[0]:+.4f} |")
+        help_rows.append(f"| `{target}` | {mean[j, j]:+.2e} | `{best[1]}` {best[0]:+.2e} | `{worst[1]}` {worst[0]:+.2e} |")
     lines = [
         "# Task affinity: which tasks help each other",
         "",
@@ -147,9 +147,9 @@ def markdown(result: dict) -> str:
         "| grouping | groups | affinity score |",
         "|---|---|---:|",
         f"| clinical (task registry) | {fmt(result['clinical']['groups'].values())} | "
-        f"{result['clinical']['score']:+.4f} |",
-        f"| affinity, k = {k} (as many groups as the clinical one) | {fmt(chosen['groups'])} | {chosen['score']:+.4f} |",
-        *(f"| affinity, k = {kk} | {fmt(v['groups'])} | {v['score']:+.4f} |"
+        f"{result['clinical']['score']:+.2e} |",
+        f"| affinity, k = {k} (as many groups as the clinical one) | {fmt(chosen['groups'])} | {chosen['score']:+.2e} |",
+        *(f"| affinity, k = {kk} | {fmt(v['groups'])} | {v['score']:+.2e} |"
           for kk, v in result["recommended"].items() if int(kk) != k and 2 <= int(kk) <= len(tasks) - 1),
         "",
         f"The k = {k} grouping is written to `task_affinity_groups.json` (`recipes/grouped.py --groups`, "
