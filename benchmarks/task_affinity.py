@@ -89,7 +89,8 @@ def plot(result: dict, path: Path) -> None:
 
     tasks, mean = result["settings"]["tasks"], np.array(result["mean"])
     fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(tasks), 0.6 + 0.55 * len(tasks)))
-    limit = float(np.abs(mean).max()) or 1.0
+    # the colours span the off-diagonal entries (a task's own step, on the diagonal, is far larger)
+    limit = float(np.abs(mean[~np.eye(len(tasks), dtype=bool)]).max()) or 1.0
     image = ax.imshow(mean, cmap="RdBu", vmin=-limit, vmax=limit)
     for i in range(len(tasks)):
         for j in range(len(tasks)):
@@ -100,7 +101,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set_yticklabels(tasks, fontsize=8)
     ax.set_xlabel("task j (its loss after the step)")
     ax.set_ylabel("task i (the step taken on its loss)")
-    fig.colorbar(image, ax=ax, fraction=0.046, label="Z[i, j] = 1 − L_j(after) / L_j(before)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="Z[i, j] = 1 − L_j(after) / L_j(before) (diagonal clipped)")
     s = result["settings"]
     ax.set_title(f"Lookahead affinity, mean of {len(result['measurements'])} measurements over "
                  f"{s['steps']} unified steps", fontsize=9)
