@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..training.engine import AFFINITY_OUTPUTS
 from .common import (EXIT_INTERRUPTED, RunSummary, build_parser, cli_main, load_data, plan_groups, run_one,
                      selected_tasks, write_summary)
 
@@ -39,6 +40,9 @@ def run(recipe: str, description: str, argv=None) -> int:
     print(f"\nmodel: {model_dir} (M2DINO.from_pretrained), best: {model_dir / 'best'}, log: {model_dir / 'log.jsonl'}")
 
 
+AFFINITY_LOG, AFFINITY_REPORT, AFFINITY_GROUPS = AFFINITY_OUTPUTS
+
+
 def affinity_tracker(args: argparse.Namespace, data, tasks: list[str]):
     """The task-affinity measurement of ``--affinity-every`` (None when off)."""
     if not getattr(args, "affinity_every", 0):
@@ -49,7 +53,8 @@ def affinity_tracker(args: argparse.Namespace, data, tasks: list[str]):
         raise ValueError(f"--affinity-every {args.affinity_every}: no measurement within --steps {args.steps}")
     if args.affinity_groups is not None and not 1 <= args.affinity_groups <= len(tasks):
         raise ValueError(f"--affinity-groups {args.affinity_groups}: expected 1..{len(tasks)} (the selected tasks)")
-    return AffinityTracker(data.restrict(tasks).train, args.affinity_every, args.batch_size, args.seed)
+    return AffinityTracker(data.restrict(tasks).train, args.affinity_every, args.batch_size, args.seed,
+                           log=Path(args.output_dir) / AFFINITY_LOG, resume=args.resume is not None)
 
 
 def write_affinity(tracker, args: argparse.Namespace, tasks: list[str], output_dir: Path) -> None:
@@ -63,10 +68,10 @@ def write_affinity(tracker, args: argparse.Namespace, tasks: list[str], output_d
         return
     report = tracker.report(plan_groups(argparse.Namespace(groups=None), tasks))
     groups = recommended_groups(report, args.affinity_groups)
-    (output_dir / "task_affinity.json").write_text(json.dumps(report, indent=1) + "\n")
-    (output_dir / "task_affinity_groups.json").write_text(json.dumps(groups, indent=1) + "\n")
+    (output_dir / AFFINITY_REPORT).write_text(json.dumps(report, indent=1) + "\n")
+    (output_dir / AFFINITY_GROUPS).write_text(json.dumps(groups, indent=1) + "\n")
     print(f"task affinity: {len(report['measurements'])} measurements; recommended grouping "
-          f"{output_dir / 'task_affinity_groups.json'}: " + "; ".join(", ".join(g) for g in groups.values()))
+          f"{output_dir / AFFINITY_GROUPS}: " + "; ".join(", ".join(g) for g in groups.values()))
 
 
 if __name__ == "__main__":

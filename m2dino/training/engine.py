@@ -124,8 +124,10 @@ class TrainResult:
 
 # What a run writes into its output folder (``overwrite`` removes these and nothing else).
 # example.png: the model card's picture, drawn by the recipes (m2dino.visualize.card) after the final save.
+# The task-affinity files of `recipes/unified.py --affinity-every`: measurements as made, report, grouping.
+AFFINITY_OUTPUTS = ("task_affinity_measurements.jsonl", "task_affinity.json", "task_affinity_groups.json")
 RUN_OUTPUTS = ("checkpoints", "best", "log.jsonl", "metrics.json", "model.safetensors", "config.json", "README.md",
-               "m2dino", "summary.md", "summary.json", "example.png", "partner")
+               "m2dino", "summary.md", "summary.json", "example.png", "partner", *AFFINITY_OUTPUTS)
 # Settings that do not change what is trained: resume may change them without being told.
 FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
 

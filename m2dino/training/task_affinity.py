@@ -18,7 +18,9 @@ for the task that dominates v̂, and it raised that task's own loss (Z[i, i] < 0
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -90,21 +92,38 @@ class ProbeBatches:
 class AffinityTracker:
     """A `Trainer` step callback: every ``every`` steps, one lookahead measurement on fresh probe
     batches of ``samples`` (the training samples) at the backbone's base learning rate;
-    ``mean`` is the run's affinity matrix."""
+    ``mean`` is the run's affinity matrix.
+
+    ``log``: a JSON-lines file that gets every measurement as it is made. With ``resume``, the
+    measurements it holds from before the step the run resumes at are kept, so a resumed run's
+    matrix is the one an uninterrupted run would give; without, it starts empty.
+    """
 
     def __init__(self, samples: Mapping[str, Sequence[Sample]], every: int, batch_size: int = 16,
-                 seed: int = 0) -> None:
+                 seed: int = 0, log: str | Path | None = None, resume: bool = False) -> None:
         if every < 1:
             raise ValueError(f"affinity: measure every N >= 1 steps, got {every}")
         if len(samples) < 2:
             raise ValueError(f"affinity needs at least 2 tasks, got {sorted(samples)}")
         self.samples, self.every, self.batch_size, self.seed = samples, every, batch_size, seed
+        self.log, self.resume = (Path(log) if log is not None else None), resume
         self.measurements: list[dict] = []
         self._probes: ProbeBatches | None = None  # built at the first measurement, with the model's preprocessing
+
+    def _start(self, trainer, step: int) -> None:
+        """At the first measurement (the output folder is the run's by then): the earlier
+        measurements of a resumed run, and a log that holds exactly them."""
+        if self.resume and self.log is not None and self.log.is_file():
+            lines = self.log.read_text().splitlines()
+            self.measurements = [m for m in map(json.loads, filter(None, lines)) if m["step"] < step]
+        if self.log is not None and trainer.accelerator.is_main_process:
+            self.log.write_text("".join(json.dumps(m) + "\n" for m in self.measurements))
 
     def __call__(self, trainer, step: int) -> None:
         if step % self.every:
             return
+        if self._probes is None:
+            self._start(trainer, step)
         core = trainer.accelerator.unwrap_model(trainer.module)._core[0]
         if self._probes is None:
             self._probes = ProbeBatches(self.samples, core.config, self.batch_size, self.seed)
@@ -112,6 +131,9 @@ class AffinityTracker:
         lr = _backbone_lr(core, optimizer)
         matrix = lookahead_affinity(core, self._probes.draw(len(self.measurements)), lr)
         self.measurements.append({"step": step, "lr": lr, "affinity": matrix.tolist()})
+        if self.log is not None and trainer.accelerator.is_main_process:
+            with self.log.open("a") as handle:
+                handle.write(json.dumps(self.measurements[-1]) + "\n")
 
     @property
     def tasks(self) -> list[str]:

@@ -34,6 +34,8 @@ def test_unified_measures_task_affinity_and_its_grouping_feeds_the_grouped_recip
                                       "--output-dir", str(tmp_path / "u")])
     report = json.loads((tmp_path / "u" / "task_affinity.json").read_text())
     assert report["tasks"] == tasks and [m["step"] for m in report["measurements"]] == [2, 4]
+    logged = (tmp_path / "u" / "task_affinity_measurements.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in logged] == report["measurements"]
     assert report["clinical"]["groups"] == {"fetal": tasks[:2], "breast": tasks[2:]}
     groups = json.loads((tmp_path / "u" / "task_affinity_groups.json").read_text())
     assert list(groups.values()) == report["recommended"]["2"]["groups"]

@@ -100,6 +100,35 @@ def test_tracker_measures_every_k_steps_of_a_run_and_reports_groupings(tmp_path)
         recommended_groups(report, 4)
 
 
+def test_a_resumed_run_logs_and_measures_what_an_uninterrupted_one_does(tmp_path):
+    train, val = fake_data(TASKS)
+
+    def run(folder, tracker, stop_at=None, resume=None):
+        def callback(trainer, step):
+            tracker(trainer, step)
+            if step == stop_at:
+                trainer.request_stop()
+
+        config = TrainConfig(output_dir=str(tmp_path / folder), steps=7, batch_size=4, eval_every=1000,
+                             warmup_steps=1)
+        Trainer(dense_model(), train, val, config, step_callback=callback, resume=resume, progress=False).train()
+
+    straight = AffinityTracker(train, every=2, batch_size=4, log=tmp_path / "a.jsonl")
+    run("a", straight)
+    first = AffinityTracker(train, every=2, batch_size=4, log=tmp_path / "b.jsonl")
+    run("b", first, stop_at=3)
+    assert [m["step"] for m in first.measurements] == [2]
+    resumed = AffinityTracker(train, every=2, batch_size=4, log=tmp_path / "b.jsonl", resume=True)
+    run("b", resumed, resume="latest")
+    assert [m["step"] for m in resumed.measurements] == [2, 4, 6] == [m["step"] for m in straight.measurements]
+    np.testing.assert_allclose(resumed.mean(), straight.mean(), rtol=1e-5, atol=1e-9)
+    logged = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert logged == resumed.measurements
+    fresh = AffinityTracker(train, every=2, batch_size=4, log=tmp_path / "b.jsonl")  # not resuming: starts empty
+    run("c", fresh)
+    assert [json.loads(line)["step"] for line in (tmp_path / "b.jsonl").read_text().splitlines()] == [2, 4, 6]
+
+
 def test_probe_batches_repeat_for_the_same_index_and_differ_between_indices():
     model = dense_model()
     a, b = probes(model), probes(model)
