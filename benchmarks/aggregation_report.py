@@ -386,7 +386,8 @@ def _plot_data_limited(ax, limited: list[dict], fractions: list[float]) -> None:
     ax.set_xticklabels([e["task"] for e in limited], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("normalised score", fontsize=8)
     ax.set_title("task-specific: data-limited?", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_ylim(0, 1.25)  # room for the legend above the bars
+    ax.legend(fontsize=6.5, loc="upper center", ncol=3, frameon=False)
 
 
 # ---------------------------------------------------------------------------------- markdown

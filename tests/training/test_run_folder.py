@@ -141,7 +141,7 @@ def test_sigterm_exits_with_status_143_after_checkpointing(tmp_path, monkeypatch
             def terminate(trainer, step):
                 if step == 2:
                     os.kill(os.getpid(), signal.SIGTERM)
-            super().__init__(*args, step_callback=terminate, **kw)
+            super().__init__(*args, **{**kw, "step_callback": terminate})
 
     monkeypatch.setattr(common, "Trainer", TerminatedAtStep2)
     from m2dino.recipes.unified import main
