@@ -464,7 +464,9 @@ def write_report(study: dict, results_dir: Path) -> str:
               "### The paper's claims beside the study", "", claims_table(claims(study, scores)), "",
               "### Mean normalised score over tasks (mean ± SD over seeds)", "", mean_score_table(study, scores), ""]
     if _others(study):
-        tables += ["### Δ normalised score against task-specific by task type (negative = negative transfer)", "",
+        tables += ["Grouped paradigms pool only the tasks that share a group with another task: a task alone in its "
+                   "group has Δ = 0 by construction (its grouped model is its task-specific one).", "",
+                   "### Δ normalised score against task-specific by task type (negative = negative transfer)", "",
                    delta_table(study, scores, "type"), "",
                    "### Δ normalised score against task-specific by clinical group", "",
                    delta_table(study, scores, "group"), ""]
