@@ -343,6 +343,7 @@ def plot(study: dict, scores: Scores, limited: list[dict], path: Path) -> None:
                             color=colours.get(paradigm, "k"), label=f"{PARADIGM_NAMES[paradigm]}, {moe}", alpha=0.85)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xscale("log")
+        ax.set_xlim(min(fractions) * 0.8, max(fractions) * 1.25)  # also for a panel with no line yet
         ax.set_xticks(fractions)
         ax.set_xticklabels([_pct(f) for f in fractions])
         ax.minorticks_off()
