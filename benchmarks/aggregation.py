@@ -237,6 +237,18 @@ def load_study_data(args: argparse.Namespace, tasks: Sequence[str]) -> StudyData
     return StudyData(train, val, dataset_of, description)
 
 
+def study_tasks_and_data(args: argparse.Namespace) -> tuple[list[str], StudyData]:
+    """The study's tasks (the public datasets' ``--tasks``, then those of ``--fmc``) and their data."""
+    # With --fmc alone the study is that root's (the v2 study on `m2dino data build-public`'s root).
+    tasks = list(args.tasks if args.tasks is not None else ([] if args.fmc else DEFAULT_TASKS))
+    for task in tasks:
+        get_task(task)  # an unknown id is an error here, not after loading
+    data = load_study_data(args, tasks)
+    if args.fmc:
+        tasks += [t for t in data.description["fmc"]["tasks"] if t not in tasks]
+    return tasks, data
+
+
 def _load_fmc(args, train, val, dataset_of, description) -> None:
     from m2dino.training.data_sources import load_training_data
 
@@ -533,14 +545,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(write_report(json.loads(json_path.read_text()), args.results_dir))
         return
     torch.set_num_threads(args.threads)
-    # With --fmc alone the study is that root's (the v2 study on `m2dino data build-public`'s root).
-    tasks = list(args.tasks if args.tasks is not None else ([] if args.fmc else DEFAULT_TASKS))
-    for task in tasks:
-        get_task(task)  # an unknown id is an error here, not after loading
     started = time.time()
-    data = load_study_data(args, tasks)
-    if args.fmc:
-        tasks += [t for t in data.description["fmc"]["tasks"] if t not in tasks]
+    tasks, data = study_tasks_and_data(args)
     baseline = constant_baseline(data, tasks, args.image_size)
     print("constant predictor: " + ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
                                              for r in baseline), flush=True)

@@ -58,10 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict:
     study = args.study
     torch.set_num_threads(study.threads)
-    tasks = list(study.tasks if study.tasks is not None else ([] if study.fmc else aggregation.DEFAULT_TASKS))
-    data = aggregation.load_study_data(study, tasks)
-    if study.fmc:
-        tasks += [t for t in data.description["fmc"]["tasks"] if t not in tasks]
+    tasks, data = aggregation.study_tasks_and_data(study)
     if len(tasks) < 2:
         raise SystemExit("benchmarks/task_affinity.py: affinity needs at least 2 tasks")
     seed = study.seeds[0]

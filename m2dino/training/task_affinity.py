@@ -76,14 +76,13 @@ class ProbeBatches:
                  seed: int = 0) -> None:
         self.dataset = MultiTaskDataset(samples, config.image_size, train=True, resize_mode=config.resize_mode)
         self.collate = Collate(config.mean, config.std)
-        self.tasks, self.batch_size, self.seed = list(samples), batch_size, seed
-        self.sizes = {t: len(samples[t]) for t in samples}
+        self.batch_size, self.seed = batch_size, seed
 
     def draw(self, index: int) -> dict[str, dict]:
         rng = np.random.default_rng([self.seed, index])
         batches = {}
-        for task in self.tasks:
-            chosen = rng.choice(self.sizes[task], size=min(self.batch_size, self.sizes[task]), replace=False)
+        for task, size in self.dataset.task_sizes.items():
+            chosen = rng.choice(size, size=min(self.batch_size, size), replace=False)
             seeds = rng.integers(0, 2**31, size=len(chosen))
             batches[task] = self.collate([self.dataset[(task, int(i), int(s))] for i, s in zip(chosen, seeds)])
         return batches
@@ -108,11 +107,13 @@ class AffinityTracker:
         self.samples, self.every, self.batch_size, self.seed = samples, every, batch_size, seed
         self.log, self.resume = (Path(log) if log is not None else None), resume
         self.measurements: list[dict] = []
-        self._probes: ProbeBatches | None = None  # built at the first measurement, with the model's preprocessing
+        self._probes: ProbeBatches | None = None  # built by `_start`
 
     def _start(self, trainer, step: int) -> None:
-        """At the first measurement (the output folder is the run's by then): the earlier
-        measurements of a resumed run, and a log that holds exactly them."""
+        """At the first measurement (the output folder is the run's by then): the probes, with the
+        model's preprocessing; the earlier measurements of a resumed run, and a log that holds
+        exactly them."""
+        self._probes = ProbeBatches(self.samples, trainer.core.config, self.batch_size, self.seed)
         if self.resume and self.log is not None and self.log.is_file():
             lines = self.log.read_text().splitlines()
             self.measurements = [m for m in map(json.loads, filter(None, lines)) if m["step"] < step]
@@ -124,9 +125,7 @@ class AffinityTracker:
             return
         if self._probes is None:
             self._start(trainer, step)
-        core = trainer.accelerator.unwrap_model(trainer.module)._core[0]
-        if self._probes is None:
-            self._probes = ProbeBatches(self.samples, core.config, self.batch_size, self.seed)
+        core = trainer.core
         optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
         lr = _backbone_lr(core, optimizer)
         matrix = lookahead_affinity(core, self._probes.draw(len(self.measurements)), lr)
