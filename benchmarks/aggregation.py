@@ -439,11 +439,14 @@ def plan_study(args, data: StudyData, tasks: list[str]) -> list[dict]:
                     for name, model_tasks, steps in plan_models(paradigm, tasks, args.steps, args.affinity_groups):
                         train = subsets[(fraction, seed)]
                         signature = run_signature(args, model_tasks, steps, moe, seed, train, data.val)
+                        # a one-task model is the same run under every MoE setting: one folder for
+                        # all, so that a part run with `--moe moe` alone finds it finished
+                        folder = "dense" if signature["moe_blocks"] == MOE_SETTINGS["dense"] else moe
                         planned.append({
                             "fraction": fraction, "moe": moe, "paradigm": paradigm, "seed": seed, "name": name,
                             "tasks": model_tasks, "steps": steps, "train": train,
                             "key": json.dumps(signature, sort_keys=True),
-                            "out_dir": (args.output_dir / f"f{round(fraction * 100):03d}" / moe / f"seed{seed}"
+                            "out_dir": (args.output_dir / f"f{round(fraction * 100):03d}" / folder / f"seed{seed}"
                                         / paradigm / name)})
     return planned
 

@@ -54,6 +54,16 @@ def test_a_one_task_model_is_dense_so_its_moe_setting_is_the_same_run():
     assert two["moe"]["moe_blocks"] == "2,3" and two["dense"]["moe_blocks"] == ""
 
 
+def test_a_one_task_model_has_one_folder_so_a_moe_only_part_finds_it_finished(tmp_path):
+    data = study_data()
+    study = args(fractions=[1.0], seeds=[0], paradigms=["task_specific", "grouped"], moe=["moe"], steps=300,
+                 affinity_groups=None, output_dir=tmp_path)
+    folders = {(m["paradigm"], m["name"]): m["out_dir"].relative_to(tmp_path).parts[:2]
+               for m in aggregation.plan_study(study, data, list(data.train))}
+    assert folders[("task_specific", "breast_3cls")] == ("f100", "dense")
+    assert folders[("grouped", "breast")] == ("f100", "moe")
+
+
 def test_every_paradigm_spends_the_same_budget_and_affinity_groups_come_from_the_file(tmp_path):
     tasks = ["breast_3cls", "breast_lesion", "fetal_plane_cls", "fetal_head"]
     groups_file = tmp_path / "groups.json"
