@@ -365,7 +365,7 @@ def plot(study: dict, scores: Scores, limited: list[dict], path: Path) -> None:
         fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=9, frameon=False)
     s = study["settings"]
     seeds = sorted({r["seed"] for r in study["rows"]})
-    fig.suptitle(f"Grouped / unified − task-specific, mean ± SD over seeds {', '.join(map(str, seeds))} "
+    fig.suptitle(f"Each paradigm − task-specific, mean ± SD over seeds {', '.join(map(str, seeds))} "
                  f"(negative = negative transfer); {s['total_steps']} steps per paradigm, {s['image_size']} px, "
                  "random init", fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
