@@ -276,6 +276,10 @@ def fraction_subset(data: StudyData, tasks: Sequence[str], fraction: float, seed
     """A seeded ``fraction`` of each dataset's training images (at least 2); every task of an image
     keeps or drops it together (a joint model sees no more distinct images than the single-task
     ones), and the same subset serves every paradigm and MoE setting of a seed."""
+    # Not `TrainingData.fraction` (the recipes' --data-fraction), which draws from all images at
+    # once: drawing per dataset gives every dataset exactly its fraction, so a small one (USGRA's
+    # 184 training images) cannot be under-drawn by chance in one seed. These draws also define the
+    # finished runs' signatures, so changing them would re-train the whole committed study.
     if fraction >= 1:
         return {t: data.train[t] for t in tasks}
     subset = {}
