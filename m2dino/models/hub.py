@@ -1,5 +1,7 @@
-"""Saving, loading and publishing M2DINO models: config.json + model.safetensors + a model card.
+"""The files of a saved M2DINO model (config.json + model.safetensors + a model card) and the Hub.
 
+This module knows files, not the model: `M2DINO.save_pretrained` / ``from_pretrained`` /
+``push_to_hub`` compose these functions, so the model imports this module and never the reverse.
 safetensors only: no pickle is ever read or written.
 
 Why not `huggingface_hub.PyTorchModelHubMixin` (checked against huggingface_hub 2.4): its
@@ -18,17 +20,14 @@ cache (``HF_HUB_OFFLINE=1``) and a bare name refused without a network attempt.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import CONFIG_NAME, M2DINOConfig
-
-if TYPE_CHECKING:
-    from .m2dino import M2DINO
+from .config import CONFIG_NAME
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
@@ -55,16 +54,27 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tenso
     model.load_state_dict(state, strict=strict)
 
 
-def save_pretrained(model: "M2DINO", directory: str | Path, card_extra: dict | None = None) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.config.save(directory)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model_type": "m2dino"})
-    from .model_card import render_model_card
+def save_weights(state: dict[str, torch.Tensor], directory: Path) -> Path:
+    """``state`` as ``directory/model.safetensors`` (contiguous CPU copies)."""
+    path = directory / WEIGHTS_NAME
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    save_file(state, str(path), metadata={"format": "pt", "model_type": "m2dino"})
+    return path
 
-    (directory / CARD_NAME).write_text(render_model_card(model, card_extra or {}))
-    return directory
+
+def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict in ``folder/model.safetensors`` and its path (for errors); a pickle found
+    instead is named and refused, a truncated file is named."""
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt*")]
+        hint = f" (found {pickles}: pickle checkpoints are not loaded, convert them to safetensors)" if pickles else ""
+        raise FileNotFoundError(f"{folder}: no {WEIGHTS_NAME}{hint}")
+    try:
+        return load_file(str(weights)), str(weights)
+    except SafetensorError as err:
+        raise ValueError(f"{weights}: not a readable safetensors file ({err}); it may be truncated: save or "
+                         "download it again") from None
 
 
 def resolve_files(path_or_hub_id: str | Path, revision: str | None, cache_dir: str | Path | None,
@@ -82,35 +92,16 @@ def resolve_files(path_or_hub_id: str | Path, revision: str | None, cache_dir: s
                                   allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]))
 
 
-def from_pretrained(cls, path_or_hub_id, revision=None, tasks=None, cache_dir=None, token=None, device="cpu"):
-    folder = resolve_files(path_or_hub_id, revision, cache_dir, token)
-    config = M2DINOConfig.load(folder / CONFIG_NAME)
-    weights = folder / WEIGHTS_NAME
-    if not weights.is_file():
-        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt*")]
-        hint = f" (found {pickles}: pickle checkpoints are not loaded, convert them to safetensors)" if pickles else ""
-        raise FileNotFoundError(f"{folder}: no {WEIGHTS_NAME}{hint}")
-    model = cls(config)
-    try:
-        state = load_file(str(weights))
-    except SafetensorError as err:
-        raise ValueError(f"{weights}: not a readable safetensors file ({err}); it may be truncated: save or "
-                         "download it again") from None
-    load_state_dict_checked(model, state, source=str(weights))
-    if tasks is not None:
-        model.select_tasks(list(tasks))
-    return model.to(device).eval()
-
-
-def push_to_hub(model: "M2DINO", repo_id: str, private: bool = False, token: str | None = None,
+def push_folder(save: Callable[[Path], object], repo_id: str, private: bool = False, token: str | None = None,
                 commit_message: str = "Upload M2DINO model", revision: str | None = None) -> str:
-    """Create the repo if needed and upload config, weights and model card in one commit."""
+    """Create the repo if needed, let ``save`` write the model folder into a temporary directory and
+    upload it (config, weights and model card) in one commit."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(model, tmp)
+        save(Path(tmp))
         info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
                                  revision=revision)
     return str(getattr(info, "commit_url", info))

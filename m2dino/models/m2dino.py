@@ -10,33 +10,35 @@ import torch
 from torch import nn
 
 from ..image import ImageLike, ResizeGeometry
-from ..tasks import TaskSpec, get_task, register_task
+from ..tasks import TaskSpec, UnknownTaskError, get_task
+from . import hub
 from .backbone import BackboneOutput, DINOv3Backbone
-from .config import M2DINOConfig
+from .config import CONFIG_NAME, M2DINOConfig
 from .heads import build_head
 from .moe import FixedMixture, TaskMoE, TaskRouting
 from .outputs import MultiTaskOutput, TaskOutput
 from .predictions import Prediction
-from . import hub
 
 
-def _resolve_specs(config: M2DINOConfig) -> list[TaskSpec]:
-    """Task specs from the registry, registering saved specs of tasks this machine does not know."""
-    specs = []
+def _resolve_specs(config: M2DINOConfig) -> dict[str, TaskSpec]:
+    """Each task's spec: the one saved with the checkpoint, else the registry's. Read only: a task the
+    registry does not know stays this model's own (`M2DINO.task_specs`)."""
+    specs = {}
     for task in config.tasks:
         saved = config.task_specs.get(task)
         if saved is None:
-            specs.append(get_task(task))
+            specs[task] = get_task(task)
             continue
         spec = TaskSpec.from_dict(saved)
         try:
             known = get_task(task)
-        except KeyError:
-            known = register_task(spec)
+        except UnknownTaskError:
+            known = spec
+        # Data of a registered task is read with the registry's spec; a different head would misread it.
         if known != spec:
             raise ValueError(f"task {task!r}: the checkpoint's spec differs from the registered one "
                              f"(checkpoint {spec.to_dict()}, registry {known.to_dict()})")
-        specs.append(known)
+        specs[task] = spec
     return specs
 
 
@@ -45,13 +47,18 @@ class M2DINO(nn.Module):
 
     ``pixel_values`` are B×3×H×W normalised with ``config.mean/std``; H and W multiples of 16.
     ``task`` is one task id for the whole batch, or one id per sample (a mixed-task batch).
+
+    The model keeps its own copy of ``config`` and its own task specs (``task_specs``, also saved in
+    the copy's ``config.task_specs``): building or loading a model changes neither the caller's config
+    nor the global task registry.
     """
 
     def __init__(self, config: M2DINOConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
-        specs = _resolve_specs(config)
-        config.task_specs = {s.id: s.to_dict() for s in specs}
-        self.config = config
+        self.task_specs: dict[str, TaskSpec] = _resolve_specs(config)
+        self.config = config = copy.deepcopy(config)
+        config.task_specs = {t: s.to_dict() for t, s in self.task_specs.items()}
+        specs = list(self.task_specs.values())
         self.backbone = DINOv3Backbone(config.backbone, drop_path_rate=config.drop_path_rate,
                                        **config.backbone_overrides)
         if backbone_weights is not None:
@@ -81,11 +88,12 @@ class M2DINO(nn.Module):
 
     # ----------------------------------------------------------------------------------- tasks
     def task_spec(self, task: str) -> TaskSpec:
-        if task not in self.heads:
+        """This model's spec of ``task`` (the checkpoint's own, which the registry need not know)."""
+        if task not in self.task_specs:
             get_task(task)  # an id unknown everywhere: the registry's error lists the closest ids
             raise ValueError(f"task {task!r} is not one of this model's {len(self.task_ids)} tasks: "
                              f"{', '.join(self.task_ids)}")
-        return get_task(task)
+        return self.task_specs[task]
 
     def routing(self, tasks: Sequence[str]) -> TaskRouting:
         """The MoE routing of a batch with one task id per sample (checked against this model's tasks)."""
@@ -177,7 +185,7 @@ class M2DINO(nn.Module):
     def postprocess(self, output: TaskOutput, index: int, geometry: ResizeGeometry, top_n: int | None = None
                     ) -> Prediction:
         """Sample ``index`` of a task's ``output`` as a typed prediction in ORIGINAL pixels (by its head)."""
-        return self.heads[output.task].predict(output, index, geometry, get_task(output.task), top_n)
+        return self.heads[output.task].predict(output, index, geometry, self.task_specs[output.task], top_n)
 
     @torch.no_grad()
     def predict_all(self, image: ImageLike, tasks: Sequence[str] | None = None, top_n: int | None = None
@@ -241,13 +249,15 @@ class M2DINO(nn.Module):
         for moe in self.moe_modules():
             moe.resize_tasks(len(keep), keep)
         self.task_ids = tasks
+        self.task_specs = {t: self.task_specs[t] for t in tasks}
         self.config.tasks = tasks
         self.config.task_specs = {t: self.config.task_specs[t] for t in tasks}
         return self
 
     def add_task(self, spec: TaskSpec | str) -> "M2DINO":
-        """A new head and router entry; every existing task's computation is unchanged."""
-        spec = register_task(spec) if isinstance(spec, TaskSpec) else get_task(spec)
+        """A new head and router entry; every existing task's computation is unchanged. A `TaskSpec`
+        becomes this model's own: to build datasets of it, `register_task` it as well."""
+        spec = spec if isinstance(spec, TaskSpec) else get_task(spec)
         if spec.id in self.heads:
             raise ValueError(f"task {spec.id!r} is already one of this model's tasks")
         if self.config.collapsed_moe:
@@ -262,6 +272,7 @@ class M2DINO(nn.Module):
         for moe in self.moe_modules():
             moe.resize_tasks(len(self.task_ids) + 1)
         self.task_ids.append(spec.id)
+        self.task_specs[spec.id] = spec
         self.config.tasks = list(self.task_ids)
         self.config.task_specs[spec.id] = spec.to_dict()
         return self
@@ -305,15 +316,33 @@ class M2DINO(nn.Module):
 
     # ------------------------------------------------------------------------------------- hub
     def save_pretrained(self, directory: str | Path, card_extra: dict | None = None) -> Path:
-        return hub.save_pretrained(self, directory, card_extra)
+        """config.json, model.safetensors and the model card (README.md) in ``directory``."""
+        from .model_card import render_model_card  # deferred: huggingface_hub loads only when saving
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory)
+        hub.save_weights(self.state_dict(), directory)
+        card = render_model_card(self.config, self.backbone.depth, self.backbone.embed_dim, self.moe_blocks,
+                                 sum(p.numel() for p in self.parameters()), card_extra or {})
+        (directory / hub.CARD_NAME).write_text(card)
+        return directory
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, revision: str | None = None,
                         tasks: Sequence[str] | None = None, cache_dir: str | Path | None = None,
                         token: str | bool | None = None, device: str | torch.device = "cpu") -> "M2DINO":
-        return hub.from_pretrained(cls, path_or_hub_id, revision, tasks, cache_dir, token, device)
+        """A saved model from a local folder, or a Hub id at ``revision``; ``tasks`` keeps a subset."""
+        folder = hub.resolve_files(path_or_hub_id, revision, cache_dir, token)
+        config = M2DINOConfig.load(folder / CONFIG_NAME)
+        state, source = hub.load_weights(folder)
+        model = cls(config)
+        hub.load_state_dict_checked(model, state, source)
+        if tasks is not None:
+            model.select_tasks(list(tasks))
+        return model.to(device).eval()
 
     def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
                     commit_message: str = "Upload M2DINO model", revision: str | None = None) -> str:
-        return hub.push_to_hub(self, repo_id, private, token, commit_message, revision)
-
+        """Create the Hub repo if needed and upload config, weights and model card in one commit."""
+        return hub.push_folder(self.save_pretrained, repo_id, private, token, commit_message, revision)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib.resources import files
-from typing import TYPE_CHECKING
 
 from huggingface_hub import ModelCard, ModelCardData
 
 from .backbone_configs import BACKBONES
-
-if TYPE_CHECKING:
-    from .m2dino import M2DINO
+from .config import M2DINOConfig
 
 
 def _weights_license(weights: str | None) -> tuple[str, str]:
@@ -26,15 +24,18 @@ def _weights_license(weights: str | None) -> tuple[str, str]:
 TEMPLATE = files("m2dino") / "model_cards" / "m2dino.md"
 
 
-def render_model_card(model: "M2DINO", extra: dict) -> str:
-    config = model.config
+def render_model_card(config: M2DINOConfig, depth: int, width: int, moe_blocks: Sequence[int],
+                      num_parameters: int, extra: dict) -> str:
+    """The card of a model built from ``config`` (its ``task_specs`` filled in, as a model's own config
+    has them): the backbone's ``depth`` and ``width``, the blocks that are MoEs, the parameter count and
+    ``extra`` (model_name, evaluation_table, training_config, repo_id)."""
     license_line, license_id = _weights_license(config.backbone_weights)
     specs = [config.task_specs[t] for t in config.tasks]
     card_data = ModelCardData(license=license_id, library_name="m2dino",
                               tags=["ultrasound", "medical-imaging", "dinov3", "mixture-of-experts", "multi-task"],
                               **({"license_name": "dinov3-license"} if license_id == "other" else {}))
-    if model.moe_blocks:
-        moe = (f"blocks {list(model.moe_blocks)}: {config.num_experts} experts, top-{config.top_k}, "
+    if moe_blocks:
+        moe = (f"blocks {list(moe_blocks)}: {config.num_experts} experts, top-{config.top_k}, "
                f"{config.routing} routing")
     elif config.collapsed_moe:
         moe = f"extracted for one task: blocks {sorted(config.collapsed_moe)} keep {config.top_k} fixed experts"
@@ -43,10 +44,10 @@ def render_model_card(model: "M2DINO", extra: dict) -> str:
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE),
         model_name=extra.get("model_name", "M2DINO"),
-        backbone=config.backbone, depth=model.backbone.depth, width=model.backbone.embed_dim,
+        backbone=config.backbone, depth=depth, width=width,
         moe_summary=moe, image_size="×".join(map(str, config.image_size)), resize_mode=config.resize_mode,
         mean=list(config.mean), std=list(config.std),
-        num_parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        num_parameters=f"{num_parameters / 1e6:.2f} M",
         backbone_weights=config.backbone_weights or "random initialisation",
         backbone_description=BACKBONES[config.backbone].description,
         num_tasks=len(specs), tasks=specs, first_task=config.tasks[0],

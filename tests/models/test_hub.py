@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from m2dino import M2DINO, TaskSpec
-from m2dino.tasks import get_task, unregister_task
+from m2dino.tasks import get_task
 
 from .helpers import FOUR_TYPES, assert_outputs_equal, tiny_config, tiny_model
 
@@ -129,14 +129,12 @@ def test_a_users_own_task_travels_with_the_checkpoint(tmp_path):
                     organ="kidney", group="abdominal_other")
     model = tiny_model().add_task(spec)
     model.save_pretrained(tmp_path)
-    unregister_task("my_kidney_seg")  # a fresh machine that never registered it
-    try:
-        loaded = M2DINO.from_pretrained(tmp_path)
-        assert get_task("my_kidney_seg") == spec
-        with torch.no_grad():
-            assert loaded(torch.zeros(1, 3, 32, 48), task="my_kidney_seg").logits.shape == (1, 3, 32, 48)
-    finally:
-        unregister_task("my_kidney_seg")
+    loaded = M2DINO.from_pretrained(tmp_path)  # the registry never heard of the task
+    assert loaded.task_spec("my_kidney_seg") == spec
+    with pytest.raises(KeyError, match="unknown task id 'my_kidney_seg'"):
+        get_task("my_kidney_seg")
+    with torch.no_grad():
+        assert loaded(torch.zeros(1, 3, 32, 48), task="my_kidney_seg").logits.shape == (1, 3, 32, 48)
 
 
 def test_a_config_from_something_else_is_rejected(tmp_path):
