@@ -1,6 +1,7 @@
-"""The evaluation's one per-kind table: for each label kind, where its predictions live in a
-submission, how an entry is written and parsed, how a task of that kind is scored, its headline
-metrics and its normalised score.
+"""The evaluation's one per-kind table, keyed by the label kind (`m2dino.tasks.label_kinds`): where
+its predictions live in a submission, how an entry is written and parsed, how a task of that kind is
+scored, its metrics.json section and its normalised score. Its headline metrics are the kind's own
+(`LabelKind.headline_metrics`).
 
 Adding a label kind to the evaluation is one `KindEvaluation` entry here (plus its scorer).
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
                                   ScalarPrediction, SegmentationPrediction)
+from ..tasks import KINDS
 from . import task_scoring
 from .entries import Entry, InvalidPrediction
 
@@ -142,35 +144,37 @@ class KindEvaluation:
     to_entry: Callable[[Prediction], dict | None] | None
     parse: Callable[[dict], Entry] | None
     score: Callable
-    headline: tuple[str, ...]        # the metrics the summary averages
-    additional: tuple[str, ...] = ()
+    additional: tuple[str, ...] = ()  # reported beside the headline metrics
     normalised: Callable[[dict, float | None], float] = partial(_metric, "DSC")
     error_scale: Callable[[list, list[tuple[int, int]]], float] | None = None  # (labels, image sizes) -> scale
     official: bool = True            # part of the challenge's format and scorer
     lower_is_better: frozenset[str] = frozenset()
 
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The metrics the summary averages: the label kind's headline metrics."""
+        return KINDS[self.kind].headline_metrics
+
 
 EVALUATIONS: dict[str, KindEvaluation] = {e.kind: e for e in (
     KindEvaluation("mask", "segmentation", SegmentationPrediction, None, None, None, None,
-                   task_scoring.score_segmentation, ("DSC", "HD"), ("HD95", "NSD"),
+                   task_scoring.score_segmentation, ("HD95", "NSD"),
                    normalised=partial(_metric, "DSC"), lower_is_better=frozenset({"HD", "HD95"})),
     KindEvaluation("class", "classification", ClassificationPrediction, "classification_predictions.json",
                    "predicted_class", _class_entry, _parse_class, task_scoring.score_classification,
-                   ("Accuracy", "F1_macro", "F1_weighted", "MCC", "AUC"), ("AUC_present_classes",),
-                   normalised=_accuracy_and_f1),
+                   ("AUC_present_classes",), normalised=_accuracy_and_f1),
     KindEvaluation("boxes", "detection", DetectionPrediction, "detection_predictions.json", "bbox_pixels",
-                   _boxes_entry, _parse_boxes, task_scoring.score_detection, ("IoU",), ("AP50",),
+                   _boxes_entry, _parse_boxes, task_scoring.score_detection, ("AP50",),
                    normalised=partial(_metric, "IoU")),
     KindEvaluation("keypoints", "regression", KeypointPrediction, "regression_predictions.json",
                    "predicted_points_pixels", _points_entry, _parse_points, task_scoring.score_regression,
-                   ("MRE",), normalised=partial(_error, "MRE"), error_scale=_tenth_of_diagonal,
+                   normalised=partial(_error, "MRE"), error_scale=_tenth_of_diagonal,
                    lower_is_better=frozenset({"MRE"})),
     KindEvaluation("scalar", "measurement", ScalarPrediction, "measurement_predictions.json", "predicted_value",
-                   _value_entry, _parse_value, task_scoring.score_measurement, ("MAE", "relative_error"),
+                   _value_entry, _parse_value, task_scoring.score_measurement,
                    normalised=partial(_error, "MAE"), error_scale=_mean_magnitude, official=False,
                    lower_is_better=frozenset({"MAE", "relative_error"})),
 )}
 BY_SECTION: dict[str, KindEvaluation] = {e.section: e for e in EVALUATIONS.values()}
 BY_PREDICTION: dict[type, KindEvaluation] = {e.prediction_type: e for e in EVALUATIONS.values()}
-PREDICTION_FILES: dict[str, str] = {e.kind: e.file for e in EVALUATIONS.values() if e.file}
 LOWER_IS_BETTER = frozenset().union(*(e.lower_is_better for e in EVALUATIONS.values()))

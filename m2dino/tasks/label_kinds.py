@@ -14,6 +14,19 @@ Canonical labels (coordinates are continuous pixels: 0 is the left/top edge of t
 mask uint8 H×W of class indices; class int; boxes float64 n×4 (x_min, y_min, x_max, y_max);
 keypoints float64 K×2 (x, y), in the spec's `point_order`; scalar float (in ``scalar_unit``).
 
+The label kind is the code's name for what a task predicts. Files keep older names, so this is
+where the vocabularies meet (``tests/evaluation/test_kind_tables.py`` checks the table)::
+
+    label kind  TaskType (tasks.json, CSVs)   metrics.json section  submission file                   head
+    mask        segmentation                  segmentation          one PNG per image                 SegmentationHead
+    class       classification                classification        classification_predictions.json   ClassificationHead
+    boxes       detection                     detection             detection_predictions.json        DetectionHead
+    keypoints   regression                    regression            regression_predictions.json       KeypointHead
+    scalar      regression + scalar_unit      measurement           measurement_predictions.json      ScalarHead
+
+Each kind also names its ``headline_metrics``: the metrics a task of that kind is judged and
+summarised by (`TaskSpec.metrics`, the evaluation's summary and reports all read them here).
+
 numpy and PIL only: data code, the evaluation and the models all build on this module.
 """
 
@@ -21,16 +34,13 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import Any, ClassVar, Protocol, Union
 
 import numpy as np
 from PIL import Image
 
 from ..image import ResizeGeometry, resize_mask
-from .spec import TaskType
-
-if TYPE_CHECKING:
-    from .spec import TaskSpec
+from .task_type import TaskType
 
 Label = Union[np.ndarray, int, float]
 BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
@@ -52,15 +62,38 @@ def map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:2, :2].T + matrix[:2, 2]
 
 
+class LabelledTask(Protocol):
+    """What a label kind reads of its task. `TaskSpec` has all of it; a protocol because `TaskSpec`
+    is built on the kinds (its ``label_kind`` and ``metrics`` come from here), one layer up."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> TaskType: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+    @property
+    def max_boxes(self) -> int: ...
+    @property
+    def scalar_unit(self) -> str | None: ...
+    @property
+    def num_keypoints(self) -> int: ...
+    @property
+    def interchangeable_points(self) -> bool: ...
+
+
 class LabelKind:
     """The behaviour shared by every label of one kind, for one task (``self.spec``)."""
 
     name: ClassVar[str]
-    task_type: ClassVar[TaskType]
+    task_type: ClassVar[TaskType]              # what files call tasks of this kind
+    headline_metrics: ClassVar[tuple[str, ...]]  # what a task of this kind is judged by
     stored_as_file: ClassVar[bool] = False   # the FMC layout keeps the label in its own file (masks)
     rows_per_image: ClassVar[str] = "one"    # "many": a CSV gives one row per object (boxes)
 
-    def __init__(self, spec: "TaskSpec") -> None:
+    def __init__(self, spec: LabelledTask) -> None:
         self.spec = spec
 
     def __repr__(self) -> str:
@@ -132,6 +165,7 @@ class LabelKind:
 
 class MaskKind(LabelKind):
     name, task_type, stored_as_file = "mask", TaskType.SEGMENTATION, True
+    headline_metrics = ("DSC", "HD")
 
     def validate(self, label, image_size, where):
         prefix, n = self._prefix(where), self.spec.num_classes
@@ -194,6 +228,7 @@ class MaskKind(LabelKind):
 
 class ClassKind(LabelKind):
     name, task_type = "class", TaskType.CLASSIFICATION
+    headline_metrics = ("Accuracy", "F1_macro", "F1_weighted", "MCC", "AUC")
 
     def validate(self, label, image_size, where):
         prefix = self._prefix(where)
@@ -269,6 +304,7 @@ class _CoordinateRows(LabelKind):
 
 class BoxesKind(_CoordinateRows):
     name, task_type, rows_per_image, row_width = "boxes", TaskType.DETECTION, "many", 4
+    headline_metrics = ("IoU",)
 
     def validate(self, label, image_size, where):
         prefix = self._prefix(where)
@@ -334,6 +370,7 @@ class KeypointsKind(_CoordinateRows):
     (then y) after every geometric change, so a mirror or a rotation never swaps their meaning."""
 
     name, task_type, row_width = "keypoints", TaskType.REGRESSION, 2
+    headline_metrics = ("MRE",)
 
     def canonical(self, points: np.ndarray) -> np.ndarray:
         """``points`` (…×K×2) in the task's order: unchanged for anatomical points."""
@@ -390,6 +427,7 @@ class ScalarKind(LabelKind):
     move with the image."""
 
     name, task_type = "scalar", TaskType.REGRESSION
+    headline_metrics = ("MAE", "relative_error")
 
     def validate(self, label, image_size, where):
         if isinstance(label, (bool, np.bool_, str, bytes)) or not np.isscalar(label) or not np.isfinite(label):
@@ -428,6 +466,6 @@ _BY_TYPE = {TaskType.SEGMENTATION: MaskKind, TaskType.CLASSIFICATION: ClassKind,
 
 
 @lru_cache(maxsize=None)
-def label_kind_of(spec: "TaskSpec") -> LabelKind:
+def label_kind_of(spec: LabelledTask) -> LabelKind:
     """The kind of ``spec``'s labels (a scalar-measurement regression task has scalar labels)."""
     return ScalarKind(spec) if spec.scalar_unit is not None else _BY_TYPE[spec.type](spec)

@@ -7,7 +7,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from .spec import TaskSpec, TaskType
+from .spec import TaskSpec
+from .task_type import TaskType
 
 _REGISTRY: dict[str, TaskSpec] = {}
 _BENCHMARK_GROUPS: dict[str, tuple[str, ...]] = {}

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .label_kinds import LabelKind
-
-
-class TaskType(str, Enum):
-    SEGMENTATION = "segmentation"
-    CLASSIFICATION = "classification"
-    DETECTION = "detection"
-    REGRESSION = "regression"
+from .label_kinds import LabelKind, label_kind_of
+from .task_type import TaskType
 
 
 # Geometric augmentations must be declared per task because some change the label's meaning
@@ -22,14 +13,6 @@ class TaskType(str, Enum):
 GEOMETRIC_AUGMENTATIONS = frozenset({"hflip", "vflip", "rotate", "scale"})
 PHOTOMETRIC_AUGMENTATIONS = frozenset({"intensity", "speckle"})
 AUGMENTATIONS = GEOMETRIC_AUGMENTATIONS | PHOTOMETRIC_AUGMENTATIONS
-
-DEFAULT_METRICS = {
-    TaskType.SEGMENTATION: ("DSC", "HD"),
-    TaskType.CLASSIFICATION: ("Accuracy", "F1_macro", "F1_weighted", "MCC", "AUC"),
-    TaskType.DETECTION: ("IoU",),
-    TaskType.REGRESSION: ("MRE",),
-}
-SCALAR_METRICS = ("MAE",)
 
 # How a keypoint task's points are identified. "anatomical": point k is always the same structure
 # (IUGC's symphysis ends and head tangent), so every geometric augmentation keeps the order.
@@ -56,7 +39,6 @@ class TaskSpec:
     organ: str
     group: str
     augmentations: frozenset[str] = frozenset({"hflip", "rotate", "scale", "intensity", "speckle"})
-    metrics: tuple[str, ...] = ()
     n_train: int | None = None
     benchmark: bool = False
     scalar_unit: str | None = None
@@ -68,7 +50,6 @@ class TaskSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "type", TaskType(self.type))
         object.__setattr__(self, "class_names", tuple(self.class_names))
-        object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "augmentations", frozenset(self.augmentations))
         if not self.id or not self.id.replace("_", "").isalnum():
             raise ValueError(f"task id {self.id!r}: expected letters, digits and '_' only")
@@ -94,9 +75,6 @@ class TaskSpec:
             if len(self.class_names) != self.num_classes:
                 raise ValueError(f"task {self.id!r}: {len(self.class_names)} class_names for "
                                  f"num_classes={self.num_classes}")
-        if not self.metrics:
-            metrics = SCALAR_METRICS if self.is_scalar else DEFAULT_METRICS[self.type]
-            object.__setattr__(self, "metrics", metrics)
 
     @property
     def is_scalar(self) -> bool:
@@ -113,12 +91,15 @@ class TaskSpec:
         return self.num_classes if self.type is TaskType.REGRESSION else 0
 
     @property
-    def label_kind(self) -> "LabelKind":
+    def label_kind(self) -> LabelKind:
         """What a sample of this task carries (mask, class, boxes, keypoints or scalar) and all the
         behaviour that goes with it (`m2dino.tasks.label_kinds`)."""
-        from .label_kinds import label_kind_of
-
         return label_kind_of(self)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics this task is judged by: its label kind's headline metrics."""
+        return self.label_kind.headline_metrics
 
     def allows(self, augmentation: str) -> bool:
         if augmentation not in AUGMENTATIONS:
@@ -128,12 +109,14 @@ class TaskSpec:
     def to_dict(self) -> dict:
         return {"id": self.id, "type": self.type.value, "num_classes": self.num_classes,
                 "class_names": list(self.class_names), "organ": self.organ, "group": self.group,
-                "augmentations": sorted(self.augmentations), "metrics": list(self.metrics),
+                "augmentations": sorted(self.augmentations),
                 "n_train": self.n_train, "benchmark": self.benchmark, "scalar_unit": self.scalar_unit,
                 "max_boxes": self.max_boxes, "point_order": self.point_order, "source": self.source, "description": self.description}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskSpec":
+        # Specs saved before the metrics came from the label kind carry them: derived now, so dropped.
+        data = {name: value for name, value in data.items() if name != "metrics"}
         known = set(cls.__dataclass_fields__)
         extra = set(data) - known
         if extra:
