@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import shutil
 import subprocess
 import sys
@@ -57,6 +56,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aggregation_report import write_report  # noqa: E402
+from harness.report import command_line, portable_path  # noqa: E402
 
 from m2dino.data import Sample  # noqa: E402
 from m2dino.data.collection import image_key  # noqa: E402
@@ -224,7 +224,7 @@ def load_study_data(args: argparse.Namespace, tasks: Sequence[str]) -> StudyData
             _fail(f"could not read {name} from {root / name}: {err}")
         for task in wanted:
             dataset_of[task] = name
-        description[name] = {"path": str(root / name), "tasks": wanted, "val_split": val_split,
+        description[name] = {"path": portable_path(root / name), "tasks": wanted, "val_split": val_split,
                              "train_images": len({s.source for t in wanted for s in train[t]}),
                              "val_samples_per_task": {t: len(val[t]) for t in wanted}}
     if args.fmc:
@@ -267,7 +267,8 @@ def _load_fmc(args, train, val, dataset_of, description) -> None:
         # lesion mask and class) then share their images' fraction subset, as the public adapters do.
         datasets = {s.meta.get("dataset") for s in train[task]}
         dataset_of[task] = datasets.pop() if len(datasets) == 1 and None not in datasets else "fmc"
-    description["fmc"] = {"path": str(args.fmc), "tasks": sorted(data.train), "val_split": args.fmc_val or "20% held out",
+    description["fmc"] = {"path": portable_path(args.fmc), "tasks": sorted(data.train),
+                          "val_split": portable_path(args.fmc_val) if args.fmc_val else "20% held out",
                           "train_images": len({s.source for t in data.train for s in train[t]}),
                           "val_samples_per_task": {t: len(val[t]) for t in data.train}}
 
@@ -518,7 +519,7 @@ def run_study(args, data: StudyData, tasks: list[str]) -> tuple[list[dict], list
     rows, log = [], []
     for model in planned:
         record, owner = records[model["key"]], first[model["key"]]
-        same_as = None if owner is model else str(owner["out_dir"])
+        same_as = None if owner is model else portable_path(owner["out_dir"])
         for row in record["rows"]:
             rows.append({**row, "model": model["name"], "fraction": model["fraction"], "moe": model["moe"],
                          "paradigm": model["paradigm"], "seed": model["seed"], "steps": model["steps"],
@@ -559,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                              for r in baseline), flush=True)
     rows, log, missing = run_study(args, data, tasks)
     seconds = time.time() - started
-    command = "python benchmarks/aggregation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(["benchmarks/aggregation.py", *(argv or sys.argv[1:])])
 
     study = {
         "command": command.strip(), "git_commit": _git_commit(), "seconds": seconds,

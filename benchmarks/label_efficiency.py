@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.machine import cpu_name  # noqa: E402
-from harness.report import RESULTS, command_line, write_result  # noqa: E402
+from harness.report import RESULTS, command_line, portable_path, write_result  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATASETS = {"hc18": ("fetal_head", "DSC"), "african_planes": ("fetal_plane_cls", "Accuracy")}
@@ -333,7 +333,7 @@ def main(argv=None) -> int:
         selection += done
     missing = [c.name for c in wanted if not (args.work_dir / c.name / "result.json").is_file()]
     result = {"command": command_line(), "machine": machine(),
-              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "settings": {k: (portable_path(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "cells": cells, "selection": selection, "summary": summarise(cells, selection), "missing": missing}
     previous = args.out_dir / f"{args.name}.json"
     if previous.is_file():  # keep the hand-written interpretation (and, on a report, the machine) across re-renders

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,10 @@ from harness.machine import cpu_name
 from harness.report import (
     add_output_arguments,
     command_line,
+    elided_path,
     output_paths,
+    portable_command,
+    portable_path,
     read_result,
     write_result,
 )
@@ -95,15 +97,16 @@ def sha1(path: Path) -> str:
 
 def git_state() -> dict:
     """The commit the benchmark ran from and whether m2dino/ had uncommitted changes; both None when run
-    from an exported copy (``git archive``), which is not a git work tree."""
+    from an exported copy (``git archive``), which is not a git work tree. ``source``: the folder it ran
+    from (elided: the repository's own path is this machine's)."""
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
     head = git("rev-parse", "--show-toplevel", "HEAD")
     lines = head.stdout.split()
     if head.returncode != 0 or Path(lines[0]).resolve() != REPO:
-        return {"commit": None, "dirty": None, "source": str(REPO)}
+        return {"commit": None, "dirty": None, "source": elided_path(REPO)}
     return {"commit": lines[1], "dirty": bool(git("status", "--porcelain", "--", "m2dino").stdout.strip()),
-            "source": str(REPO)}
+            "source": elided_path(REPO)}
 
 
 # ----------------------------------------------------------------------------------- (a) probes
@@ -178,13 +181,14 @@ def make_pca(args, weights: Path, out_path: Path) -> dict:
 
     from m2dino.data import read_fmc_index
 
-    scans = [(f"{label} (test)", str(read_fmc_index(args.root / "test", [task])[0].image_file))
+    files = [(f"{label} (test)", read_fmc_index(args.root / "test", [task])[0].image_file)
              for label, task in PCA_SCANS]
     models = {"random init (seed 0)": build_backbone_model("fetal_head", None, 0, args.pca_size),
               "pretrained": build_backbone_model("fetal_head", str(weights), 0, args.pca_size)}
-    pca_figure(scans, models, "fetal_head", out_path)
-    return {"file": out_path.name, "image_size": args.pca_size, "scans": scans,
-            "bytes": out_path.stat().st_size}
+    pca_figure([(label, str(file)) for label, file in files], models, "fetal_head", out_path)
+    # The scans are recorded relative to the public root (the index resolves its paths, so the root is too).
+    scans = [(label, file.relative_to(args.root.resolve()).as_posix()) for label, file in files]
+    return {"file": out_path.name, "image_size": args.pca_size, "scans": scans, "bytes": out_path.stat().st_size}
 
 
 # -------------------------------------------------------------------------------------- result
@@ -278,11 +282,14 @@ def main() -> None:
     digest = sha1(weights)
     log = weights.parent / "log.jsonl"
     config = weights.parent / "pretrain_config.json"
-    pretraining = {"command": shlex.join(command), "status": status, "backbone": str(weights), "sha1": digest,
+    pretraining = {"command": portable_command(command), "status": status, "backbone": portable_path(weights),
+                   "sha1": digest,
                    "wall": wall_time(log) if log.is_file() else None,
                    "prototypes": json.loads(config.read_text())["loss"]["prototypes"] if config.is_file() else None}
-    pool = store.get("pool", {"root": str(args.root)})
-    pretraining["pool"] = pool or store.put("pool", {"root": str(args.root)}, pool_counts(args.root))
+    pool = store.get("pool", {"root": str(args.root)}) or store.put("pool", {"root": str(args.root)},
+                                                                     pool_counts(args.root))
+    # The counts without the store's key, which holds this machine's path of the root (settings has it portable).
+    pretraining["pool"] = {k: v for k, v in pool.items() if k not in ("cell", "settings")}
     if "probe" in args.parts:
         run_probes(args, store, weights, digest)
     pca = make_pca(args, weights, md_path.parent / f"{args.name}_pca.png") if "pca" in args.parts else None
@@ -293,13 +300,13 @@ def main() -> None:
               "machine": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
                           "python": platform.python_version(), "torch": torch.__version__},
               "pretraining": pretraining,
-              "settings": {"root": str(args.root), "image_size": args.image_size, "seeds": args.seeds,
+              "settings": {"root": portable_path(args.root), "image_size": args.image_size, "seeds": args.seeds,
                            "probe_seeds": args.probe_seeds, "frozen_steps": args.frozen_steps,
                            "finetune_steps": args.finetune_steps, "eval_split": args.eval_split, "jobs": args.jobs,
                            "probe_cs": list(PROBE_CS), "probe_train_fraction": PROBE_TRAIN_FRACTION,
                            "probe_limit": args.probe_limit, "quick": args.quick},
               "rows": rows, "run_seconds": seconds, "pca": pca or previous.get("pca"),
-              "missing": missing + [f"recipe run {n} failed (see {args.work_dir / 'logs'})" for n in failed],
+              "missing": missing + [f"recipe run {n} failed (see {portable_path(args.work_dir / 'logs')})" for n in failed],
               "notes": NOTES + args.note}
     write_result(md_path, json_path, render(result), result)
     print("\n".join(table(rows)))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aggregation  # noqa: E402  (the study's data loading and training, shared)
+from harness.report import command_line  # noqa: E402
 
 from m2dino.recipes.common import plan_groups  # noqa: E402
 from m2dino.training.task_affinity import AffinityTracker, recommended_groups  # noqa: E402
@@ -68,7 +68,7 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict:
                                      study.output_dir / "unified", step_callback=tracker)
     report = tracker.report(plan_groups(argparse.Namespace(groups=None), tasks))
     return {
-        "command": "python benchmarks/task_affinity.py " + " ".join(shlex.quote(a) for a in argv),
+        "command": command_line(["benchmarks/task_affinity.py", *argv]),
         "git_commit": aggregation._git_commit(), "seconds": time.time() - started,
         "settings": {"tasks": tasks, "steps": study.steps, "every": args.every, "probe_batch": args.probe_batch,
                      "image_size": study.image_size, "batch_size": study.batch_size, "backbone": study.backbone,

@@ -8,17 +8,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+REPO = RESULTS.parents[1]
+
+# An argument that is an absolute path, alone, as ``--flag=PATH`` or as a data source ``NAME:PATH``
+# (not a URL: ``https://...``).
+_ABSOLUTE_ARGUMENT = re.compile(r"(--[\w-]+=|\w+:)?(/(?!/).*)")
 
 
-def command_line() -> str:
-    """The command that produced this run, as the reports quote it (``python benchmarks/x.py --flag``)."""
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+def portable_path(path: str | Path) -> str:
+    """``path`` as a committed result records it: no machine's folders in it. Inside the repository:
+    relative to it (``benchmarks/results``). Outside it: as given when relative (``../shared/data``,
+    relative to where the command ran), else `elided_path`."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        pass
+    return elided_path(path) if path.is_absolute() else path.as_posix()
+
+
+def elided_path(path: Path) -> str:
+    """An absolute path by at most its last two parts below the top-level folder, after ``...``
+    (``/tmp/i10/s54/train`` -> ``.../s54/train``, ``/tmp/le`` -> ``.../le``): enough to tell a study's
+    roots apart (the two parts name a root and its split), not where the machine kept them (``/tmp``,
+    a home folder, a mount point)."""
+    return "/".join(("...", *path.parts[2:][-2:]))
+
+
+def portable_command(argv: Sequence[str]) -> str:
+    """``argv`` quoted for a shell, its absolute paths made portable (`portable_path`); relative ones are
+    kept as typed, since they are relative to where the command ran."""
+    def portable(argument: str) -> str:
+        match = _ABSOLUTE_ARGUMENT.fullmatch(argument)
+        return argument if match is None else (match[1] or "") + portable_path(match[2])
+
+    return " ".join(shlex.quote(portable(a)) for a in argv)
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that produced this run, as the reports quote it (``python benchmarks/x.py --flag``);
+    ``argv`` defaults to ``sys.argv``."""
+    return "python " + portable_command(sys.argv if argv is None else argv)
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, name: str) -> None:
