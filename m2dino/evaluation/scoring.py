@@ -22,13 +22,13 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from .ground_truth import GroundTruth
-from .kinds import EVALUATIONS
+from .kinds import EVALUATIONS, KindEvaluation
 from .problems import TaskProblems
 from .report import markdown_report
 from .submission import prediction_mask_path
 from .submission_reader import Submission
 from .summary import build_summary, registry_group
-from .task_scoring import ScoreSettings
+from .task_scoring import PredictionOf, ScoreSettings
 
 STRAY_MASKS = "(no task)"   # where PNGs that answer no ground-truth mask are reported
 
@@ -61,6 +61,22 @@ def _count_foreign_predictions(rows: Mapping[str, list[GroundTruth]], submission
             problems.setdefault(task, TaskProblems()).add("unexpected", example, count=len(predictions))
 
 
+def _prediction_of(evaluation: KindEvaluation, rows: list[GroundTruth], submission: Submission,
+                   problems: TaskProblems) -> PredictionOf:
+    """Where the scorer finds each row's prediction: a mask by its ``mask_path``, any other entry by
+    ``image_path`` in the kind's file (whose absence, and entries for images the task lacks, are noted)."""
+    if evaluation.file is None:
+        return lambda row: submission.load_mask(row.mask_path)
+    if evaluation.file in submission.absent_files:
+        problems.note(f"no {evaluation.file} in the submission")
+    predictions = submission.task_predictions(evaluation.kind, rows[0].task_id)
+    known = {row.image_path for row in rows}
+    for image_path in predictions:
+        if image_path not in known:
+            problems.add("unexpected", f"{image_path}: not in the ground truth of this task")
+    return lambda row: predictions.get(row.image_path)
+
+
 def _count_stray_masks(rows: Mapping[str, list[GroundTruth]], submission: Submission,
                        problems: dict[str, TaskProblems]) -> None:
     """PNGs in the submission that answer no ground-truth mask (a typo in a path scores nothing)."""
@@ -87,7 +103,8 @@ def score_submission(ground_truth: Iterable[GroundTruth], submission: Submission
     for evaluation in EVALUATIONS.values():
         for task, task_rows in rows.items():
             if task_rows[0].kind == evaluation.kind:
-                result, extra = evaluation.score(task_rows, submission, problems[task], settings)
+                prediction_of = _prediction_of(evaluation, task_rows, submission, problems[task])
+                result, extra = evaluation.score(task_rows, prediction_of, problems[task], settings)
                 results.setdefault(evaluation.section, {})[task] = result
                 extras[task] = extra
     _count_foreign_predictions(rows, submission, tasks, problems)

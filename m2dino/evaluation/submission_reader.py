@@ -39,10 +39,6 @@ class Submission:
     def task_predictions(self, kind: str, task_id: str) -> dict[str, Entry]:
         return self.predictions.get(kind, {}).get(task_id, {})
 
-    @staticmethod
-    def file_of(kind: str) -> str | None:
-        return EVALUATIONS[kind].file
-
     def mask_files(self) -> set[str]:
         """Every PNG under the folder, as submission-relative POSIX paths (to find stray masks)."""
         return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*.png")}

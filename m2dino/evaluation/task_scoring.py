@@ -1,8 +1,9 @@
 """Scoring one task of each label kind: the challenge's result dict, our additional metrics, the
 strict values, and problems.
 
-Every scorer takes the task's ground-truth rows, the submission, a `TaskProblems` to fill and the
-`ScoreSettings`, and returns ``(challenge_result, additional_metrics)``.
+Every scorer takes the task's ground-truth rows, a `PredictionOf` (the prediction answering a row),
+a `TaskProblems` to fill and the `ScoreSettings`, and returns ``(challenge_result, additional_metrics)``.
+Finding predictions in a submission is `m2dino.evaluation.scoring`'s part, so a scorer knows no files.
 
 - The challenge's keys reproduce the organisers' evaluator exactly, including its habits: only
   images with a usable prediction are scored (``num_samples``), an AUC that scikit-learn refuses is
@@ -19,9 +20,8 @@ Every scorer takes the task's ground-truth rows, the submission, a `TaskProblems
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -36,10 +36,9 @@ from .metrics.regression import mean_radial_error
 from .metrics.segmentation import class_scores, resize_nearest
 from .problems import TaskProblems
 
-if TYPE_CHECKING:
-    from .submission_reader import Submission
-
 PROBABILITY_SUM_TOLERANCE = 1e-3
+# The prediction answering a ground-truth row: an `Entry`, a mask array (segmentation), or None if missing.
+PredictionOf = Callable[[GroundTruth], Entry | np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -63,31 +62,13 @@ def _usable(entry: Entry | None, expected: type, row: GroundTruth, problems: Tas
     return True
 
 
-def count_unexpected(rows: Sequence[GroundTruth], predictions: dict[str, Entry], problems: TaskProblems) -> None:
-    known = {row.image_path for row in rows}
-    for image_path in predictions:
-        if image_path not in known:
-            problems.add("unexpected", f"{image_path}: not in the ground truth of this task")
-
-
-def _predictions(rows: Sequence[GroundTruth], submission: "Submission", problems: TaskProblems
-                 ) -> dict[str, Entry]:
-    task, kind = rows[0].task_id, rows[0].kind
-    file = submission.file_of(kind)
-    if file in submission.absent_files:
-        problems.note(f"no {file} in the submission")
-    predictions = submission.task_predictions(kind, task)
-    count_unexpected(rows, predictions, problems)
-    return predictions
-
-
 def _diagonal(row: GroundTruth) -> float:
     if row.image_size is None:
         return math.nan
     return float(np.hypot(*row.image_size))
 
 
-def score_segmentation(rows: Sequence[GroundTruth], submission: "Submission", problems: TaskProblems,
+def score_segmentation(rows: Sequence[GroundTruth], prediction_of: PredictionOf, problems: TaskProblems,
                        settings: ScoreSettings) -> tuple[dict, dict]:
     num_classes = rows[0].num_classes
     names = ("DSC", "HD", "HD95", "NSD")
@@ -95,7 +76,7 @@ def score_segmentation(rows: Sequence[GroundTruth], submission: "Submission", pr
     strict = {name: np.zeros(num_classes) for name in ("DSC", "HD")}
     scored = 0
     for row in tqdm(rows, desc=f"  {rows[0].task_id}", unit="mask", disable=not settings.progress, leave=False):
-        pred = submission.load_mask(row.mask_path)
+        pred = prediction_of(row)
         gt = row.load_mask()
         if gt.ndim != 2:
             raise ValueError(f"{row.task_id} / {row.mask_path}: ground-truth mask of shape {gt.shape}; expected H×W")
@@ -140,15 +121,14 @@ def _check_probs(probs: np.ndarray | None, num_classes: int, image_path: str, pr
     return True
 
 
-def score_classification(rows: Sequence[GroundTruth], submission: "Submission", problems: TaskProblems,
+def score_classification(rows: Sequence[GroundTruth], prediction_of: PredictionOf, problems: TaskProblems,
                          settings: ScoreSettings) -> tuple[dict, dict]:
-    predictions = _predictions(rows, submission, problems)
     num_classes = rows[0].num_classes
     y_true, y_pred, probs_given, auc_true, auc_scores = [], [], [], [], []
     strict_true, strict_pred, strict_scores = [], [], []
     uniform = np.full(num_classes, 1.0 / num_classes)
     for row in rows:
-        pred = predictions.get(row.image_path)
+        pred = prediction_of(row)
         truth = int(row.label)
         usable = _usable(pred, ClassificationPrediction, row, problems)
         if usable and not 0 <= pred.class_index < num_classes:
@@ -194,14 +174,13 @@ def score_classification(rows: Sequence[GroundTruth], submission: "Submission", 
     return result, extra
 
 
-def score_detection(rows: Sequence[GroundTruth], submission: "Submission", problems: TaskProblems,
+def score_detection(rows: Sequence[GroundTruth], prediction_of: PredictionOf, problems: TaskProblems,
                     settings: ScoreSettings) -> tuple[dict, dict]:
-    predictions = _predictions(rows, submission, problems)
     ious, ap_predictions, ap_truths = [], [], []
     for row in rows:
         gt_box = np.asarray(row.label, dtype=np.float64).reshape(4)
         ap_truths.append(gt_box[None])
-        pred = predictions.get(row.image_path)
+        pred = prediction_of(row)
         usable = _usable(pred, DetectionPrediction, row, problems)
         if usable and len(pred.boxes) == 0:
             problems.add("invalid", f"{row.image_path}: no box")
@@ -226,12 +205,11 @@ def score_detection(rows: Sequence[GroundTruth], submission: "Submission", probl
     return {"IoU": float(np.mean(ious)), "num_samples": len(ious)}, {"AP50": ap, "strict": strict}
 
 
-def score_regression(rows: Sequence[GroundTruth], submission: "Submission", problems: TaskProblems,
+def score_regression(rows: Sequence[GroundTruth], prediction_of: PredictionOf, problems: TaskProblems,
                      settings: ScoreSettings) -> tuple[dict, dict]:
-    predictions = _predictions(rows, submission, problems)
     errors, failed = [], []
     for row in rows:
-        pred = predictions.get(row.image_path)
+        pred = prediction_of(row)
         usable = _usable(pred, KeypointPrediction, row, problems)
         gt_points = np.asarray(row.label, dtype=np.float64).reshape(-1, 2)
         if usable and pred.points.shape != gt_points.shape:
@@ -247,14 +225,13 @@ def score_regression(rows: Sequence[GroundTruth], submission: "Submission", prob
     return {"MRE": float(np.mean(errors)), "num_samples": len(errors)}, {"strict": strict}
 
 
-def score_measurement(rows: Sequence[GroundTruth], submission: "Submission", problems: TaskProblems,
+def score_measurement(rows: Sequence[GroundTruth], prediction_of: PredictionOf, problems: TaskProblems,
                       settings: ScoreSettings) -> tuple[dict, dict]:
     """m2dino's extension: mean absolute error (in the task's unit) and mean relative error
     |predicted − true| / |true|."""
-    predictions = _predictions(rows, submission, problems)
     absolute, relative, strict_abs = [], [], []
     for row in rows:
-        pred = predictions.get(row.image_path)
+        pred = prediction_of(row)
         truth = float(row.label)
         if not _usable(pred, ScalarPrediction, row, problems):
             strict_abs.append(abs(truth))
