@@ -75,7 +75,7 @@ def test_published_splits_are_kept_and_val_is_carved_by_patient(folders, built):
     assert pocus["samples"] == {"train": {"lung_disease_3cls": 4}, "val": {"lung_disease_3cls": 2},
                                 "test": {"lung_disease_3cls": 3}}
     assert pocus["patients_or_videos"] == {"train": 4, "val": 1, "test": 1}
-    assert pocus["classes"]["lung_disease_3cls"]["test"] == {"class_0": 3}
+    assert pocus["classes"]["lung_disease_3cls"]["test"] == {"covid": 3}
     african = report["datasets"]["african_planes"]
     # 10 % of the 2 train patients (Algeria:7 with 2 images, Egypt:7) rounds to none: val stays empty
     assert african["images"] == {"train": 3, "val": 0, "test": 1}  # one test image leaked from train

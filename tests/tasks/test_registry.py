@@ -93,3 +93,9 @@ def test_user_group_mapping_from_json_and_yaml(tmp_path):
     unknown.write_text(json.dumps({"a": ["cervics"]}))
     with pytest.raises(ValueError, match="unknown.json: group 'a': unknown task id 'cervics'"):
         load_group_mapping(unknown)
+
+
+def test_pocus_lung_classes_are_named_in_the_adapters_index_order():
+    from m2dino.data.adapters.pocus import CLASSES
+
+    assert get_task("lung_disease_3cls").class_names == CLASSES == ("covid", "pneumonia", "regular")
