@@ -127,7 +127,7 @@ def step_times(root: Path, backbone: str, image_size: int, batch_size: int, roun
 
     def stepper(samples, config: LoaderConfig):
         sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size, seed=0)
-        loader = build_train_loader(samples, sampler, image_size, config=config)
+        loader = build_train_loader(samples, sampler, model.config.preprocessing, config=config)
 
         def batches():
             while True:
@@ -163,15 +163,18 @@ def throughput(root: Path, sizes: list[int], samples_per_size: int, cache_dir: P
     from m2dino.data.cache import ResizeCache
     from m2dino.data.loading import TrainDataset
     from m2dino.data.torch_dataset import Collate, SampleKey
+    from m2dino.image import Preprocessing
 
     lazy = read_fmc(root, lazy=True).by_task()
     keys = [SampleKey(t, i, 1000 + i) for t, items in lazy.items() for i in range(len(items))]
     keys = [keys[i] for i in np.random.default_rng(0).permutation(len(keys))[:samples_per_size]]
-    collate, rows = Collate(), []
+    rows = []
     for size in sizes:
         for source in ("PNG", "cache", "cache, no augmentation"):
             cache = ResizeCache(cache_dir) if source.startswith("cache") else None
-            dataset = TrainDataset(lazy, size, train=source != "cache, no augmentation", cache=cache)
+            dataset = TrainDataset(lazy, Preprocessing(size), train=source != "cache, no augmentation",
+                                   cache=cache)
+            collate = Collate(dataset.preprocessing)
             if cache is not None:  # warm it first: this measures reading, not building
                 for key in keys:
                     cache.load(dataset.samples[key.task].entry(key.index), (size, size))

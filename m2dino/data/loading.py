@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..image import IMAGENET_MEAN, IMAGENET_STD, ResizeGeometry
+from ..image import Preprocessing, ResizeGeometry
 from .cache import ResizeCache
 from .collection import LazySample, SampleCollection
 from .errors import DataError
@@ -71,10 +71,10 @@ class TrainDataset(MultiTaskDataset):
     """`MultiTaskDataset` whose entries stay undecoded until a worker asks for them, optionally
     resized through a `ResizeCache`, optionally replacing unreadable samples."""
 
-    def __init__(self, samples: Mapping[str, Sequence[Sample]], image_size: int | tuple[int, int], train: bool,
-                 resize_mode: str = "letterbox", augment: AugmentConfig | None = None,
-                 cache: ResizeCache | None = None, skip_bad_samples: bool = False) -> None:
-        super().__init__(samples, image_size, train, resize_mode, augment)
+    def __init__(self, samples: Mapping[str, Sequence[Sample]], preprocessing: Preprocessing, train: bool,
+                 augment: AugmentConfig | None = None, cache: ResizeCache | None = None,
+                 skip_bad_samples: bool = False) -> None:
+        super().__init__(samples, preprocessing, train, augment)
         self.cache, self.skip_bad_samples = cache, skip_bad_samples
 
     def __getitem__(self, key: SampleKey | tuple) -> tuple[Sample, ResizeGeometry]:
@@ -102,7 +102,8 @@ class TrainDataset(MultiTaskDataset):
             if self.cache is None:
                 sample = entry.load() if isinstance(entry, LazySample) else entry
                 return transform(sample, seed)
-            sample, geometry = self.cache.load(entry, transform.image_size, transform.resize_mode)
+            pre = self.preprocessing
+            sample, geometry = self.cache.load(entry, pre.image_size, pre.resize_mode)
         except DataError:
             raise
         except OSError as err:  # e.g. a file that turned unreadable under a lazy loader
@@ -157,20 +158,20 @@ class TrainLoader:
 
 
 def build_train_loader(samples: Mapping[str, Sequence[Sample]], sampler: TaskSampler,
-                       image_size: int | tuple[int, int], resize_mode: str = "letterbox",
-                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                       config: LoaderConfig | None = None, device: torch.device | str = "cpu",
-                       num_processes: int = 1, augment: AugmentConfig | None = None) -> TrainLoader:
-    """The training loader: augmented one-task batches in ``sampler``'s order. An unwritable
-    ``config.cache_dir`` fails here, before the first step."""
+                       preprocessing: Preprocessing, config: LoaderConfig | None = None,
+                       device: torch.device | str = "cpu", num_processes: int = 1,
+                       augment: AugmentConfig | None = None) -> TrainLoader:
+    """The training loader: augmented one-task batches in ``sampler``'s order, resized and
+    normalised as ``preprocessing`` (the model's) says. An unwritable ``config.cache_dir`` fails
+    here, before the first step."""
     config = config or LoaderConfig()
     cache = ResizeCache(config.cache_dir) if config.cache_dir else None
-    dataset = TrainDataset(samples, image_size, train=True, resize_mode=resize_mode, augment=augment, cache=cache,
+    dataset = TrainDataset(samples, preprocessing, train=True, augment=augment, cache=cache,
                            skip_bad_samples=config.skip_bad_samples)
     workers = default_num_workers(num_processes) if config.num_workers is None else config.num_workers
     pin = torch.device(device).type == "cuda" if config.pin_memory is None else config.pin_memory
     extra = {"prefetch_factor": config.prefetch_factor, "persistent_workers": config.persistent_workers} if workers else {}
-    dataloader = DataLoader(dataset, batch_sampler=TaskBatchSampler(sampler), collate_fn=Collate(mean, std),
+    dataloader = DataLoader(dataset, batch_sampler=TaskBatchSampler(sampler), collate_fn=Collate(preprocessing),
                             num_workers=workers, pin_memory=pin, **extra)
     return TrainLoader(dataloader, sampler)
 

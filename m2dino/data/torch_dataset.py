@@ -3,7 +3,7 @@
 
 Batch format (all samples of a batch share one task)::
 
-    {"pixel_values": float32 B×3×H×W, normalised with the backbone's mean/std,
+    {"pixel_values": float32 B×3×H×W, normalised as the model's `Preprocessing` says,
      "task": str,
      "targets": mask -> int64 B×H×W | class -> int64 B | boxes -> list of B float32 n_i×4 |
                 keypoints -> float32 B×K×2 (x, y) | scalar -> float32 B   (model-input pixels),
@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..image import ResizeGeometry, normalize
+from ..image import Preprocessing, ResizeGeometry
 from ..tasks import get_task
 from .errors import DataError
-from ..image import IMAGENET_MEAN, IMAGENET_STD
 from .sample import Sample
 from .sampling import TaskSampler
 from .transforms import AugmentConfig, SampleTransform, build_transforms
@@ -42,10 +41,11 @@ class SampleKey(NamedTuple):
 
 class MultiTaskDataset(Dataset):
     """Samples of several tasks, each with its own transform; ``dataset[(task, i)]`` or
-    ``dataset[SampleKey(task, i, seed)]`` -> (transformed `Sample`, `ResizeGeometry`)."""
+    ``dataset[SampleKey(task, i, seed)]`` -> (transformed `Sample`, `ResizeGeometry`).
+    ``preprocessing`` (the model's) sizes every transform and is what `Collate` normalises with."""
 
-    def __init__(self, samples: Mapping[str, Sequence[Sample]] | Sequence[Sample], image_size: int | tuple[int, int],
-                 train: bool, resize_mode: str = "letterbox", augment: AugmentConfig | None = None) -> None:
+    def __init__(self, samples: Mapping[str, Sequence[Sample]] | Sequence[Sample], preprocessing: Preprocessing,
+                 train: bool, augment: AugmentConfig | None = None) -> None:
         if not isinstance(samples, Mapping):
             samples = _group_by_task(samples)
         if not samples:
@@ -55,9 +55,9 @@ class MultiTaskDataset(Dataset):
             get_task(task)
             if len(items) == 0:
                 raise DataError(f"empty dataset for task {task!r}")
-        self.train = train
+        self.train, self.preprocessing = train, preprocessing
         self.transforms: dict[str, SampleTransform] = {
-            task: build_transforms(task, image_size, train, resize_mode, augment) for task in self.samples}
+            task: build_transforms(task, preprocessing, train, augment) for task in self.samples}
 
     @property
     def task_sizes(self) -> dict[str, int]:
@@ -120,10 +120,11 @@ class TaskBatchSampler:
 
 
 class Collate:
-    """``collate(items)`` -> the batch dict (see the module docstring). Picklable for workers."""
+    """``collate(items)`` -> the batch dict (see the module docstring), images normalised by
+    ``preprocessing``. Picklable for workers."""
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
-        self.mean, self.std = tuple(mean), tuple(std)
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
 
     def __call__(self, items: Sequence[tuple[Sample, ResizeGeometry]]) -> dict:
         if not items:
@@ -135,7 +136,7 @@ class Collate:
         sizes = {s.size for s in samples}
         if len(sizes) != 1:
             raise DataError(f"images of different sizes {sorted(sizes)} in one batch; resize them first")
-        return {"pixel_values": normalize(np.stack([s.image for s in samples]), self.mean, self.std),
+        return {"pixel_values": self.preprocessing.normalize(np.stack([s.image for s in samples])),
                 "task": samples[0].task,
                 "targets": collate_targets(samples),
                 "geometry": [geometry for _, geometry in items],
@@ -150,9 +151,8 @@ def collate_targets(samples: Sequence[Sample]) -> torch.Tensor | list[torch.Tens
     return [torch.from_numpy(b) for b in batch] if isinstance(batch, list) else torch.from_numpy(batch)
 
 
-def build_dataloader(dataset: MultiTaskDataset, sampler: TaskSampler, mean: Sequence[float] = IMAGENET_MEAN,
-                     std: Sequence[float] = IMAGENET_STD, num_workers: int = 0, **kwargs) -> DataLoader:
-    """A DataLoader yielding one-task batches in the sampler's order."""
+def build_dataloader(dataset: MultiTaskDataset, sampler: TaskSampler, num_workers: int = 0, **kwargs) -> DataLoader:
+    """A DataLoader yielding one-task batches in the sampler's order, normalised as ``dataset.preprocessing``."""
     batch_sampler = TaskBatchSampler(sampler, augment_seeds=dataset.train)
-    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=Collate(mean, std),
+    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=Collate(dataset.preprocessing),
                       num_workers=num_workers, **kwargs)

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from ..image import ResizeGeometry, resize_image
+from ..image import Preprocessing, ResizeGeometry, resize_image
 from ..tasks import TaskSpec, get_task
 from .sample import Sample
 
@@ -41,14 +41,13 @@ class Step(Protocol):
 
 
 class SampleTransform:
-    """Resize, then ``steps`` in order. ``transform(sample, rng)`` -> (sample, geometry)."""
+    """Resize as ``preprocessing`` says, then ``steps`` in order. ``transform(sample, rng)`` -> (sample, geometry)."""
 
-    def __init__(self, image_size: tuple[int, int], resize_mode: str = "letterbox",
-                 steps: tuple[Step, ...] = ()) -> None:
-        self.image_size, self.resize_mode, self.steps = image_size, resize_mode, tuple(steps)
+    def __init__(self, preprocessing: Preprocessing, steps: tuple[Step, ...] = ()) -> None:
+        self.preprocessing, self.steps = preprocessing, tuple(steps)
 
     def __call__(self, sample: Sample, rng: SeedLike = None) -> tuple[Sample, ResizeGeometry]:
-        geometry = ResizeGeometry.create(sample.size, self.image_size, self.resize_mode)
+        geometry = self.preprocessing.geometry(sample.size)
         sample = resize_sample(sample, geometry)
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         for step in self.steps:
@@ -57,17 +56,17 @@ class SampleTransform:
 
     def __repr__(self) -> str:
         steps = ", ".join(type(s).__name__ for s in self.steps)
-        return f"SampleTransform(size={self.image_size}, mode={self.resize_mode!r}, steps=[{steps}])"
+        pre = self.preprocessing
+        return f"SampleTransform(size={pre.image_size}, mode={pre.resize_mode!r}, steps=[{steps}])"
 
 
-def build_transforms(task: str | TaskSpec, image_size: int | tuple[int, int], train: bool,
-                     resize_mode: str = "letterbox", augment: AugmentConfig | None = None) -> SampleTransform:
-    """The pipeline for one task: resize to ``image_size`` (H, W), plus, when ``train``, the
-    geometric and photometric augmentations ``get_task(task).allows(...)``."""
+def build_transforms(task: str | TaskSpec, preprocessing: Preprocessing, train: bool,
+                     augment: AugmentConfig | None = None) -> SampleTransform:
+    """The pipeline for one task: resize to the model's input (``preprocessing``), plus, when
+    ``train``, the geometric and photometric augmentations ``get_task(task).allows(...)``."""
     spec = get_task(task)
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if not train:
-        return SampleTransform(size, resize_mode)
+        return SampleTransform(preprocessing)
     config = augment or AugmentConfig()
     steps: list[Step] = []
     affine = RandomAffine(hflip_p=config.hflip_p if spec.allows("hflip") else 0.0,
@@ -80,7 +79,7 @@ def build_transforms(task: str | TaskSpec, image_size: int | tuple[int, int], tr
         steps.append(RandomIntensity(config.gain, config.gamma, config.photometric_p))
     if spec.allows("speckle"):
         steps.append(RandomSpeckle(config.speckle_sigma, config.photometric_p))
-    return SampleTransform(size, resize_mode, tuple(steps))
+    return SampleTransform(preprocessing, tuple(steps))
 
 
 def resize_sample(sample: Sample, geometry: ResizeGeometry) -> Sample:

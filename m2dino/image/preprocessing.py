@@ -1,8 +1,9 @@
 """`Preprocessing`: how an image becomes model input (size, resize policy, mean/std), in one place.
 
 A model's `M2DINOConfig.preprocessing` is the single source: `M2DINO.predict`, `m2dino evaluate`,
-the in-loop validation and the training batches (through ``normalize``) all use it, so a model is
-never fed differently at inference than it was trained.
+the in-loop validation and the training batches (the transforms resize with it, the collate
+normalises with it) all take this one object, so a model is never fed differently at inference
+than it was trained.
 """
 
 from __future__ import annotations
@@ -48,10 +49,19 @@ def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
 
 @dataclass(frozen=True)
 class Preprocessing:
-    image_size: tuple[int, int]          # model input (H, W)
-    resize_mode: str                     # "letterbox" (keeps the aspect ratio) or "stretch"
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    """Input size, resize policy and normalisation of a model (its ``config.preprocessing``)."""
+
+    image_size: tuple[int, int]          # model input (H, W); an int means a square
+    resize_mode: str = "letterbox"       # "letterbox" (keeps the aspect ratio) or "stretch"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        # frozen: normalised through object.__setattr__, so equal settings compare equal
+        object.__setattr__(self, "image_size", (size, size) if isinstance(size, int) else tuple(size))
+        object.__setattr__(self, "mean", tuple(self.mean))
+        object.__setattr__(self, "std", tuple(self.std))
 
     def geometry(self, original_size: tuple[int, int]) -> ResizeGeometry:
         """The map from an image of ``original_size`` (H, W) to the model's grid, and back."""

@@ -165,8 +165,7 @@ class Trainer:
                                    config.seed, num_replicas=self.accelerator.num_processes,
                                    rank=self.accelerator.process_index)
         # Workers decode and augment; the loader advances self.sampler per consumed batch (exact resume).
-        self.loader = build_train_loader(dict(train_samples), self.sampler, model.config.image_size,
-                                         model.config.resize_mode, model.config.mean, model.config.std, loading,
+        self.loader = build_train_loader(dict(train_samples), self.sampler, model.config.preprocessing, loading,
                                          self.accelerator.device, self.accelerator.num_processes)
         weighting = UncertaintyWeighting(list(train_samples)) if config.loss_weighting == "uncertainty" else None
         self.unlabeled = None

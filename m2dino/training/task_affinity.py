@@ -74,8 +74,8 @@ class ProbeBatches:
 
     def __init__(self, samples: Mapping[str, Sequence[Sample]], config: M2DINOConfig, batch_size: int,
                  seed: int = 0) -> None:
-        self.dataset = MultiTaskDataset(samples, config.image_size, train=True, resize_mode=config.resize_mode)
-        self.collate = Collate(config.mean, config.std)
+        self.dataset = MultiTaskDataset(samples, config.preprocessing, train=True)
+        self.collate = Collate(config.preprocessing)
         self.batch_size, self.seed = batch_size, seed
 
     def draw(self, index: int) -> dict[str, dict]:

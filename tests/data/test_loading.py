@@ -18,6 +18,7 @@ from m2dino.data.loading import (
 )
 from m2dino.data.sampling import TaskSampler
 from m2dino.data.synthetic import write_synthetic
+from m2dino.image import Preprocessing
 
 TASKS = ["fetal_head", "fetal_plane_cls", "fetal_head_det", "fetal_femur", "fetal_head_circumference"]
 
@@ -34,8 +35,8 @@ def _samples(root: Path) -> dict:
 
 def _batches(samples, workers: int = 0, cache_dir=None, steps: int = 4, skip: bool = False, seed: int = 3):
     sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=seed)
-    loader = build_train_loader(samples, sampler, 32, config=LoaderConfig(num_workers=workers, cache_dir=cache_dir,
-                                                                          skip_bad_samples=skip))
+    loader = build_train_loader(samples, sampler, Preprocessing(32),
+                                config=LoaderConfig(num_workers=workers, cache_dir=cache_dir, skip_bad_samples=skip))
     out = []
     for batch in loader:
         out.append(batch)
@@ -69,7 +70,7 @@ def _undecodable(collection) -> SampleCollection:
 def test_a_lazy_root_decodes_nothing_to_build_the_loader_or_the_scalar_statistics(root):
     samples = {task: _undecodable(items) for task, items in _samples(root).items()}
     sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3)
-    loader = build_train_loader(samples, sampler, 32, config=LoaderConfig(num_workers=0))
+    loader = build_train_loader(samples, sampler, Preprocessing(32), config=LoaderConfig(num_workers=0))
     assert len(loader) == len(sampler)
     values = samples["fetal_head_circumference"].labels()
     assert values == [s.label for s in _samples(root)["fetal_head_circumference"]]
@@ -96,7 +97,7 @@ def test_the_sampler_counts_consumed_batches_not_prefetched_ones(root):
     assert loader.sampler.state_dict()["step"] == 2  # the workers prefetched more than that
     sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=3)
     sampler.load_state_dict(loader.sampler.state_dict())
-    resumed = build_train_loader(samples, sampler, 32, config=LoaderConfig(num_workers=2))
+    resumed = build_train_loader(samples, sampler, Preprocessing(32), config=LoaderConfig(num_workers=2))
     rest = [batch for _, batch in zip(range(4), resumed)]
     _same(full, head + rest)
 
@@ -131,7 +132,8 @@ def test_an_unwritable_cache_folder_fails_before_training(root, tmp_path):
     blocker.write_text("not a folder")
     sampler = TaskSampler({"fetal_head": 4}, batch_size=2)
     with pytest.raises(DataError, match=f"resize cache folder {blocker / 'cache'} is not writable"):
-        build_train_loader(_samples(root), sampler, 32, config=LoaderConfig(cache_dir=str(blocker / "cache")))
+        build_train_loader(_samples(root), sampler, Preprocessing(32),
+                           config=LoaderConfig(cache_dir=str(blocker / "cache")))
 
 
 def _copy_root(root: Path, tmp_path: Path) -> Path:

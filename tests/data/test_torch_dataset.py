@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from m2dino.data import DataError, Sample, SampleCollection
-from m2dino.image import IMAGENET_MEAN, IMAGENET_STD, backbone_normalization
+from m2dino.image import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, backbone_normalization
 from m2dino.data.sampling import TaskSampler
 from m2dino.data.torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler, build_dataloader
 
@@ -24,8 +24,8 @@ def _samples() -> dict[str, list[Sample]]:
 
 
 def test_batch_format_per_label_kind():
-    dataset = MultiTaskDataset(_samples(), image_size=32, train=False)
-    collate = Collate()
+    dataset = MultiTaskDataset(_samples(), Preprocessing(32), train=False)
+    collate = Collate(dataset.preprocessing)
     batch = collate([dataset[("head_symphysis_multi", i)] for i in range(3)])
     assert batch["pixel_values"].shape == (3, 3, 32, 32) and batch["pixel_values"].dtype == torch.float32
     assert batch["task"] == "head_symphysis_multi"
@@ -47,10 +47,10 @@ def test_batch_format_per_label_kind():
 
 def test_pixel_values_are_normalised_with_the_given_statistics():
     sample = Sample(np.full((8, 8), 255, np.uint8), "breast_3cls", 0)
-    dataset = MultiTaskDataset({"breast_3cls": [sample]}, 8, train=False)
-    batch = Collate(mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))([dataset[("breast_3cls", 0)]])
+    dataset = MultiTaskDataset({"breast_3cls": [sample]}, Preprocessing(8), train=False)
+    batch = Collate(Preprocessing(8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0)))([dataset[("breast_3cls", 0)]])
     assert batch["pixel_values"][0, :, 0, 0].tolist() == [2.0, 1.0, 0.5]
-    imagenet = Collate()([dataset[("breast_3cls", 0)]])["pixel_values"][0, :, 0, 0]
+    imagenet = Collate(dataset.preprocessing)([dataset[("breast_3cls", 0)]])["pixel_values"][0, :, 0, 0]
     assert torch.allclose(imagenet, (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD))
 
 
@@ -63,16 +63,16 @@ def test_backbone_normalization_reads_timm_pretrained_config():
 
 
 def test_mixed_tasks_or_sizes_in_a_batch_are_errors():
-    dataset = MultiTaskDataset(_samples(), 16, train=False)
+    dataset = MultiTaskDataset(_samples(), Preprocessing(16), train=False)
     with pytest.raises(DataError, match="a batch must hold one task"):
-        Collate()([dataset[("breast_3cls", 0)], dataset[("IUGC", 0)]])
+        Collate(dataset.preprocessing)([dataset[("breast_3cls", 0)], dataset[("IUGC", 0)]])
     big = Sample(gray(20, 20), "breast_3cls", 0)
     with pytest.raises(DataError, match="images of different sizes"):
-        Collate()([dataset[("breast_3cls", 0)], (big, None)])
+        Collate(dataset.preprocessing)([dataset[("breast_3cls", 0)], (big, None)])
 
 
 def test_dataloader_end_to_end_with_the_task_sampler():
-    dataset = MultiTaskDataset(_samples(), 24, train=True)
+    dataset = MultiTaskDataset(_samples(), Preprocessing(24), train=True)
     sampler = TaskSampler(dataset.task_sizes, batch_size=2, alpha=0.5, seed=0)
     batches = list(build_dataloader(dataset, sampler))
     assert len(batches) == len(sampler)
@@ -81,7 +81,7 @@ def test_dataloader_end_to_end_with_the_task_sampler():
 
 
 def test_augmentation_seeds_make_a_resumed_run_identical():
-    dataset = MultiTaskDataset(_samples(), 24, train=True)
+    dataset = MultiTaskDataset(_samples(), Preprocessing(24), train=True)
     first = TaskBatchSampler(TaskSampler(dataset.task_sizes, batch_size=2, seed=4))
     keys = list(first)
     assert all(isinstance(k, SampleKey) and k.seed is not None for batch in keys for k in batch)
@@ -93,9 +93,9 @@ def test_augmentation_seeds_make_a_resumed_run_identical():
 
 def test_flat_and_lazy_inputs_are_grouped_by_task_without_decoding():
     samples = SampleCollection([s for group in _samples().values() for s in group])
-    dataset = MultiTaskDataset(samples, 16, train=False)
+    dataset = MultiTaskDataset(samples, Preprocessing(16), train=False)
     assert dataset.task_sizes == {"head_symphysis_multi": 3, "breast_3cls": 5, "thyroid_nodule_det": 2, "IUGC": 2,
                                   "fetal_head_circumference": 2}
     assert dataset[("breast_3cls", 4)][0].label == 1
     with pytest.raises(DataError, match="empty dataset for task 'IUGC'"):
-        MultiTaskDataset({"IUGC": []}, 16, train=False)
+        MultiTaskDataset({"IUGC": []}, Preprocessing(16), train=False)

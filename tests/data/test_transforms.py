@@ -3,7 +3,7 @@ import pytest
 
 from m2dino.data import Sample
 from m2dino.data.transforms import AugmentConfig, RandomAffine, apply_affine, build_transforms, resize_sample
-from m2dino.image import ResizeGeometry
+from m2dino.image import Preprocessing, ResizeGeometry
 
 from .helpers import gray, rgb
 
@@ -20,11 +20,11 @@ def test_eval_transform_inverse_is_exact_for_keypoints_and_boxes(mode, size):
     keypoints = Sample(rgb(height, width), "IUGC", _points(3, height, width))
     box = np.array([[3.25, 7.5, 60.125, 99.0]])
     boxes = Sample(rgb(height, width), "thyroid_nodule_det", box)
-    transform = build_transforms("IUGC", size, train=False, resize_mode=mode)
+    transform = build_transforms("IUGC", Preprocessing(size, mode), train=False)
     moved, geometry = transform(keypoints)
     assert moved.size == size and moved.original_size == (height, width)
     assert np.abs(geometry.points_to_original(moved.label) - keypoints.label).max() < 1e-6
-    moved, geometry = build_transforms("thyroid_nodule_det", size, train=False, resize_mode=mode)(boxes)
+    moved, geometry = build_transforms("thyroid_nodule_det", Preprocessing(size, mode), train=False)(boxes)
     assert np.abs(geometry.boxes_to_original(moved.label) - box).max() < 1e-6
 
 
@@ -32,7 +32,7 @@ def test_letterbox_keeps_aspect_and_pads_with_zeros_mask_uses_nearest():
     mask = np.zeros((40, 80), np.uint8)
     mask[10:30, 20:60] = 2
     sample = Sample(np.full((40, 80), 200, np.uint8), "head_symphysis_multi", mask)
-    moved, geometry = build_transforms("head_symphysis_multi", 64, train=False)(sample)
+    moved, geometry = build_transforms("head_symphysis_multi", Preprocessing(64), train=False)(sample)
     assert (geometry.scale_x, geometry.scale_y, geometry.pad_x, geometry.pad_y) == (0.8, 0.8, 0, 16)
     assert moved.image[:16].max() == 0 and moved.image[48:].max() == 0 and moved.image[16:48].min() == 200
     assert set(np.unique(moved.label)) == {0, 2}  # nearest neighbour: no in-between class values
@@ -43,7 +43,7 @@ def test_mask_round_trip_is_exact_for_an_integer_upscale():
     mask = np.random.default_rng(0).integers(0, 4, (10, 15)).astype(np.uint8)
     sample = Sample(gray(10, 15), "cardiac_multi", mask)
     for size, mode in (((40, 60), "stretch"), ((60, 60), "letterbox")):
-        moved, geometry = build_transforms("cardiac_multi", size, train=False, resize_mode=mode)(sample)
+        moved, geometry = build_transforms("cardiac_multi", Preprocessing(size, mode), train=False)(sample)
         assert np.array_equal(sample.spec.label_kind.to_original(moved.label, geometry), mask)
 
 
@@ -99,19 +99,21 @@ def test_rotated_box_is_the_box_of_its_corners_and_a_box_pushed_out_is_dropped()
 
 
 def test_each_task_only_gets_its_allowed_augmentations():
-    steps = lambda task: [type(s).__name__ for s in build_transforms(task, 32, train=True).steps]  # noqa: E731
+    steps = lambda task: [type(s).__name__  # noqa: E731
+                          for s in build_transforms(task, Preprocessing(32), train=True).steps]
     assert steps("fetal_head") == ["RandomAffine", "RandomIntensity", "RandomSpeckle"]
-    assert build_transforms("fetal_head", 32, train=True).steps[0].hflip_p == 0.5
-    position = build_transforms("fetal_head_pos_cls", 32, train=True).steps[0]
+    assert build_transforms("fetal_head", Preprocessing(32), train=True).steps[0].hflip_p == 0.5
+    position = build_transforms("fetal_head_pos_cls", Preprocessing(32), train=True).steps[0]
     assert position.hflip_p == 0.0 and position.rotate_deg == 10.0
-    assert build_transforms("fetal_head", 32, train=False).steps == ()
+    assert build_transforms("fetal_head", Preprocessing(32), train=False).steps == ()
 
 
 def test_position_classes_are_never_mirrored():
     image = np.zeros((32, 32), np.uint8)
     image[:, :8] = 255  # bright on the left
     sample = Sample(image, "fetal_head_pos_cls", 3)
-    transform = build_transforms("fetal_head_pos_cls", 32, train=True, augment=AugmentConfig(photometric_p=0.0))
+    transform = build_transforms("fetal_head_pos_cls", Preprocessing(32), train=True,
+                                 augment=AugmentConfig(photometric_p=0.0))
     for seed in range(20):
         moved, _ = transform(sample, seed)
         assert moved.image[:, :10].mean() > moved.image[:, 22:].mean()
@@ -119,7 +121,7 @@ def test_position_classes_are_never_mirrored():
 
 def test_train_transform_is_deterministic_for_a_seed_and_keeps_geometry_of_the_resize():
     sample = Sample(rgb(50, 70), "breast_lesion", np.zeros((50, 70), np.uint8))
-    transform = build_transforms("breast_lesion", (48, 64), train=True)
+    transform = build_transforms("breast_lesion", Preprocessing((48, 64)), train=True)
     (a, ga), (b, gb) = transform(sample, 7), transform(sample, 7)
     assert np.array_equal(a.image, b.image) and ga == gb == ResizeGeometry.create((50, 70), (48, 64))
     assert not np.array_equal(transform(sample, 8)[0].image, a.image)
@@ -128,7 +130,7 @@ def test_train_transform_is_deterministic_for_a_seed_and_keeps_geometry_of_the_r
 def test_photometric_steps_keep_letterbox_padding_black():
     sample = Sample(np.full((20, 40), 120, np.uint8), "breast_2cls", 1)
     moved = resize_sample(sample, ResizeGeometry.create((20, 40), (40, 40)))
-    transform = build_transforms("breast_2cls", 40, train=True,
+    transform = build_transforms("breast_2cls", Preprocessing(40), train=True,
                                  augment=AugmentConfig(rotate_deg=0, scale=(1, 1), hflip_p=0, photometric_p=1))
     out, _ = transform(sample, 3)
     assert out.image[:10].max() == 0 and moved.image[:10].max() == 0
