@@ -1,7 +1,9 @@
 """`m2dino data build-public` on tiny copies of all eight published layouts."""
 
+import csv
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +106,41 @@ def test_datasheet_lists_sources_counts_and_traps(built):
     left_out = report["datasets"]["ddti"]["left_out"]
     assert left_out == ["mask/205_1.gif: empty nodule mask; crop 205_1.png left out"]  # relative to the dataset
     assert text.endswith(f"left out of test\n- `ddti`: {left_out[0]}\n") and "\n## Files left out\n\n- `african" in text
+
+
+def written_meta(out: Path) -> list[dict]:
+    """Every row's meta as the CSVs hold it (`read_fmc` would add its own keys, the CSV's path among them)."""
+    rows = []
+    for csv_file in sorted(out.glob("*/csv_files/*.csv")):
+        with csv_file.open(newline="") as handle:
+            rows += [json.loads(row["meta"]) for row in csv.DictReader(handle)]
+    return rows
+
+
+def source_files(row: dict) -> list[str]:
+    return [f for key in ("annotation_file", "mask_file", "mask_files") for f in
+            ([row[key]] if isinstance(row.get(key), str) else row.get(key, []))]
+
+
+def test_meta_names_source_files_relative_to_src_or_shared(folders, built):
+    out, _ = built
+    rows, roots = written_meta(out), dict(zip(("src", "shared"), folders))
+    assert str(folders[0].parent) not in json.dumps(rows)  # no path of this machine
+    under = {s.name: s.under for s in SOURCES}
+    assert all(row["source_root"] == under[row["dataset"]] for row in rows)
+    files = [(row["source_root"], f) for row in rows for f in source_files(row)]
+    assert {row["dataset"] for row in rows if source_files(row)} == {"hc18", "usgra", "busi", "psfhs", "mmotu",
+                                                                       "ddti"}
+    assert all(not Path(f).is_absolute() and (roots[root] / f).is_file() for root, f in files)
+    assert ("shared", "hc18/training_set/001_HC_Annotation.png") in files
+
+
+def test_meta_is_relative_to_src_and_shared_given_relative(folders, tmp_path, monkeypatch):
+    monkeypatch.chdir(folders[0].parent)
+    build_public("src", "shared", tmp_path / "out", datasets=["hc18", "busi"], progress=False)
+    files = {(row["source_root"], f) for row in written_meta(tmp_path / "out") for f in source_files(row)}
+    assert ("shared", "hc18/training_set/001_HC_Annotation.png") in files
+    assert all(Path(root, f).is_file() for root, f in files) and {root for root, _ in files} == {"src", "shared"}
 
 
 def test_carve_val_moves_whole_patients_and_relabels_their_split(tmp_path):

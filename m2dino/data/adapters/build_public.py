@@ -8,6 +8,9 @@ where there is one. An image whose file is byte-identical to one in an earlier s
 of the later split (published splits leak so). ``OUT/DATASHEET.md`` and ``OUT/datasheet.json``
 record the sources, licenses, split rules, exact counts per dataset, split and task, class
 counts, the known traps and every file left out, with the reason.
+
+The rows' ``meta`` name their source files (an annotation, a mask) relative to the folder they came
+from, ``--src`` or ``--shared`` (``meta['source_root']`` says which), never by this machine's path.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import inspect
 import json
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +37,7 @@ from .common import split_groups
 
 SPLITS = ("train", "val", "test")
 DATASHEET = "DATASHEET.md"
+MetaUpdate = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def build_public(src: str | Path, shared: str | Path, out: str | Path, datasets:
                  progress: bool = True) -> dict[str, Any]:
     """Write the benchmark under ``out`` and return the datasheet's data (also in ``out/datasheet.json``)."""
     sources = _select(datasets)
-    folders = {s.name: Path(shared if s.under == "shared" else src) / s.name for s in sources}
+    roots = {"src": Path(src), "shared": Path(shared)}
+    folders = {s.name: roots[s.under] / s.name for s in sources}
     for source in sources:  # all checked before anything is written
         if not folders[source.name].is_dir():
             hint = ("get_public.sh's output folder (--src)" if source.under == "src"
@@ -118,7 +123,8 @@ def build_public(src: str | Path, shared: str | Path, out: str | Path, datasets:
         left_out = [m.replace(f"{folders[source.name]}/", "") for m in left_out]  # the datasheet is portable
         for split, samples in splits.items():
             if len(samples):
-                write_fmc(samples, out / split, split_name=split, overwrite=overwrite, progress=progress)
+                write_fmc(relative_files(samples, roots[source.under], source.under), out / split, split_name=split,
+                          overwrite=overwrite, progress=progress)
         report["datasets"][source.name] = {**_describe(source), **count(splits), "left_out": left_out}
     out.mkdir(parents=True, exist_ok=True)
     (out / "datasheet.json").write_text(json.dumps(report, indent=1))
@@ -180,14 +186,47 @@ def carve_val(train: SampleCollection, fraction: float, seed: int) -> dict[str, 
 
 def _moved(item: LazySample | Sample, split: str) -> LazySample | Sample:
     """``item`` with ``meta['split']`` set to ``split`` (the adapter wrote the split it came from)."""
+    return _with_meta(item, partial(_set_split, split=split))
+
+
+def _set_split(meta: Mapping[str, Any], split: str) -> dict[str, Any]:
+    return {**meta, "split": split}
+
+
+def relative_files(samples: SampleCollection, root: Path, under: str) -> SampleCollection:
+    """``samples`` whose meta names files under ``root`` (the ``under`` folder: ``src`` or ``shared``)
+    relative to it, and says which root in ``meta['source_root']``: the FMC root's CSVs then hold no
+    path of the machine that built it."""
+    update = partial(_relative_to_root, root=root, under=under)
+    return SampleCollection(_with_meta(item, update) for item in samples.items)
+
+
+def _relative_to_root(meta: Mapping[str, Any], root: Path, under: str) -> dict[str, Any]:
+    # The adapters join their files onto the folder they were given, ``root / dataset``, so a file under
+    # the root starts with the root as given (absolute or relative to the working directory).
+    prefix = f"{root}/"
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(prefix):
+            return value.removeprefix(prefix)
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        return value
+
+    return {**{key: relative(value) for key, value in meta.items()}, "source_root": under}
+
+
+def _with_meta(item: LazySample | Sample, update: MetaUpdate) -> LazySample | Sample:
+    """``item`` whose meta, and the meta of the sample it loads, pass through ``update`` (picklable, as
+    a `LazySample`'s ``load`` must be)."""
     if isinstance(item, Sample):
-        return item.replace(meta={**item.meta, "split": split})
-    return dataclasses.replace(item, load=partial(_load_into, item.load, split), meta={**item.meta, "split": split})
+        return item.replace(meta=update(item.meta))
+    return dataclasses.replace(item, load=partial(_load_with, item.load, update), meta=update(item.meta))
 
 
-def _load_into(load: Callable[[], Sample], split: str) -> Sample:
+def _load_with(load: Callable[[], Sample], update: MetaUpdate) -> Sample:
     sample = load()
-    return sample.replace(meta={**sample.meta, "split": split})
+    return sample.replace(meta=update(sample.meta))
 
 
 def count(splits: dict[str, SampleCollection]) -> dict[str, Any]:
