@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from .label_kinds import LabelKind, label_kind_of
 from .task_type import TaskType
 
-
 # Geometric augmentations must be declared per task because some change the label's meaning
 # (a mirror turns a left-occiput position into a right one). Photometric ones never do.
 GEOMETRIC_AUGMENTATIONS = frozenset({"hflip", "vflip", "rotate", "scale"})
