@@ -306,7 +306,8 @@ def main() -> None:
                            "probe_cs": list(PROBE_CS), "probe_train_fraction": PROBE_TRAIN_FRACTION,
                            "probe_limit": args.probe_limit, "quick": args.quick},
               "rows": rows, "run_seconds": seconds, "pca": pca or previous.get("pca"),
-              "missing": missing + [f"recipe run {n} failed (see {portable_path(args.work_dir / 'logs')})" for n in failed],
+              "missing": missing + [f"recipe run {n} failed (see {portable_path(args.work_dir / 'logs')})"
+                                    for n in failed],
               "notes": NOTES + args.note}
     write_result(md_path, json_path, render(result), result)
     print("\n".join(table(rows)))
