@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data import Sample
 from ..evaluation.ground_truth import GroundTruth
 from ..evaluation.scoring import score_submission
 from ..evaluation.submission_reader import Submission
 from ..models import M2DINO
-from ..models.predictions import Prediction, SegmentationPrediction
+from ..models.batch_prediction import predict_batches
+from ..models.predictions import SegmentationPrediction
 from ..evaluation.kinds import BY_SECTION, EVALUATIONS
 from ..evaluation.submission import prediction_mask_path
 from ..tasks import get_task
@@ -34,20 +34,6 @@ class InMemorySubmission(Submission):
         return {prediction_mask_path(key).as_posix() for key in self.masks}
 
 
-@torch.no_grad()
-def predict_samples(model: M2DINO, samples: Sequence[Sample], batch_size: int = 16) -> list[Prediction]:
-    """Predictions for samples of one task, mapped back to each sample's original pixels."""
-    if not samples:
-        return []
-    task = samples[0].task
-    results: list[Prediction] = []
-    for start in range(0, len(samples), batch_size):
-        pixel_values, geometries = model.preprocess([s.image for s in samples[start:start + batch_size]])
-        output = model(pixel_values, task=task)
-        results += [model.postprocess(output, i, geometry) for i, geometry in enumerate(geometries)]
-    return results
-
-
 def sample_ground_truth(sample: Sample, key: str) -> GroundTruth:
     """The scorer's ground truth for a `Sample`, under ``key`` (its image_path, and mask_path for masks)."""
     spec = sample.spec
@@ -61,21 +47,17 @@ def sample_ground_truth(sample: Sample, key: str) -> GroundTruth:
 
 def evaluate_model(model: M2DINO, samples_by_task: dict[str, Sequence[Sample]], batch_size: int = 16) -> dict:
     """The metrics dict (same keys as `m2dino score`) for held-out samples, scored in memory."""
-    was_training = model.training
-    model.eval()
-    try:
-        truths, predictions, masks = [], {}, {}
-        for task, samples in samples_by_task.items():
-            kind = get_task(task).label_kind.name
-            for index, (sample, pred) in enumerate(zip(samples, predict_samples(model, samples, batch_size))):
-                key = f"{task}/{index:06d}"
-                truths.append(sample_ground_truth(sample, key))
-                if isinstance(pred, SegmentationPrediction):
-                    masks[key] = pred.mask
-                predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
-        return score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
-    finally:
-        model.train(was_training)
+    truths, predictions, masks = [], {}, {}
+    for task, samples in samples_by_task.items():
+        kind = model.task_spec(task).label_kind.name
+        images = (sample.image for sample in samples)
+        for index, (pred, sample) in enumerate(zip(predict_batches(model, images, task, batch_size), samples)):
+            key = f"{task}/{index:06d}"
+            truths.append(sample_ground_truth(sample, key))
+            if isinstance(pred, SegmentationPrediction):
+                masks[key] = pred.mask
+            predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
+    return score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
 
 
 def error_scales(samples_by_task: dict[str, Sequence[Sample]]) -> dict[str, float]:
