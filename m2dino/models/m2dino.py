@@ -317,7 +317,8 @@ class M2DINO(nn.Module):
     # ------------------------------------------------------------------------------------- hub
     def save_pretrained(self, directory: str | Path, card_extra: dict | None = None) -> Path:
         """config.json, model.safetensors and the model card (README.md) in ``directory``."""
-        from .model_card import render_model_card  # deferred: huggingface_hub loads only when saving
+        # deferred: importing huggingface_hub (the card's renderer) is paid only when saving
+        from .model_card import render_model_card
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -10,13 +10,13 @@ import numpy as np
 
 from ..data import Sample
 from ..evaluation.ground_truth import GroundTruth
+from ..evaluation.kinds import BY_SECTION, EVALUATIONS
 from ..evaluation.scoring import score_submission
+from ..evaluation.submission import prediction_mask_path
 from ..evaluation.submission_reader import Submission
 from ..models import M2DINO
 from ..models.batch_prediction import predict_batches
 from ..models.predictions import SegmentationPrediction
-from ..evaluation.kinds import BY_SECTION, EVALUATIONS
-from ..evaluation.submission import prediction_mask_path
 from ..tasks import get_task
 
 

@@ -3,9 +3,20 @@ import pytest
 import torch
 
 from m2dino.data import DataError, Sample, SampleCollection
-from m2dino.image import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, backbone_normalization
 from m2dino.data.sampling import TaskSampler
-from m2dino.data.torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler, build_dataloader
+from m2dino.data.torch_dataset import (
+    Collate,
+    MultiTaskDataset,
+    SampleKey,
+    TaskBatchSampler,
+    build_dataloader,
+)
+from m2dino.image import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+    backbone_normalization,
+)
 
 from .helpers import gray
 

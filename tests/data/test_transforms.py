@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from m2dino.data import Sample
-from m2dino.data.transforms import AugmentConfig, RandomAffine, apply_affine, build_transforms, resize_sample
+from m2dino.data.transforms import (
+    AugmentConfig,
+    RandomAffine,
+    apply_affine,
+    build_transforms,
+    resize_sample,
+)
 from m2dino.image import Preprocessing, ResizeGeometry
 
 from .helpers import gray, rgb
@@ -99,7 +105,7 @@ def test_rotated_box_is_the_box_of_its_corners_and_a_box_pushed_out_is_dropped()
 
 
 def test_each_task_only_gets_its_allowed_augmentations():
-    steps = lambda task: [type(s).__name__  # noqa: E731
+    steps = lambda task: [type(s).__name__
                           for s in build_transforms(task, Preprocessing(32), train=True).steps]
     assert steps("fetal_head") == ["RandomAffine", "RandomIntensity", "RandomSpeckle"]
     assert build_transforms("fetal_head", Preprocessing(32), train=True).steps[0].hflip_p == 0.5
