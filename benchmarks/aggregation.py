@@ -302,7 +302,7 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     from m2dino.evaluation.scoring import score_submission
     from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
                                            ScalarPrediction, SegmentationPrediction)
-    from m2dino.recipes.common import RunSummary, task_rows
+    from m2dino.recipes import RunSummary, task_rows
     from m2dino.training.engine import TrainResult
     from m2dino.training.validation import (InMemorySubmission, error_scales, normalised_task_scores,
                                             sample_ground_truth)
@@ -348,9 +348,9 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
 # ---------------------------------------------------------------------------------- training
 def paradigm_groups(paradigm: str, tasks: Sequence[str], affinity_groups: str | None = None) -> dict[str, list[str]]:
     """The groups of a grouped paradigm: the registry's clinical groups, or the affinity file's."""
-    from m2dino.recipes.common import plan_groups
+    from m2dino.recipes import plan_groups
 
-    return plan_groups(argparse.Namespace(groups=affinity_groups if paradigm == "affinity" else None), tasks)
+    return plan_groups(affinity_groups if paradigm == "affinity" else None, tasks)
 
 
 def plan_models(paradigm: str, tasks: Sequence[str], total_steps: int,
@@ -386,7 +386,7 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
     """Train one model (or reuse a finished identical run, unless a ``step_callback`` must see it
     train) -> its per-task rows."""
     from m2dino.data.loading import LoaderConfig
-    from m2dino.recipes.common import RunSummary, build_model, build_parser, task_rows, train_config
+    from m2dino.recipes import RunConfig, RunSummary, build_model, task_rows, train_config
     from m2dino.training.engine import Trainer
 
     signature = run_signature(args, tasks, steps, moe, seed, train, val)
@@ -395,17 +395,16 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
         return cached
     if out_dir.exists():
         shutil.rmtree(out_dir)  # a stale or unfinished run of this study: start it again
-    recipe = build_parser("unified").parse_args([])
-    overrides = dict(tasks=tasks, steps=steps, moe_blocks=signature["moe_blocks"], seed=seed,
-                     image_size=args.image_size, batch_size=args.batch_size, backbone=args.backbone,
-                     num_experts=args.num_experts, top_k=args.top_k, alpha=args.alpha, eval_every=steps,
-                     warmup_steps=max(1, round(0.05 * steps)), no_progress=True, mixed_precision="no")
-    for key, value in overrides.items():
-        setattr(recipe, key, value)
+    run = RunConfig.from_dict({
+        "model": {"backbone": args.backbone, "moe_blocks": signature["moe_blocks"], "image_size": args.image_size,
+                  "num_experts": args.num_experts, "top_k": args.top_k},
+        "train": {"steps": steps, "seed": seed, "batch_size": args.batch_size, "alpha": args.alpha,
+                  "eval_every": steps, "warmup_steps": max(1, round(0.05 * steps)), "mixed_precision": "no"}},
+        "the aggregation study")
     started = time.time()
-    model = build_model(recipe, tasks)
+    model = build_model(run.model, tasks, seed)
     trainer = Trainer(model, {t: train[t] for t in tasks}, {t: val[t] for t in tasks},
-                      train_config(recipe, out_dir, tasks), progress=False,
+                      train_config(run.train, out_dir, tasks), progress=False,
                       # a --jobs worker is a daemon process, which may not start loader workers (the
                       # batches are the same for any number of them)
                       loading=LoaderConfig(num_workers=0 if args.jobs > 1 else None), step_callback=step_callback)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aggregation  # noqa: E402  (the study's data loading and training, shared)
 from harness.report import command_line  # noqa: E402
 
-from m2dino.recipes.common import plan_groups  # noqa: E402
+from m2dino.recipes import plan_groups  # noqa: E402
 from m2dino.training.task_affinity import AffinityTracker, recommended_groups  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict:
     tracker = AffinityTracker({t: data.train[t] for t in tasks}, args.every, args.probe_batch, seed)
     record = aggregation.train_model(study, "unified", tasks, study.steps, "dense", seed, data.train, data.val,
                                      study.output_dir / "unified", step_callback=tracker)
-    report = tracker.report(plan_groups(argparse.Namespace(groups=None), tasks))
+    report = tracker.report(plan_groups(None, tasks))
     return {
         "command": command_line(["benchmarks/task_affinity.py", *argv]),
         "git_commit": aggregation._git_commit(), "seconds": time.time() - started,

@@ -3,7 +3,7 @@ is `m2dino.recipes.grouped` (`python -m m2dino.recipes.grouped`, `accelerate lau
 
 import sys
 
-from m2dino.recipes.common import cli_main
+from m2dino.recipes.flags import cli_main
 from m2dino.recipes.grouped import main
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ is `m2dino.recipes.pretrain` (`python -m m2dino.recipes.pretrain`, `accelerate l
 
 import sys
 
-from m2dino.recipes.common import cli_main
+from m2dino.recipes.flags import cli_main
 from m2dino.recipes.pretrain import main
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ is `m2dino.recipes.semi_supervised` (`python -m m2dino.recipes.semi_supervised`,
 
 import sys
 
-from m2dino.recipes.common import cli_main
+from m2dino.recipes.flags import cli_main
 from m2dino.recipes.semi_supervised import main
 
 if __name__ == "__main__":

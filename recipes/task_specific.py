@@ -3,7 +3,7 @@ is `m2dino.recipes.task_specific` (`python -m m2dino.recipes.task_specific`, `ac
 
 import sys
 
-from m2dino.recipes.common import cli_main
+from m2dino.recipes.flags import cli_main
 from m2dino.recipes.task_specific import main
 
 if __name__ == "__main__":

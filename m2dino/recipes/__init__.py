@@ -1,4 +1,27 @@
-"""Training recipes as importable modules: `unified`, `grouped`, `task_specific` (each has ``main(argv)``).
+"""Training runs from typed configs, and the recipes that start them from the command line.
 
-Run one with ``python -m m2dino.recipes.unified`` or ``accelerate launch -m m2dino.recipes.unified``.
+    from m2dino.recipes import RunConfig, train
+    train(RunConfig(recipe="grouped", output_dir="runs/grouped"))
+
+`RunConfig` (with `DataSettings`, `ModelSettings`, `TrainSettings`, `SemiConfig`) describes a training
+run and `train` runs it; `PretrainConfig` and `pretrain` do the same for self-supervised pretraining.
+`build_model`, `train_config`, `plan_groups` and `task_rows` are the pieces `train` is made of, for
+studies that drive the engine themselves (benchmarks/aggregation.py).
+``m2dino train run.yaml --set train.steps=500`` and ``m2dino pretrain`` start them from YAML; the
+recipes (`unified`, `grouped`, `task_specific`, `semi_supervised`, `pretrain`, each with
+``main(argv)``) from flags: ``python -m m2dino.recipes.unified`` or ``accelerate launch -m
+m2dino.recipes.unified``.
 """
+
+from ..training.config import TrainSettings
+from ..training.pretrain.config import PretrainConfig
+from ..training.semi.config import SemiConfig
+from .building import build_model, model_config, train_config
+from .pretraining import PretrainOutcome, pretrain, read_pretrain_yaml
+from .run_config import DataSettings, ModelSettings, RunConfig
+from .runner import RunOutcome, plan_groups, train
+from .summary import RunSummary, markdown_table, task_rows
+
+__all__ = ["DataSettings", "ModelSettings", "PretrainConfig", "PretrainOutcome", "RunConfig", "RunOutcome",
+           "RunSummary", "SemiConfig", "TrainSettings", "build_model", "markdown_table", "model_config",
+           "plan_groups", "pretrain", "read_pretrain_yaml", "task_rows", "train", "train_config"]

@@ -5,26 +5,12 @@
 """
 
 import sys
-from pathlib import Path
 
-from .common import (EXIT_INTERRUPTED, RunSummary, build_parser, cli_main, load_data, plan_groups, run_one,
-                     selected_tasks, write_summary)
+from .flags import cli_main, parse_recipe, run_training
 
 
 def main(argv=None) -> int:
-    args = build_parser("grouped", __doc__).parse_args(argv)
-    data = load_data(args)
-    groups = plan_groups(args, selected_tasks(args, data))
-    output_dir = Path(args.output_dir)
-    runs = []
-    for index, (group, tasks) in enumerate(groups.items(), 1):
-        print(f"[{index}/{len(groups)}] group {group}: {', '.join(tasks)}")
-        result = run_one(args, data, tasks, output_dir / group)
-        if result.interrupted:
-            print(f"interrupted in group {group}; rerun with --resume latest to continue that group")
-            return EXIT_INTERRUPTED
-        runs.append(RunSummary(group, tasks, result))
-    print(write_summary(output_dir, runs, "Clinically grouped models"))
+    return run_training(*parse_recipe("grouped", __doc__, argv))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ The unified recipe with ``--semi`` required. The same flags work on the unified 
 
 import sys
 
-from .common import cli_main
+from .flags import cli_main
 from .unified import run
 
 

@@ -1,4 +1,5 @@
-"""`TrainConfig`: every knob of one training run (recorded in the saved model's config)."""
+"""`TrainSettings`: the knobs of a training run; `TrainConfig`: those of one model's training (recorded in
+the saved model's config and compared on resume)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 
 
 @dataclass
-class TrainConfig:
-    output_dir: str = "runs/unified"
+class TrainSettings:
+    """How to train, whatever the model and its folder: the ``train`` section of a run config."""
+
     steps: int = 1000
     batch_size: int = 16
     grad_accum: int = 1
@@ -33,17 +35,23 @@ class TrainConfig:
     keep_checkpoints: int = 2
     max_nonfinite_in_row: int = 10
     seed: int = 0
-    tasks: list[str] = field(default_factory=list)
-    semi: dict | None = None         # `m2dino.training.semi.SemiConfig` as a dict; None = supervised only
 
     def __post_init__(self) -> None:
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting={self.loss_weighting!r}; expected one of {LOSS_WEIGHTINGS}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected one of {MIXED_PRECISION}")
-        for name in ("steps", "batch_size", "grad_accum", "eval_every", "log_every", "max_nonfinite_in_row"):
+        for name in ("steps", "batch_size", "grad_accum", "eval_every", "log_every", "max_nonfinite_in_row",
+                     "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 (or None: only at the end), got {self.checkpoint_every}")
+        for name in ("lr", "backbone_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
         if self.lora_rank and self.freeze_backbone:
@@ -51,3 +59,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class TrainConfig(TrainSettings):
+    """One model's training: the settings plus where it is written and which tasks it learns."""
+
+    output_dir: str = "runs/unified"
+    tasks: list[str] = field(default_factory=list)
+    semi: dict | None = None         # `m2dino.training.semi.SemiConfig` as a dict; None = supervised only
+
+    @classmethod
+    def for_model(cls, settings: TrainSettings, output_dir: str, tasks: list[str]) -> TrainConfig:
+        return cls(**asdict(settings), output_dir=output_dir, tasks=list(tasks))

@@ -453,7 +453,8 @@ def claim_output_dir(output_dir: Path, overwrite: bool, outputs: Sequence[str] =
     """A new run starts in an empty folder: another run's checkpoints and log would mix with its own.
     ``overwrite`` removes that run's ``outputs`` (only the names a run writes; other files stay)."""
     output_dir = Path(output_dir)
-    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+    # The recipes write the run's config (run.yaml) into its folder before its model claims the folder.
+    if not output_dir.is_dir() or all(path.name == "run.yaml" for path in output_dir.iterdir()):
         return
     if not overwrite:
         raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "

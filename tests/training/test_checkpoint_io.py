@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from m2dino import M2DINO
-from m2dino.recipes import common
+from m2dino.recipes import flags, run_data
 from m2dino.recipes.unified import main as unified
 from m2dino.training import Trainer, output_check
 from m2dino.training import checkpoint as checkpoint_module
@@ -80,7 +80,7 @@ def test_a_failed_model_save_names_the_folder_and_removes_the_tmp(tmp_path):
 def test_too_little_free_space_stops_the_recipe_before_any_data_is_loaded(tmp_path, monkeypatch):
     def no_data(*args, **kw):
         raise AssertionError("data was loaded")
-    monkeypatch.setattr(common, "load_training_data", no_data)
+    monkeypatch.setattr(run_data, "load_training_data", no_data)
     monkeypatch.setattr(output_check.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 2**20))
     with pytest.raises(OSError, match=f"not enough free space for the run in {tmp_path / 'run'}: about \\d+ MB needed "
                                       r"\(model, best model and checkpoints\), 1 MB free"):
@@ -88,7 +88,7 @@ def test_too_little_free_space_stops_the_recipe_before_any_data_is_loaded(tmp_pa
 
 
 def test_an_unwritable_output_folder_stops_the_recipe_before_any_data_is_loaded(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "load_training_data", lambda *a, **k: pytest.fail("data was loaded"))
+    monkeypatch.setattr(run_data, "load_training_data", lambda *a, **k: pytest.fail("data was loaded"))
     folder = tmp_path / "read_only"
     folder.mkdir()
     folder.chmod(0o555)
@@ -103,7 +103,7 @@ def test_an_unwritable_output_folder_stops_the_recipe_before_any_data_is_loaded(
 
 def test_a_recipe_reports_user_errors_as_one_line_and_status_2(tmp_path, capsys):
     (tmp_path / "old.txt").write_text("x")
-    assert common.cli_main(unified, TINY + ["--output-dir", str(tmp_path)]) == common.EXIT_USER_ERROR == 2
+    assert flags.cli_main(unified, TINY + ["--output-dir", str(tmp_path)]) == flags.EXIT_USER_ERROR == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: output folder {tmp_path} is not empty") and err.count("\n") == 1
 

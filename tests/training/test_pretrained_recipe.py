@@ -3,20 +3,17 @@
 import pytest
 import torch
 
-from m2dino.recipes.common import backbone_for, build_model, build_parser
-
-
-def args(*argv):
-    return build_parser("unified").parse_args(list(argv))
+from m2dino.recipes.building import backbone_for, build_model
+from m2dino.recipes.run_config import ModelSettings
 
 
 def test_timm_ids_imply_their_architecture():
-    assert backbone_for(args("--pretrained", "timm/vit_base_patch16_dinov3.lvd1689m")) == ("vit_base_patch16_dinov3", {})
-    assert backbone_for(args("--pretrained", "timm/vit_small_patch16_dinov3_qkvb.lvd1689m")) == \
+    assert backbone_for(None, "timm/vit_base_patch16_dinov3.lvd1689m") == ("vit_base_patch16_dinov3", {})
+    assert backbone_for(None, "timm/vit_small_patch16_dinov3_qkvb.lvd1689m") == \
         ("vit_small_patch16_dinov3", {"qkv_bias": True})
-    assert backbone_for(args()) == ("mini", {})
+    assert backbone_for(None, None) == ("mini", {})
     with pytest.raises(ValueError, match="holds a vit_base_patch16_dinov3 backbone but --backbone is S"):
-        backbone_for(args("--pretrained", "timm/vit_base_patch16_dinov3.lvd1689m", "--backbone", "S"))
+        backbone_for("S", "timm/vit_base_patch16_dinov3.lvd1689m")
 
 
 def test_a_transformers_checkpoint_with_qv_biases_builds_the_matching_backbone(tmp_path):
@@ -30,8 +27,8 @@ def test_a_transformers_checkpoint_with_qv_biases_builds_the_matching_backbone(t
         for layer in hf.model.layer if hasattr(hf, "model") else hf.layer:
             layer.attention.q_proj.bias.normal_()
     hf.save_pretrained(tmp_path)
-    model = build_model(args("--pretrained", str(tmp_path), "--moe-blocks", "", "--tasks", "fetal_plane_cls",
-                             "--image-size", "32"), ["fetal_plane_cls"])
+    model = build_model(ModelSettings(pretrained=str(tmp_path), moe_blocks=(), image_size=32), ["fetal_plane_cls"],
+                        seed=0)
     assert model.config.backbone_overrides["qkv_bias"] is True
     assert model.config.backbone_weights == str(tmp_path)
     x = torch.randn(1, 3, 32, 32)

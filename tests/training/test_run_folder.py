@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from m2dino import M2DINO, M2DINOConfig
-from m2dino.recipes import common
+from m2dino.recipes import flags, runner
 from m2dino.training import TrainConfig, Trainer
 from m2dino.training.checkpoint import STATE_NAME, CheckpointError, latest_checkpoint
 
@@ -143,9 +143,9 @@ def test_sigterm_exits_with_status_143_after_checkpointing(tmp_path, monkeypatch
                     os.kill(os.getpid(), signal.SIGTERM)
             super().__init__(*args, **{**kw, "step_callback": terminate})
 
-    monkeypatch.setattr(common, "Trainer", TerminatedAtStep2)
+    monkeypatch.setattr(runner, "Trainer", TerminatedAtStep2)
     from m2dino.recipes.unified import main
     argv = ["--backbone", "test", "--image-size", "32", "--batch-size", "2", "--steps", "5", "--decoder-features", "8",
             "--synthetic-per-task", "4", "--tasks", "fetal_head", "--no-progress", "--output-dir", str(tmp_path)]
-    assert common.cli_main(main, argv) == common.EXIT_INTERRUPTED == 143
+    assert flags.cli_main(main, argv) == flags.EXIT_INTERRUPTED == 143
     assert latest_checkpoint(tmp_path / "checkpoints").name == "step_00000002"

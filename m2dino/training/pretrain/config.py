@@ -8,7 +8,7 @@ from .crops import CropConfig
 from .model import LossConfig
 
 # Settings that do not change what is trained: resume may change them.
-FREE_ON_RESUME = ("output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers")
+FREE_ON_RESUME = ("output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers", "threads")
 
 
 @dataclass
@@ -17,7 +17,8 @@ class PretrainConfig:
     backbone: str = "mini"
     backbone_overrides: dict = field(default_factory=dict)
     pretrained: str | None = None     # starting backbone weights (any source `load_backbone_weights` reads)
-    data: list[str] = field(default_factory=list)  # descriptions of the unlabelled sources (for the card)
+    data: list[str] = field(default_factory=list)  # the unlabelled sources: FOLDER, fmc:ROOT or NAME:PATH
+    held_out: list[str] = field(default_factory=list)  # validation/test images that may not be pretrained on
     steps: int = 1000
     batch_size: int = 16              # images per process per step (each gives 2 global + n local crops)
     lr: float = 5e-4
@@ -53,6 +54,7 @@ class PretrainConfig:
     collapse_patience: int = 100      # collapsed this many steps in a row (after warm-up) stops the run
     seed: int = 0
     num_workers: int = 0
+    threads: int | None = None        # torch CPU threads (None: torch's choice)
     crops: CropConfig = field(default_factory=CropConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 

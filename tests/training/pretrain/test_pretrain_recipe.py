@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from m2dino.data import UnlabeledSource
 from m2dino.models import M2DINO, M2DINOConfig
-from m2dino.recipes.common import cli_main
-from m2dino.recipes.pretrain import build_parser, main, pretrain_config
+from m2dino.recipes.flags import build_pretrain_parser, cli_main, pretrain_config_from_flags
+from m2dino.recipes.pretrain import main
 from m2dino.training.pretrain import (
     CropConfig,
     LossConfig,
@@ -76,11 +76,12 @@ def test_recipe_trains_and_writes_a_backbone_every_recipe_loads(scans, tmp_path,
     torch.testing.assert_close(model.backbone.patch_embed.proj.weight, weights["patch_embed.proj.weight"])
     torch.testing.assert_close(model.backbone.blocks[0].attn.qkv.weight, weights["blocks.0.attn.qkv.weight"])
     # ... and so does the unified recipe's --pretrained (the path every recipe builds its model through)
-    from m2dino.recipes.common import build_model, build_parser
+    from m2dino.recipes.building import build_model
+    from m2dino.recipes.run_config import ModelSettings
 
-    args = build_parser("unified").parse_args(["--backbone", "test", "--pretrained", str(out / "backbone.safetensors"),
-                                               "--image-size", "32", "--decoder-features", "8"])
-    built = build_model(args, ["fetal_head"])
+    settings = ModelSettings(backbone="test", pretrained=str(out / "backbone.safetensors"), image_size=32,
+                             decoder_features=8)
+    built = build_model(settings, ["fetal_head"], seed=0)
     torch.testing.assert_close(built.backbone.norm.weight, weights["norm.weight"])
 
 
@@ -182,7 +183,7 @@ def test_a_uniform_teacher_is_a_collapse_too(scans, tmp_path):
 
 def test_random_init_starts_from_a_larger_layerscale_and_pretrained_weights_keep_theirs(scans, tmp_path):
     args = ["--data", str(scans), "--output-dir", str(tmp_path / "run"), *TINY]
-    assert pretrain_config(build_parser().parse_args(args)).layerscale_init == 0.1
+    assert pretrain_config_from_flags(build_pretrain_parser().parse_args(args)).layerscale_init == 0.1
     trainer = PretrainTrainer(UnlabeledSource.from_folder(scans), config(tmp_path / "run", 1, layerscale_init=0.1),
                               progress=False)
     assert all(torch.all(g == 0.1) for b in trainer.core.student.blocks for g in (b.gamma_1, b.gamma_2))
@@ -192,7 +193,7 @@ def test_random_init_starts_from_a_larger_layerscale_and_pretrained_weights_keep
         cls = trainer.core.student.forward_features(torch.randn(4, 3, 32, 32)).tokens[:, 0]
     assert float(cls.std(0).mean() / cls.pow(2).mean().sqrt()) > 1e-3
     with pytest.raises(ValueError, match="--layerscale-init applies to a random-init backbone"):
-        pretrain_config(build_parser().parse_args([*args, "--pretrained", "w.safetensors", "--layerscale-init", "1"]))
+        pretrain_config_from_flags(build_pretrain_parser().parse_args([*args, "--pretrained", "w.safetensors", "--layerscale-init", "1"]))
 
 
 def test_a_healthy_teacher_is_not_called_collapsed(scans, tmp_path):

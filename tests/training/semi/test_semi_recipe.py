@@ -8,7 +8,7 @@ import torch
 from m2dino import M2DINO
 from m2dino.data.synthetic import write_synthetic
 from m2dino.recipes import semi_supervised, unified
-from m2dino.recipes.common import cli_main
+from m2dino.recipes.flags import cli_main
 from m2dino.training.checkpoint import latest_checkpoint, read_state
 
 TINY = ["--backbone", "test", "--image-size", "32", "--batch-size", "2", "--steps", "3", "--eval-every", "3",
