@@ -14,12 +14,28 @@ from dataclasses import dataclass
 from ..data.errors import error_line
 from ..training.config import TrainSettings
 from ..training.engine import NonFiniteLossError
-from ..training.pretrain import CropConfig, LossConfig, PretrainConfig, TeacherCollapseError
+from ..training.pretrain import (
+    CropConfig,
+    LossConfig,
+    PretrainConfig,
+    TeacherCollapseError,
+)
 from ..training.semi.config import METHODS, SemiConfig
 from .building import backbone_for
-from .config_io import apply_overrides, config_from_dict, config_to_dict, read_yaml_mapping
+from .config_io import (
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    read_yaml_mapping,
+)
 from .pretraining import pretrain
-from .run_config import ROUTINGS, UNLABELED_OVERLAP, DataSettings, ModelSettings, RunConfig
+from .run_config import (
+    ROUTINGS,
+    UNLABELED_OVERLAP,
+    DataSettings,
+    ModelSettings,
+    RunConfig,
+)
 from .runner import train
 
 # Exit status of a run stopped by SIGTERM after writing its checkpoint (128 + SIGTERM, as a shell reports a

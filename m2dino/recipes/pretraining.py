@@ -11,7 +11,12 @@ import torch
 from ..training.checkpoint import latest_checkpoint
 from ..training.pretrain import PretrainConfig, PretrainTrainer
 from ..training.pretrain.sources import unlabeled_sources
-from .config_io import apply_overrides, config_from_dict, config_to_dict, read_yaml_mapping
+from .config_io import (
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    read_yaml_mapping,
+)
 from .run_config import RUN_YAML
 
 

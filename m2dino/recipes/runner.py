@@ -20,8 +20,9 @@ from ..models import M2DINO
 from ..tasks import get_task, load_group_mapping
 from ..training.checkpoint import latest_checkpoint
 from ..training.data_sources import TrainingData
-from ..training.engine import AFFINITY_OUTPUTS, Trainer, TrainResult
+from ..training.engine import Trainer, TrainResult
 from ..training.output_check import check_output_dir, estimate_run_bytes
+from ..training.run_folder import AFFINITY_OUTPUTS
 from ..visualize.card import add_card_example
 from .building import build_model, model_config, train_config
 from .run_config import RunConfig

@@ -26,6 +26,7 @@ from ...data.unlabeled import UnlabeledSource
 from ...image import backbone_normalization
 from ...models.backbone import DINOv3Backbone
 from ...models.pretrained_weights import load_backbone_weights
+from ..accelerator_setup import resolve_precision, tracker
 from ..checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -33,13 +34,9 @@ from ..checkpoint import (
     read_state,
     save_training_state,
 )
-from ..engine import (
-    NonFiniteLossError,
-    _resolve_precision,
-    _tensorboard_available,
-    claim_output_dir,
-)
+from ..engine import NonFiniteLossError
 from ..optim import NO_DECAY, warmup_cosine
+from ..run_folder import claim_output_dir
 from ..run_session import run_session
 from .config import FREE_ON_RESUME, PretrainConfig
 from .curves import CURVES_FILE, read_log
@@ -65,8 +62,8 @@ class PretrainTrainer:
                  step_callback: Callable[[PretrainTrainer, int], None] | None = None) -> None:
         self.config, self.output_dir = config, Path(config.output_dir)
         self.accelerator = accelerator or Accelerator(
-            mixed_precision=_resolve_precision(config.mixed_precision),
-            log_with="tensorboard" if _tensorboard_available() else None, project_dir=str(self.output_dir))
+            mixed_precision=resolve_precision(config.mixed_precision),
+            log_with=tracker(), project_dir=str(self.output_dir))
         set_seed(config.seed)
         if resume is None:
             claim_output_dir(self.output_dir, overwrite, PRETRAIN_OUTPUTS)

@@ -119,7 +119,7 @@ def test_unlabelled_images_that_are_validation_images_are_an_error_naming_them_u
                 semi=SemiConfig("fixmatch"), unlabeled=source)
     trainer = Trainer(tiny_model(["fetal_plane_cls"]), train, val, config(tmp_path / "run2"), progress=False,
                       semi=SemiConfig("fixmatch"), unlabeled=source, unlabeled_overlap="exclude")
-    assert len(trainer.unlabeled.dataset) == 2
+    assert len(trainer.unlabeled.batches.dataset) == 2
 
 
 def test_semi_needs_both_a_method_and_images(tmp_path):

@@ -1,0 +1,36 @@
+"""The model as training needs it (targets fitted, training recorded, backbone frozen or LoRA-wrapped)
+and as a run saves it (LoRA merged)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from torch import nn
+
+from ..data.collection import as_collection
+from ..models import M2DINO
+from .config import TrainConfig
+from .lora import apply_lora, freeze_backbone, merge_lora
+
+
+def prepare_model(core: M2DINO, config: TrainConfig, train_samples: dict[str, Sequence]) -> nn.Module:
+    """The module to train: ``core`` itself, or its LoRA wrapper. Heads that standardise their targets
+    (a measurement head) fit them here, and the training settings go into the model's config."""
+    for task, samples in train_samples.items():
+        head = core.heads[task]
+        if head.fits_training_targets:  # e.g. a measurement head standardises its targets
+            head.fit_targets(as_collection(samples).labels())  # labels only: no image decoded
+    core.config.training = {"lora_rank": config.lora_rank, "freeze_backbone": config.freeze_backbone,
+                            "steps": config.steps, "alpha": config.alpha, "loss_weighting": config.loss_weighting,
+                            "tasks": sorted(train_samples)}
+    if config.freeze_backbone:
+        freeze_backbone(core)
+    return apply_lora(core, config.lora_rank, config.lora_alpha) if config.lora_rank else core
+
+
+def exportable_model(model: nn.Module, core: M2DINO, config: TrainConfig) -> M2DINO:
+    """The plain M2DINO (LoRA merged into a copy; training continues on the original)."""
+    if config.lora_rank:
+        return merge_lora(copy.deepcopy(model))
+    return core

@@ -1,0 +1,50 @@
+"""Resuming a training run: what must match the checkpoint, and putting changed settings into effect.
+
+``resume`` refuses a different training or model configuration unless ``allow_config_change=True``,
+in which case the saved config and the model card list each change and the step it took effect.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..models import M2DINO
+from .config import TrainConfig
+
+# Settings that do not change what is trained: resume may change them without being told.
+FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+
+def run_configuration(config: TrainConfig, core: M2DINO) -> dict:
+    """What resume compares: the training config and the model's architecture (not its training record)."""
+    model = {k: v for k, v in json.loads(json.dumps(core.config.to_dict())).items() if k != "training"}
+    return {"train": json.loads(json.dumps(config.to_dict())), "model": model}
+
+
+def config_differences(saved: dict, now: dict) -> list[dict]:
+    """``[{"field": "train.lr", "checkpoint": 0.002, "now": 0.001}, ...]`` (settings in FREE_ON_RESUME skipped)."""
+    changes = []
+    for part in ("train", "model"):
+        before, after = saved.get(part, {}), now[part]
+        for key in sorted(set(before) | set(after)):
+            if part == "train" and key in FREE_ON_RESUME:
+                continue
+            if before.get(key) != after.get(key):
+                changes.append({"field": f"{part}.{key}", "checkpoint": before.get(key), "now": after.get(key)})
+    return changes
+
+
+def describe_changes(changes: list[dict]) -> str:
+    return "; ".join(f"{c['field']}: {c['checkpoint']!r} there, {c['now']!r} now" for c in changes)
+
+
+def restore_learning_rates(optimizer, scheduler, fresh: list[tuple[float, float]]) -> None:
+    """The loaded optimizer carries the checkpoint's learning rates: put this run's back (``fresh``:
+    each group's lr and weight decay as built), so an allowed change takes effect and the recorded
+    config tells the truth. ``scheduler`` is accelerate's wrapper around the LambdaLR."""
+    inner = scheduler.scheduler
+    for group, (lr, weight_decay) in zip(optimizer.param_groups, fresh):
+        group["initial_lr"], group["weight_decay"] = lr, weight_decay
+    inner.base_lrs = [lr for lr, _ in fresh]
+    for group, lr, factor in zip(optimizer.param_groups, inner.base_lrs, inner.lr_lambdas):
+        group["lr"] = lr * factor(inner.last_epoch)
