@@ -1,4 +1,5 @@
-"""M2DINO: a DINOv3 backbone whose chosen blocks are task-conditioned MoEs, plus one head per task."""
+"""M2DINO, the multi-task model: a DINOv3 backbone whose chosen blocks are task-conditioned MoEs, plus one
+head per task."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ import torch
 from ..data import Sample
 from ..data.torch_dataset import Collate, MultiTaskDataset
 from ..models.config import M2DINOConfig
-from ..models.m2dino import M2DINO
+from ..models.multitask import M2DINO
 
 
 def task_losses(core: M2DINO, batches: Mapping[str, dict]) -> dict[str, torch.Tensor]:
