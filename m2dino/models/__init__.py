@@ -14,7 +14,7 @@ from .predictions import (ClassificationPrediction, DetectionPrediction, Keypoin
 if TYPE_CHECKING:
     from .backbone import BackboneOutput, DINOv3Backbone
     from .backbone_configs import BACKBONES, resolve_backbone
-    from .config import M2DINOConfig
+    from .model_config import M2DINOConfig
     from .multitask import M2DINO
     from .moe import TaskMoE, TaskRouter, TaskRouting
     from .outputs import (ClassificationOutput, DetectionOutput, KeypointOutput, MultiTaskOutput, ScalarOutput,
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("BackboneOutput", "DINOv3Backbone"), ".backbone"),
     **dict.fromkeys(("BACKBONES", "resolve_backbone"), ".backbone_configs"),
-    "M2DINOConfig": ".config", "M2DINO": ".multitask",
+    "M2DINOConfig": ".model_config", "M2DINO": ".multitask",
     **dict.fromkeys(("TaskMoE", "TaskRouter", "TaskRouting"), ".moe"),
     **dict.fromkeys(("ClassificationOutput", "DetectionOutput", "KeypointOutput", "MultiTaskOutput", "ScalarOutput",
                      "SegmentationOutput", "TaskOutput"), ".outputs"),

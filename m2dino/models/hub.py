@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import CONFIG_NAME
+from .model_config import CONFIG_NAME
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"

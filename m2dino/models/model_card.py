@@ -9,7 +9,7 @@ from importlib.resources import files
 from huggingface_hub import ModelCard, ModelCardData
 
 from .backbone_configs import BACKBONES
-from .config import M2DINOConfig
+from .model_config import M2DINOConfig
 
 
 def _weights_license(weights: str | None) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from ..image import ImageLike, ResizeGeometry
 from ..tasks import TaskSpec, UnknownTaskError, get_task
 from . import hub
 from .backbone import BackboneOutput, DINOv3Backbone
-from .config import CONFIG_NAME, M2DINOConfig
+from .model_config import CONFIG_NAME, M2DINOConfig
 from .heads import build_head
 from .moe import FixedMixture, TaskMoE, TaskRouting
 from .outputs import MultiTaskOutput, TaskOutput

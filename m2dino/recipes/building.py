@@ -8,7 +8,7 @@ import torch
 
 from ..models import M2DINO, M2DINOConfig, resolve_backbone
 from ..models.pretrained_weights import backbone_spec_for_weights
-from ..training.config import TrainConfig, TrainSettings
+from ..training.train_config import TrainConfig, TrainSettings
 from .run_config import ModelSettings
 
 FALLBACK_BACKBONE = "mini"  # the backbone when neither model.backbone nor pretrained weights name one

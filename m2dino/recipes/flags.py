@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..data.errors import error_line
-from ..training.config import TrainSettings
+from ..training.train_config import TrainSettings
 from ..training.engine import NonFiniteLossError
 from ..training.pretrain import (
     CropConfig,
@@ -20,7 +20,7 @@ from ..training.pretrain import (
     PretrainConfig,
     TeacherCollapseError,
 )
-from ..training.semi.config import METHODS, SemiConfig
+from ..training.semi.semi_config import METHODS, SemiConfig
 from .building import backbone_for
 from .config_io import (
     apply_overrides,

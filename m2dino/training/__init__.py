@@ -1,6 +1,6 @@
 """Training: one Accelerate loop shared by the unified, grouped and task-specific recipes."""
 
-from .config import TrainConfig
+from .train_config import TrainConfig
 from .data_sources import TrainingData, load_training_data
 from .engine import NonFiniteLossError, Trainer, TrainResult
 

@@ -39,7 +39,7 @@ from .checkpoint import (
     read_state,
     save_training_state,
 )
-from .config import TrainConfig
+from .train_config import TrainConfig
 from .loss_weighting import UncertaintyWeighting
 from .optim import parameter_groups, warmup_cosine
 from .run_folder import (

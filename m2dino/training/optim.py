@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .train_config import TrainConfig
 
 NO_DECAY = ("bias", "norm", "gamma_", "cls_token", "reg_token", "task_embedding", "target_mean", "target_std")
 

@@ -27,7 +27,7 @@ import torch
 
 from ..data import Sample
 from ..data.torch_dataset import Collate, MultiTaskDataset
-from ..models.config import M2DINOConfig
+from ..models.model_config import M2DINOConfig
 from ..models.multitask import M2DINO
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..data.collection import as_collection
 from ..models import M2DINO
-from .config import TrainConfig
+from .train_config import TrainConfig
 from .lora import apply_lora, freeze_backbone, merge_lora
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from ..models import M2DINO
-from .config import TrainConfig
+from .train_config import TrainConfig
 
 # Settings that do not change what is trained: resume may change them without being told.
 FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")

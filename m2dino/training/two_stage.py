@@ -16,7 +16,7 @@ from ..data.loading import LoaderConfig
 from ..models import M2DINO
 from ..models.heads import build_head
 from .checkpoint import latest_checkpoint
-from .config import TrainConfig
+from .train_config import TrainConfig
 from .data_sources import TrainingData
 from .engine import Trainer, TrainResult
 

@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 
 from m2dino import M2DINO, M2DINOConfig
-from m2dino.models.config import FIELD_SHAPES
+from m2dino.models.model_config import FIELD_SHAPES
 
 DROP = object()  # a field to remove from the saved config
 

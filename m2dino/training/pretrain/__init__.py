@@ -1,6 +1,6 @@
 """DINOv3-style self-supervised pretraining of the backbone on unlabelled ultrasound (the `pretrain` recipe)."""
 
-from .config import PretrainConfig
+from .pretrain_config import PretrainConfig
 from .crops import CropConfig
 from .export import BACKBONE_FILE
 from .model import LossConfig, SelfDistillation

@@ -20,7 +20,7 @@ from ...models.heads import TaskHead
 from ...models.outputs import TaskOutput
 from ...models.partner import CNNPartner, PartnerConfig
 from ..ema import ema_update
-from .config import SemiConfig
+from .semi_config import SemiConfig
 
 
 def pseudo_label_loss(head: TaskHead, student: TaskOutput, target: TaskOutput, threshold: float
