@@ -58,8 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aggregation_report import write_report  # noqa: E402
 from harness.report import command_line, portable_path  # noqa: E402
 
-from m2dino.data import Sample  # noqa: E402
-from m2dino.data.collection import image_key  # noqa: E402
+from m2dino.data import Sample, image_key  # noqa: E402
 from m2dino.image import ResizeGeometry  # noqa: E402
 from m2dino.tasks import get_task  # noqa: E402
 
@@ -172,7 +171,7 @@ def _shrink(sample: Sample, size: int) -> Sample:
     """The training sample letterboxed once to 2× the model input: the training transform then
     letterboxes it to ``size`` again, which is the same geometry as from the original (an exact
     2× downscale of a square) but costs far less per step than resizing an 800×540 image."""
-    from m2dino.data.transforms import resize_sample
+    from m2dino.data import resize_sample
 
     geometry = ResizeGeometry.create(sample.size, (2 * size, 2 * size), "letterbox")
     return resize_sample(sample, geometry)
@@ -196,8 +195,8 @@ def _limit_sources(items, limit: int | None):
 
 
 def load_study_data(args: argparse.Namespace, tasks: Sequence[str]) -> StudyData:
+    from m2dino.data import DataError
     from m2dino.data.adapters import load_dataset
-    from m2dino.data.errors import DataError
 
     root = Path(args.data_root)
     public = [t for t in tasks if any(t in emits for emits, _ in DATASETS.values())]
@@ -250,7 +249,7 @@ def study_tasks_and_data(args: argparse.Namespace) -> tuple[list[str], StudyData
 
 
 def _load_fmc(args, train, val, dataset_of, description) -> None:
-    from m2dino.training.data_sources import load_training_data
+    from m2dino.training import load_training_data
 
     if not Path(args.fmc).is_dir():
         _fail(f"--fmc: folder not found: {args.fmc}")
@@ -299,13 +298,12 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     """What a predictor that ignores the image scores on each validation set: the per-pixel majority
     class of the training masks, the majority class, the mean box, the mean keypoints, the mean
     value (all from 100% of the training data, in letterboxed coordinates mapped to each image)."""
-    from m2dino.evaluation.scoring import score_submission
-    from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                           ScalarPrediction, SegmentationPrediction)
+    from m2dino.evaluation import score_submission
+    from m2dino.models import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, ScalarPrediction,
+                               SegmentationPrediction)
     from m2dino.recipes import RunSummary, task_rows
-    from m2dino.training.engine import TrainResult
-    from m2dino.training.validation import (InMemorySubmission, error_scales, normalised_task_scores,
-                                            sample_ground_truth)
+    from m2dino.training import (InMemorySubmission, TrainResult, error_scales, normalised_task_scores,
+                                 sample_ground_truth)
 
     grid = (2 * image_size, 2 * image_size)  # the letterboxed grid of the pre-resized training samples
     truths, predictions, masks = [], {}, {}
@@ -385,9 +383,9 @@ def train_model(args, name: str, tasks: list[str], steps: int, moe: str, seed: i
                 step_callback=None) -> dict:
     """Train one model (or reuse a finished identical run, unless a ``step_callback`` must see it
     train) -> its per-task rows."""
-    from m2dino.data.loading import LoaderConfig
+    from m2dino.data import LoaderConfig
     from m2dino.recipes import RunConfig, RunSummary, build_model, task_rows, train_config
-    from m2dino.training.engine import Trainer
+    from m2dino.training import Trainer
 
     signature = run_signature(args, tasks, steps, moe, seed, train, val)
     cached = finished_run(out_dir, signature)

@@ -56,9 +56,8 @@ def rss_child(root: str, eager: bool) -> None:
     """Runs in a subprocess: build the model, read the root, train until step 1, print the peak RSS."""
     torch.set_num_threads(1)
     from m2dino import M2DINO, M2DINOConfig
-    from m2dino.data.loading import LoaderConfig
-    from m2dino.training import TrainConfig, Trainer
-    from m2dino.training.data_sources import load_training_data
+    from m2dino.data import LoaderConfig
+    from m2dino.training import TrainConfig, Trainer, load_training_data
 
     before = current_rss_mb()
     data = load_training_data(root, image_size=64)
@@ -111,10 +110,7 @@ def measure_rss(root: Path, eager: bool) -> dict:
 def step_times(root: Path, backbone: str, image_size: int, batch_size: int, rounds: int, inner: int,
                cache_dir: Path) -> dict:
     from m2dino import M2DINO, M2DINOConfig
-    from m2dino.data import read_fmc
-    from m2dino.data.cache import ResizeCache
-    from m2dino.data.loading import LoaderConfig, build_train_loader
-    from m2dino.data.sampling import TaskSampler
+    from m2dino.data import LoaderConfig, ResizeCache, TaskSampler, build_train_loader, read_fmc
 
     lazy = read_fmc(root, lazy=True).by_task()
     cache = ResizeCache(cache_dir)
@@ -159,10 +155,7 @@ def step_times(root: Path, backbone: str, image_size: int, batch_size: int, roun
 
 # ------------------------------------------------------------------------------ (c) throughput
 def throughput(root: Path, sizes: list[int], samples_per_size: int, cache_dir: Path) -> list[dict]:
-    from m2dino.data import read_fmc
-    from m2dino.data.cache import ResizeCache
-    from m2dino.data.loading import TrainDataset
-    from m2dino.data.torch_dataset import Collate, SampleKey
+    from m2dino.data import Collate, ResizeCache, SampleKey, TrainDataset, read_fmc
     from m2dino.image import Preprocessing
 
     lazy = read_fmc(root, lazy=True).by_task()

@@ -22,7 +22,9 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from m2dino.data.adapters.hc18 import CSV_NAME  # noqa: E402
+from m2dino.data.adapters import get_adapter  # noqa: E402
+
+CSV_NAME = get_adapter("hc18").CSV_NAME  # the CSV of the published layout, as the adapter reads it
 
 
 def halve_image(path: Path) -> Image.Image:

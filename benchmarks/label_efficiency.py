@@ -135,7 +135,7 @@ def run_cells(args: argparse.Namespace, wanted: list[Cell]) -> list[dict]:
 # ------------------------------------------------------------------------------------------ selection
 def selection_cells(args: argparse.Namespace, seed: int) -> list[dict]:
     """Random 2 % start → model → pick 3 % by each strategy → supervised model on the 5 %."""
-    from m2dino.training.data_sources import load_training_data
+    from m2dino.training import load_training_data
 
     root = args.work_dir / "selection" / f"s{seed}"
     root.mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,9 @@ import numpy as np
 import scipy
 from scipy import ndimage
 
-from m2dino.evaluation.ground_truth import GroundTruth
-from m2dino.evaluation.metrics.segmentation import class_scores, dice_per_class, hausdorff_per_class
-from m2dino.evaluation.scoring import score_submission
-from m2dino.evaluation.submission import SubmissionEntry, write_submission
-from m2dino.evaluation.submission_reader import read_submission
-from m2dino.models.predictions import SegmentationPrediction
+from m2dino.evaluation import GroundTruth, SubmissionEntry, read_submission, score_submission, write_submission
+from m2dino.evaluation.metrics import class_scores, dice_per_class, hausdorff_per_class
+from m2dino.models import SegmentationPrediction
 
 from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result
 from harness.timing import timed_calls

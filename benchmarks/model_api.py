@@ -7,9 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from m2dino.models import M2DINO
-from m2dino.models.backbone import BackboneOutput
-from m2dino.models.moe import TaskRouting
+from m2dino.models import M2DINO, BackboneOutput, TaskRouting
 
 
 def routing(model: M2DINO, tasks: Sequence[str]) -> TaskRouting:

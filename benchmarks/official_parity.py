@@ -41,12 +41,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from m2dino.data.fmc import FMCRecord, read_fmc_index
-from m2dino.data.mask_io import write_mask
+from m2dino.data import FMCRecord, read_fmc_index, write_mask
 from m2dino.data.synthetic import write_synthetic
-from m2dino.evaluation.submission import SubmissionEntry, write_submission
-from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                       Prediction, SegmentationPrediction)
+from m2dino.evaluation import SubmissionEntry, write_submission
+from m2dino.models import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
+                           SegmentationPrediction)
 from m2dino.tasks import get_task
 
 from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result

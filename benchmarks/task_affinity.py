@@ -36,7 +36,7 @@ import aggregation  # noqa: E402  (the study's data loading and training, shared
 from harness.report import command_line  # noqa: E402
 
 from m2dino.recipes import plan_groups  # noqa: E402
-from m2dino.training.task_affinity import AffinityTracker, recommended_groups  # noqa: E402
+from m2dino.training import AffinityTracker, recommended_groups  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -10,8 +10,7 @@ import statistics
 import timm
 import torch
 
-from m2dino.models.backbone import DINOv3Backbone
-from m2dino.models.backbone_configs import resolve_backbone
+from m2dino.models import DINOv3Backbone, resolve_backbone
 
 from harness.timing import PairedTimer
 

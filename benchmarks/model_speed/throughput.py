@@ -6,7 +6,7 @@ import statistics
 
 import torch
 
-from m2dino.models.backbone import DINOv3Backbone
+from m2dino.models import DINOv3Backbone
 
 from harness.timing import PairedTimer
 from model_api import routing

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from m2dino import M2DINO, M2DINOConfig
 from m2dino.data import read_fmc_index
-from m2dino.models.heads.base import pooled_features
+from m2dino.models.heads import pooled_features
 
 SPLITS = ("train", "val", "test")
 PROBE_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)

@@ -1,17 +1,37 @@
 """Data: the sample type, the FMC_UIA layout, public-dataset adapters, the synthetic suite,
-transforms, task sampling and the model-side batch format."""
+transforms, task sampling and the model-side batch format.
 
-from .collection import LazySample, SampleCollection
+The torch side (`Collate`, `SampleKey`, `LoaderConfig`, `TrainDataset`, `build_train_loader`) is
+imported on first use (PEP 562), so reading an FMC root does not pay for importing torch.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from .cache import ResizeCache
+from .collection import LazySample, SampleCollection, image_key
 from .errors import DataError, MissingFileError
 from .fmc import FMCRecord, read_fmc, read_fmc_index, write_fmc
+from .mask_io import write_mask
 from .sample import Sample
 from .sampling import TaskSampler, task_probabilities
 from .synthetic import make_synthetic_samples
-from .transforms import build_transforms
+from .transforms import build_transforms, resize_sample
 from .unlabeled import UnlabeledImage, UnlabeledSource
 
-# The torch side (MultiTaskDataset, Collate, build_dataloader) lives in `m2dino.data.torch_dataset`
-# and is not imported here, so reading an FMC root does not pay for importing torch.
-__all__ = ["DataError", "FMCRecord", "LazySample", "MissingFileError", "Sample", "SampleCollection", "TaskSampler",
-           "build_transforms", "make_synthetic_samples", "read_fmc", "read_fmc_index",
-           "task_probabilities", "UnlabeledImage", "UnlabeledSource", "write_fmc"]
+if TYPE_CHECKING:
+    from .loading import LoaderConfig, TrainDataset, build_train_loader
+    from .torch_dataset import Collate, SampleKey
+
+_LAZY = {**dict.fromkeys(("Collate", "SampleKey"), ".torch_dataset"),
+         **dict.fromkeys(("LoaderConfig", "TrainDataset", "build_train_loader"), ".loading")}
+__all__ = ["Collate", "DataError", "FMCRecord", "LazySample", "LoaderConfig", "MissingFileError", "ResizeCache",
+           "Sample", "SampleCollection", "SampleKey", "TaskSampler", "TrainDataset", "UnlabeledImage",
+           "UnlabeledSource", "build_train_loader", "build_transforms", "image_key", "make_synthetic_samples",
+           "read_fmc", "read_fmc_index", "resize_sample", "task_probabilities", "write_fmc", "write_mask"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

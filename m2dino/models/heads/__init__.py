@@ -1,7 +1,7 @@
 """Task heads, one class per label kind (`m2dino.tasks.label_kinds`)."""
 
 from ...tasks import TaskSpec
-from .base import PseudoLabels, TaskHead
+from .base import PseudoLabels, TaskHead, pooled_features
 from .classification import ClassificationHead
 from .detection import DetectionHead
 from .regression import KeypointHead, ScalarHead
@@ -16,5 +16,5 @@ def build_head(spec: TaskSpec, in_dim: int, features: int = 64) -> TaskHead:
     return HEADS[spec.label_kind.name].from_spec(spec, in_dim, features)
 
 
-__all__ = ["HEADS", "ClassificationHead", "DetectionHead", "KeypointHead", "ScalarHead", "SegmentationHead",
-           "PseudoLabels", "TaskHead", "build_head"]
+__all__ = ["HEADS", "ClassificationHead", "DetectionHead", "KeypointHead", "PseudoLabels", "ScalarHead",
+           "SegmentationHead", "TaskHead", "build_head", "pooled_features"]
