@@ -55,7 +55,6 @@ def train(config: RunConfig, *, resume: str | None = None, overwrite: bool = Fal
     tasks = list(config.data.tasks) if config.data.tasks else list(data.train)
     plan = plan_models(config, tasks)
     tracker = affinity_tracker(config, data, tasks, resume is not None)
-    config.write(output_dir)
     runs = []
     for index, (name, members) in enumerate(plan.items(), 1):
         if config.recipe != "unified":
@@ -64,7 +63,7 @@ def train(config: RunConfig, *, resume: str | None = None, overwrite: bool = Fal
         folder = output_dir if config.recipe == "unified" else output_dir / name
         result = run_one(config, data, members, folder, resume=resume, overwrite=overwrite,
                          allow_config_change=allow_config_change, progress=progress,
-                         step_callback=step_callback or tracker)
+                         step_callback=step_callback or tracker, on_start=lambda: config.write(output_dir))
         if result.interrupted:
             _say_interrupted(config, name, result, output_dir)
             return RunOutcome(output_dir, runs, interrupted=name)
@@ -129,9 +128,10 @@ def plan_groups(groups_file: str | None, tasks: Sequence[str]) -> dict[str, list
 
 def run_one(config: RunConfig, data: TrainingData, tasks: Sequence[str], output_dir: Path, *,
             resume: str | None = None, overwrite: bool = False, allow_config_change: bool = False,
-            progress: bool = True, step_callback=None) -> TrainResult:
+            progress: bool = True, step_callback=None, on_start: Callable[[], None] | None = None) -> TrainResult:
     """Train one model on ``tasks`` into ``output_dir`` (then its card's example and the optional
-    classification-head refit)."""
+    classification-head refit). ``on_start`` runs once the trainer has claimed its folder and accepted
+    the checkpoint it resumes (the run's run.yaml is written then: a refused resume keeps the old one)."""
     subset = data.restrict(tasks)
     model = build_model(config.model, tasks, config.train.seed)
     if resume == "latest" and latest_checkpoint(output_dir / "checkpoints") is None:
@@ -146,6 +146,8 @@ def run_one(config: RunConfig, data: TrainingData, tasks: Sequence[str], output_
                       allow_config_change=allow_config_change, loading=loading, semi=config.semi,
                       unlabeled=unlabeled_pool(config.data, subset), unlabeled_overlap=config.data.unlabeled_overlap,
                       step_callback=step_callback)
+    if on_start is not None:
+        on_start()
     result = trainer.train()
     if trainer.accelerator.is_main_process and (result.output_dir / "README.md").is_file():
         add_card_example(trainer.exportable_model(), result.output_dir)  # the card shows what the model outputs

@@ -20,17 +20,16 @@ from .validation import evaluate_model
 # example.png: the model card's picture, drawn by the recipes (m2dino.visualize.card) after the final save.
 # The task-affinity files of `recipes/unified.py --affinity-every`: measurements as made, report, grouping.
 AFFINITY_OUTPUTS = ("task_affinity_measurements.jsonl", "task_affinity.json", "task_affinity_groups.json")
+# run.yaml: the run's config, written by the recipes (m2dino.recipes.run_config) once the folder is claimed.
 RUN_OUTPUTS = ("checkpoints", "best", "log.jsonl", "metrics.json", "model.safetensors", "config.json", "README.md",
-               "m2dino", "summary.md", "summary.json", "example.png", "partner", *AFFINITY_OUTPUTS)
-# The run's config, written by the recipes before its model claims the folder (m2dino.recipes.run_config).
-RUN_CONFIG_FILE = "run.yaml"
+               "m2dino", "summary.md", "summary.json", "example.png", "partner", "run.yaml", *AFFINITY_OUTPUTS)
 
 
 def claim_output_dir(output_dir: Path, overwrite: bool, outputs: Sequence[str] = RUN_OUTPUTS) -> None:
     """A new run starts in an empty folder: another run's checkpoints and log would mix with its own.
     ``overwrite`` removes that run's ``outputs`` (only the names a run writes; other files stay)."""
     output_dir = Path(output_dir)
-    if not output_dir.is_dir() or all(path.name == RUN_CONFIG_FILE for path in output_dir.iterdir()):
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
         return
     if not overwrite:
         raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "

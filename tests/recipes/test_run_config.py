@@ -13,6 +13,7 @@ from m2dino.recipes import DataSettings, ModelSettings, PretrainConfig, RunConfi
 from m2dino.recipes.config_io import apply_overrides
 from m2dino.recipes.flags import parse_recipe
 from m2dino.recipes.pretraining import read_pretrain_yaml
+from m2dino.training.checkpoint import CheckpointError
 from m2dino.training.semi import SemiConfig
 
 TINY_FLAGS = ["--backbone", "test", "--image-size", "32", "--batch-size", "2", "--steps", "2", "--eval-every", "2",
@@ -93,6 +94,12 @@ def test_train_from_python_writes_a_run_yaml_that_rebuilds_its_config(tmp_path):
     assert M2DINO.from_pretrained(tmp_path / "run").task_ids == ["fetal_head", "breast_2cls"]
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [r["task"] for r in rows] == ["fetal_head", "breast_2cls"]
+    # a resume that the checkpoint refuses leaves the run's run.yaml as it was
+    changed = tiny(tmp_path / "run")
+    changed.train.lr = 0.5
+    with pytest.raises(CheckpointError, match="train.lr: 0.002 there, 0.5 now"):
+        train(changed, resume="latest", progress=False)
+    assert RunConfig.read(tmp_path / "run" / "run.yaml") == config
 
 
 @pytest.mark.slow

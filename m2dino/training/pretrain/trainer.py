@@ -47,7 +47,7 @@ from .schedules import ema_momentum, teacher_temperature
 
 # What a pretraining run writes into its output folder (``overwrite`` removes these and nothing else).
 PRETRAIN_OUTPUTS = ("checkpoints", "log.jsonl", BACKBONE_FILE, CARD_FILE, CURVES_FILE, "pretrain_config.json",
-                    "m2dino-pretrain")
+                    "m2dino-pretrain", "run.yaml")
 LOSS_NAMES = ("loss", "dino_loss", "ibot_loss", "koleo_loss", "gram_loss")
 FINAL_LOSS_RECORDS = 10  # the card's final losses: the mean of this many last logged steps
 
