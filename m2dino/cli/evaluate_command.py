@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from ..data.fmc import read_fmc_index
-from ..evaluation.fmc_scoring import score_fmc_submission
-from ..evaluation.scoring import write_metrics
+from ..evaluation.scoring.fmc_root import score_fmc_submission
+from ..evaluation.scoring.per_submission import write_metrics
 from ..evaluation.submission import write_submission
 
 

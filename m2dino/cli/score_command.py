@@ -7,9 +7,9 @@ import math
 import sys
 from pathlib import Path
 
-from ..evaluation.fmc_scoring import score_fmc_submission
 from ..evaluation.problems import PROBLEM_KINDS
-from ..evaluation.scoring import write_metrics
+from ..evaluation.scoring.fmc_root import score_fmc_submission
+from ..evaluation.scoring.per_submission import write_metrics
 from ..evaluation.summary import ADDITIONAL_METRICS, HEADLINE_METRICS
 from ..tasks import load_group_mapping
 

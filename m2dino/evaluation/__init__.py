@@ -2,7 +2,7 @@
 
 from .ground_truth import GroundTruth, ground_truth_from_fmc
 from .report import markdown_report
-from .scoring import score_submission, write_metrics
+from .scoring.per_submission import score_submission, write_metrics
 from .submission import SubmissionEntry, WrittenSubmission, prediction_mask_path, write_submission
 from .submission_reader import InvalidPrediction, Submission, SubmissionFormatError, read_submission
 

@@ -3,7 +3,8 @@ its predictions live in a submission, how an entry is written and parsed, how a 
 scored, its metrics.json section and its normalised score. Its headline metrics are the kind's own
 (`LabelKind.headline_metrics`).
 
-Adding a label kind to the evaluation is one `KindEvaluation` entry here (plus its scorer).
+Adding a label kind to the evaluation is one `KindEvaluation` entry here (plus its scorer in
+`m2dino.evaluation.scoring.per_task`).
 
 Submission files (the benchmark's three plus our documented extension)::
 
@@ -30,8 +31,8 @@ import numpy as np
 from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
                                   ScalarPrediction, SegmentationPrediction)
 from ..tasks import KINDS
-from . import task_scoring
 from .entries import Entry, InvalidPrediction
+from .scoring import per_task
 
 
 def _number_list(value: object) -> np.ndarray | None:
@@ -158,20 +159,20 @@ class KindEvaluation:
 
 EVALUATIONS: dict[str, KindEvaluation] = {e.kind: e for e in (
     KindEvaluation("mask", "segmentation", SegmentationPrediction, None, None, None, None,
-                   task_scoring.score_segmentation, ("HD95", "NSD"),
+                   per_task.score_segmentation, ("HD95", "NSD"),
                    normalised=partial(_metric, "DSC"), lower_is_better=frozenset({"HD", "HD95"})),
     KindEvaluation("class", "classification", ClassificationPrediction, "classification_predictions.json",
-                   "predicted_class", _class_entry, _parse_class, task_scoring.score_classification,
+                   "predicted_class", _class_entry, _parse_class, per_task.score_classification,
                    ("AUC_present_classes",), normalised=_accuracy_and_f1),
     KindEvaluation("boxes", "detection", DetectionPrediction, "detection_predictions.json", "bbox_pixels",
-                   _boxes_entry, _parse_boxes, task_scoring.score_detection, ("AP50",),
+                   _boxes_entry, _parse_boxes, per_task.score_detection, ("AP50",),
                    normalised=partial(_metric, "IoU")),
     KindEvaluation("keypoints", "regression", KeypointPrediction, "regression_predictions.json",
-                   "predicted_points_pixels", _points_entry, _parse_points, task_scoring.score_regression,
+                   "predicted_points_pixels", _points_entry, _parse_points, per_task.score_regression,
                    normalised=partial(_error, "MRE"), error_scale=_tenth_of_diagonal,
                    lower_is_better=frozenset({"MRE"})),
     KindEvaluation("scalar", "measurement", ScalarPrediction, "measurement_predictions.json", "predicted_value",
-                   _value_entry, _parse_value, task_scoring.score_measurement,
+                   _value_entry, _parse_value, per_task.score_measurement,
                    normalised=partial(_error, "MAE"), error_scale=_mean_magnitude, official=False,
                    lower_is_better=frozenset({"MAE", "relative_error"})),
 )}

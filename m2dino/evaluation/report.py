@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .kinds import LOWER_IS_BETTER
+from .kind_evaluations import LOWER_IS_BETTER
 from .problems import PROBLEM_KINDS
 from .summary import ADDITIONAL_METRICS, HEADLINE_METRICS
 

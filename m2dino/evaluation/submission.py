@@ -1,4 +1,4 @@
-"""The submission layout (see `m2dino.evaluation.kinds` for its files) and a writer for it, from
+"""The submission layout (see `m2dino.evaluation.kind_evaluations` for its files) and a writer for it, from
 typed predictions."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..models.predictions import Prediction
 from ..tasks import UnknownTaskError, get_task
-from .kinds import BY_PREDICTION, EVALUATIONS, KindEvaluation
+from .kind_evaluations import BY_PREDICTION, EVALUATIONS, KindEvaluation
 
 
 def prediction_mask_path(mask_path: str) -> PurePosixPath:
@@ -83,7 +83,7 @@ def _write_mask(entry: SubmissionEntry, root: Path) -> None:
 
 
 def write_submission(entries: Iterable[SubmissionEntry], out_dir: str | Path) -> WrittenSubmission:
-    """Write the submission folder: every JSON file of `m2dino.evaluation.kinds` (always, possibly
+    """Write the submission folder: every JSON file of `m2dino.evaluation.kind_evaluations` (always, possibly
     empty lists; the measurement file only when there are measurements, so a pure benchmark
     submission has exactly the challenge's files) and one gray PNG per segmentation entry. A
     detection without any box is not written (the scorer then counts that image as missing) and is

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .entries import Entry, InvalidPrediction
-from .kinds import EVALUATIONS, KindEvaluation
+from .kind_evaluations import EVALUATIONS, KindEvaluation
 from .submission import prediction_mask_path
 
 __all__ = ["Entry", "InvalidPrediction", "Submission", "SubmissionFormatError", "read_submission"]

@@ -2,7 +2,7 @@
 section (label kind) and per clinical group.
 
 The means use the STRICT values (a missing or invalid prediction counts as a failure, see
-`m2dino.evaluation.task_scoring`), over every task of the section; the challenge's own values stay
+`m2dino.evaluation.scoring.per_task`), over every task of the section; the challenge's own values stay
 in the per-task sections.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..tasks import UnknownTaskError, get_task
-from .kinds import BY_SECTION
+from .kind_evaluations import BY_SECTION
 
 HEADLINE_METRICS: dict[str, tuple[str, ...]] = {section: e.headline for section, e in BY_SECTION.items()}
 ADDITIONAL_METRICS: dict[str, tuple[str, ...]] = {section: e.additional for section, e in BY_SECTION.items()

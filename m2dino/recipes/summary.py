@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.kinds import EVALUATIONS
+from ..evaluation.kind_evaluations import EVALUATIONS
 from ..tasks import get_task
 from ..training.engine import TrainResult
 

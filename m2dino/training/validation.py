@@ -10,8 +10,8 @@ import numpy as np
 
 from ..data import Sample
 from ..evaluation.ground_truth import GroundTruth
-from ..evaluation.kinds import BY_SECTION, EVALUATIONS
-from ..evaluation.scoring import score_submission
+from ..evaluation.kind_evaluations import BY_SECTION, EVALUATIONS
+from ..evaluation.scoring.per_submission import score_submission
 from ..evaluation.submission import prediction_mask_path
 from ..evaluation.submission_reader import Submission
 from ..models import M2DINO

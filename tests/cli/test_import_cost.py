@@ -7,7 +7,7 @@ CHECK = """
 import sys
 from m2dino.cli.main import build_parser
 build_parser()                      # every command's parser, as `m2dino --help` builds them
-import m2dino, m2dino.data, m2dino.data.fmc, m2dino.evaluation, m2dino.evaluation.fmc_scoring
+import m2dino, m2dino.data, m2dino.data.fmc, m2dino.evaluation, m2dino.evaluation.scoring.fmc_root
 heavy = sorted(m for m in ("torch", "timm", "transformers") if m in sys.modules)
 print(",".join(heavy))
 """

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from m2dino.evaluation.ground_truth import GroundTruth
-from m2dino.evaluation.kinds import EVALUATIONS
+from m2dino.evaluation.kind_evaluations import EVALUATIONS
 from m2dino.evaluation.problems import TaskProblems
-from m2dino.evaluation.task_scoring import ScoreSettings
+from m2dino.evaluation.scoring.per_task import ScoreSettings
 from m2dino.models.heads import HEADS
 from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
                                        ScalarPrediction)

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from m2dino.evaluation.ground_truth import GroundTruth
-from m2dino.evaluation.scoring import STRAY_MASKS, score_submission
+from m2dino.evaluation.scoring.per_submission import STRAY_MASKS, score_submission
 from m2dino.evaluation.submission import SubmissionEntry, write_submission
 from m2dino.evaluation.submission_reader import read_submission
 from m2dino.models.predictions import (KeypointPrediction, ScalarPrediction,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from ..data.fmc import read_fmc_index
-from .ground_truth import ground_truth_from_fmc
-from .scoring import score_submission
-from .submission_reader import read_submission
+from ...data.fmc import read_fmc_index
+from ..ground_truth import ground_truth_from_fmc
+from ..submission_reader import read_submission
+from .per_submission import score_submission
 
 
 def score_fmc_submission(data_root: str | Path, pred_dir: str | Path, *, tasks: Collection[str] | None = None,

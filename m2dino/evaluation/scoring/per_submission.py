@@ -21,14 +21,14 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from .ground_truth import GroundTruth
-from .kinds import EVALUATIONS, KindEvaluation
-from .problems import TaskProblems
-from .report import markdown_report
-from .submission import prediction_mask_path
-from .submission_reader import Submission
-from .summary import build_summary, registry_group
-from .task_scoring import PredictionOf, ScoreSettings
+from ..ground_truth import GroundTruth
+from ..kind_evaluations import EVALUATIONS, KindEvaluation
+from ..problems import TaskProblems
+from ..report import markdown_report
+from ..submission import prediction_mask_path
+from ..submission_reader import Submission
+from ..summary import build_summary, registry_group
+from .per_task import PredictionOf, ScoreSettings
 
 STRAY_MASKS = "(no task)"   # where PNGs that answer no ground-truth mask are reported
 

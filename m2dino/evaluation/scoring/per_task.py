@@ -3,7 +3,7 @@ strict values, and problems.
 
 Every scorer takes the task's ground-truth rows, a `PredictionOf` (the prediction answering a row),
 a `TaskProblems` to fill and the `ScoreSettings`, and returns ``(challenge_result, additional_metrics)``.
-Finding predictions in a submission is `m2dino.evaluation.scoring`'s part, so a scorer knows no files.
+Finding predictions in a submission is `per_submission`'s part, so a scorer knows no files.
 
 - The challenge's keys reproduce the organisers' evaluator exactly, including its habits: only
   images with a usable prediction are scored (``num_samples``), an AUC that scikit-learn refuses is
@@ -26,15 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
+from ...models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
                                   ScalarPrediction)
-from .entries import Entry, InvalidPrediction
-from .ground_truth import GroundTruth
-from .metrics.classification import challenge_auc, challenge_per_class_f1, label_scores, one_vs_rest_auc
-from .metrics.detection import average_precision, box_iou, is_inverted
-from .metrics.regression import mean_radial_error
-from .metrics.segmentation import class_scores, resize_nearest
-from .problems import TaskProblems
+from ..entries import Entry, InvalidPrediction
+from ..ground_truth import GroundTruth
+from ..metrics.classification import challenge_auc, challenge_per_class_f1, label_scores, one_vs_rest_auc
+from ..metrics.detection import average_precision, box_iou, is_inverted
+from ..metrics.regression import mean_radial_error
+from ..metrics.segmentation import class_scores, resize_nearest
+from ..problems import TaskProblems
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
 # The prediction answering a ground-truth row: an `Entry`, a mask array (segmentation), or None if missing.
