@@ -29,6 +29,8 @@ value = loaded.predict(image, "fetal_head_circumference")
 print(f"predicted: mask {mask.shape}, probs {np.round(probs, 3).tolist()}, HC {value.value:.3f} {value.unit}")
 if mask.shape != (50, 70):
     sys.exit(f"wheel check: mask of shape {mask.shape}, expected the image's (50, 70)")
-from m2dino.recipes import grouped, task_specific, unified  # noqa: E402,F401  (the recipes ship as modules)
+from m2dino.recipes import RunConfig, grouped, task_specific, unified  # noqa: E402,F401  (the recipes ship as modules)
 
-print("recipes importable: unified, grouped, task_specific")
+if RunConfig.from_dict(RunConfig().to_dict()) != RunConfig():
+    sys.exit("wheel check: the default RunConfig does not survive its own dict")
+print("recipes importable: unified, grouped, task_specific; RunConfig round-trips")
