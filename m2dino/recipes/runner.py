@@ -152,11 +152,12 @@ def run_one(config: RunConfig, data: TrainingData, tasks: Sequence[str], output_
     if trainer.accelerator.is_main_process and (result.output_dir / "README.md").is_file():
         add_card_example(trainer.exportable_model(), result.output_dir)  # the card shows what the model outputs
     if config.two_stage_steps and not result.interrupted:
-        from ..training.two_stage import classification_stage
+        from ..training.classifier_refit import refit_classification_heads
 
-        result = classification_stage(trainer.exportable_model(), subset,
-                                      train_config(config.train, output_dir, tasks), config.two_stage_steps,
-                                      loading, progress=progress, resume=resume is not None, overwrite=overwrite)
+        result = refit_classification_heads(trainer.exportable_model(), subset,
+                                            train_config(config.train, output_dir, tasks), config.two_stage_steps,
+                                            loading, progress=progress, resume=resume is not None,
+                                            overwrite=overwrite)
     return result
 
 

@@ -1,4 +1,5 @@
-"""The FETUS 2026 second stage: classification heads re-learned on a frozen, semi-supervised model.
+"""Classifier refit (``--two-stage-steps``, the FETUS 2026 second stage): classification heads
+re-learned on a frozen, semi-supervised model.
 
 After semi-supervised training, the shared features are good for the dense tasks but the
 classification heads have fitted pseudo-labels of their own making. The FETUS method therefore
@@ -30,9 +31,11 @@ def reset_classification_heads(model: M2DINO) -> list[str]:
     return tasks
 
 
-def classification_stage(model: M2DINO, data: TrainingData, stage_one: TrainConfig, steps: int,
-                         loading: LoaderConfig | None = None, progress: bool = True, resume: bool = False,
-                         overwrite: bool = False) -> TrainResult:
+def refit_classification_heads(model: M2DINO, data: TrainingData, stage_one: TrainConfig, steps: int,
+                               loading: LoaderConfig | None = None, progress: bool = True, resume: bool = False,
+                               overwrite: bool = False) -> TrainResult:
+    """``--two-stage-steps``: re-initialise ``model``'s classification heads and train only them for
+    ``steps`` steps on the labelled data, into ``OUTPUT/stage2``."""
     tasks = [t for t in reset_classification_heads(model) if t in data.train]
     if not tasks:
         raise ValueError(f"--two-stage-steps: none of the trained tasks {sorted(data.train)} is a classification "
