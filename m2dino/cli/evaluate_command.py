@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    from ..models.partner import CNNPartner, is_partner_folder
+    from ..training.semi.partner import CNNPartner, is_partner_folder
 
     if is_partner_folder(args.model):
         model = CNNPartner.from_pretrained(args.model).to(device)

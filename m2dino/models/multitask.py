@@ -4,7 +4,7 @@ head per task."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -21,12 +21,13 @@ from .outputs import MultiTaskOutput, TaskOutput
 from .predictions import Prediction
 
 
-def _resolve_specs(config: M2DINOConfig) -> dict[str, TaskSpec]:
-    """Each task's spec: the one saved with the checkpoint, else the registry's. Read only: a task the
-    registry does not know stays this model's own (`M2DINO.task_specs`)."""
+def resolve_task_specs(tasks: Sequence[str], saved_specs: Mapping[str, dict]) -> dict[str, TaskSpec]:
+    """Each task's spec: the one saved with the checkpoint (``saved_specs``, a config's ``task_specs``),
+    else the registry's. Read only: a task the registry does not know stays the model's own
+    (`M2DINO.task_specs`)."""
     specs = {}
-    for task in config.tasks:
-        saved = config.task_specs.get(task)
+    for task in tasks:
+        saved = saved_specs.get(task)
         if saved is None:
             specs[task] = get_task(task)
             continue
@@ -56,7 +57,7 @@ class M2DINO(nn.Module):
 
     def __init__(self, config: M2DINOConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
-        self.task_specs: dict[str, TaskSpec] = _resolve_specs(config)
+        self.task_specs: dict[str, TaskSpec] = resolve_task_specs(config.tasks, config.task_specs)
         self.config = config = copy.deepcopy(config)
         config.task_specs = {t: s.to_dict() for t, s in self.task_specs.items()}
         specs = list(self.task_specs.values())

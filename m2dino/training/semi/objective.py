@@ -18,8 +18,8 @@ from torch import nn
 from ...models import M2DINO
 from ...models.heads import TaskHead
 from ...models.outputs import TaskOutput
-from ...models.partner import CNNPartner, PartnerConfig
 from ..ema import ema_update
+from .partner import CNNPartner, PartnerConfig
 from .semi_config import SemiConfig
 
 

@@ -11,9 +11,9 @@ from m2dino import M2DINO
 from m2dino.data import Sample
 from m2dino.data.errors import DataError
 from m2dino.data.unlabeled import UnlabeledSource
-from m2dino.models.partner import CNNPartner, is_partner_folder
 from m2dino.training import Trainer
 from m2dino.training.semi import SemiConfig, UnlabeledBatches
+from m2dino.training.semi.partner import CNNPartner, is_partner_folder
 from m2dino.training.validation import evaluate_model
 
 from ..fake_data import TASKS, fake_data, make_samples

@@ -8,10 +8,16 @@ so no detail is averaged away) and handed to the SAME task heads M2DINO uses. Th
 therefore predicts every task type M2DINO does, its outputs are the same typed outputs, and its
 losses, pseudo-labels and post-processing are the heads' own; `evaluate_model` scores it like a
 model. Saved beside the model as ``partner/`` (config.json + model.safetensors).
+
+It lives with semi-supervised training, its only user; `m2dino.models.batch_prediction` and the
+evaluation run it through the model's inference interface, without importing it. Like `M2DINO`, it
+keeps its own copy of its config and its own task specs (saved in the copy's ``task_specs``):
+building or loading a partner changes neither the caller's config nor the task registry.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,12 +28,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, Preprocessing, ResizeGeometry
-from ..tasks import get_task
-from .backbone import BackboneOutput
-from .heads import build_head
-from .outputs import TaskOutput
-from .predictions import Prediction
+from ...image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, Preprocessing, ResizeGeometry
+from ...models.backbone import BackboneOutput
+from ...models.heads import build_head
+from ...models.hub import load_state_dict_checked
+from ...models.multitask import resolve_task_specs
+from ...models.outputs import TaskOutput
+from ...models.predictions import Prediction
+from ...tasks import TaskSpec
 
 PATCH = 16  # the heads read a 16-pixel patch grid, as from the ViT
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -84,7 +92,9 @@ class CNNPartner(nn.Module):
         super().__init__()
         import timm
 
-        self.config = config
+        self.task_specs: dict[str, TaskSpec] = resolve_task_specs(config.tasks, config.task_specs)
+        self.config = config = copy.deepcopy(config)
+        config.task_specs = {t: s.to_dict() for t, s in self.task_specs.items()}
         self.encoder = timm.create_model(config.encoder, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4))
         reductions = self.encoder.feature_info.reduction()
         if list(reductions) != [4, 8, 16, 32]:
@@ -98,8 +108,7 @@ class CNNPartner(nn.Module):
         self.levels = nn.ModuleList([nn.Conv2d(features * 16, config.width, 1), nn.Conv2d(c8 * 4, config.width, 1),
                                      nn.Conv2d(c16, config.width, 1), nn.Conv2d(c32, config.width, 1)])
         self.norm = nn.LayerNorm(config.width)
-        specs = [get_task(t) for t in config.tasks]
-        config.task_specs = {s.id: s.to_dict() for s in specs}
+        specs = list(self.task_specs.values())
         self.task_ids = [s.id for s in specs]
         self.heads = nn.ModuleDict({s.id: build_head(s, config.width, config.decoder_features) for s in specs})
 
@@ -113,10 +122,10 @@ class CNNPartner(nn.Module):
         cls = tokens.mean(dim=1, keepdim=True)
         return BackboneOutput(torch.cat([cls, tokens], dim=1), grid, 1, dict(enumerate(levels)))
 
-    def task_spec(self, task: str):
-        if task not in self.heads:
+    def task_spec(self, task: str) -> TaskSpec:
+        if task not in self.task_specs:
             raise ValueError(f"task {task!r} is not one of the partner's tasks: {', '.join(self.task_ids)}")
-        return get_task(task)
+        return self.task_specs[task]
 
     def forward(self, pixel_values: torch.Tensor, task: str) -> TaskOutput:
         self.task_spec(task)
@@ -134,7 +143,7 @@ class CNNPartner(nn.Module):
 
     def postprocess(self, output: TaskOutput, index: int, geometry: ResizeGeometry, top_n: int | None = None
                     ) -> Prediction:
-        return self.heads[output.task].predict(output, index, geometry, get_task(output.task), top_n)
+        return self.heads[output.task].predict(output, index, geometry, self.task_specs[output.task], top_n)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -146,8 +155,6 @@ class CNNPartner(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "CNNPartner":
-        from .hub import load_state_dict_checked
-
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(f"{directory}: not a saved CNN partner (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
