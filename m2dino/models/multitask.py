@@ -14,8 +14,8 @@ from ..image import ImageLike, ResizeGeometry
 from ..tasks import TaskSpec, UnknownTaskError, get_task
 from . import hub
 from .backbone import BackboneOutput, DINOv3Backbone
-from .model_config import CONFIG_NAME, M2DINOConfig
 from .heads import build_head
+from .model_config import CONFIG_NAME, M2DINOConfig
 from .moe import FixedMixture, TaskMoE, TaskRouting
 from .outputs import MultiTaskOutput, TaskOutput
 from .predictions import Prediction

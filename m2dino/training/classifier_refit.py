@@ -17,9 +17,9 @@ from ..data.loading import LoaderConfig
 from ..models import M2DINO
 from ..models.heads import build_head
 from .checkpoint import latest_checkpoint
-from .train_config import TrainConfig
 from .data_sources import TrainingData
 from .engine import Trainer, TrainResult
+from .train_config import TrainConfig
 
 
 def reset_classification_heads(model: M2DINO) -> list[str]:

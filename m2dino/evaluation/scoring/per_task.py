@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                  ScalarPrediction)
+from ...models.predictions import ClassificationPrediction, DetectionPrediction, KeypointPrediction, ScalarPrediction
 from ..entries import Entry, InvalidPrediction
 from ..ground_truth import GroundTruth
 from ..metrics.classification import challenge_auc, challenge_per_class_f1, label_scores, one_vs_rest_auc

@@ -38,11 +38,11 @@ from ..engine import NonFiniteLossError
 from ..optim import NO_DECAY, warmup_cosine
 from ..run_folder import claim_output_dir
 from ..run_session import run_session
-from .pretrain_config import FREE_ON_RESUME, PretrainConfig
 from .curves import CURVES_FILE, read_log
 from .data import PretrainBatches, step_loader
 from .export import BACKBONE_FILE, CARD_FILE, export_backbone
 from .model import SelfDistillation
+from .pretrain_config import FREE_ON_RESUME, PretrainConfig
 from .schedules import ema_momentum, teacher_temperature
 
 # What a pretraining run writes into its output folder (``overwrite`` removes these and nothing else).

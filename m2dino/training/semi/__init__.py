@@ -1,7 +1,7 @@
 """Semi-supervised training: unlabelled images in the shared engine (``--semi``, ``--unlabeled``)."""
 
-from .semi_config import DEFAULTS, METHODS, SemiConfig, consistency_weight
 from .objective import SemiSupervision, pseudo_label_loss
+from .semi_config import DEFAULTS, METHODS, SemiConfig, consistency_weight
 from .unlabeled_batches import UnlabeledBatches
 from .views import strong_view
 
