@@ -55,9 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aggregation_report import write_report  # noqa: E402
+from aggregation_parts.report import write_report  # noqa: E402
 from harness.report import command_line, portable_path  # noqa: E402
-
 from m2dino.data import Sample, image_key  # noqa: E402
 from m2dino.image import ResizeGeometry  # noqa: E402
 from m2dino.tasks import get_task  # noqa: E402
@@ -299,11 +298,21 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     class of the training masks, the majority class, the mean box, the mean keypoints, the mean
     value (all from 100% of the training data, in letterboxed coordinates mapped to each image)."""
     from m2dino.evaluation import score_submission
-    from m2dino.models import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, ScalarPrediction,
-                               SegmentationPrediction)
+    from m2dino.models import (
+        ClassificationPrediction,
+        DetectionPrediction,
+        KeypointPrediction,
+        ScalarPrediction,
+        SegmentationPrediction,
+    )
     from m2dino.recipes import RunSummary, task_rows
-    from m2dino.training import (InMemorySubmission, TrainResult, error_scales, normalised_task_scores,
-                                 sample_ground_truth)
+    from m2dino.training import (
+        InMemorySubmission,
+        TrainResult,
+        error_scales,
+        normalised_task_scores,
+        sample_ground_truth,
+    )
 
     grid = (2 * image_size, 2 * image_size)  # the letterboxed grid of the pre-resized training samples
     truths, predictions, masks = [], {}, {}

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from harness.machine import cpu_name
 from harness.report import (
     add_output_arguments,
@@ -285,7 +286,7 @@ def reading(result: dict) -> list[str]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--roots", nargs="+", type=Path, help="FMC train roots, smallest first (the first one: "
                                                               "the model's footprint)")
@@ -301,7 +302,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=["rss", "steps", "throughput"], default=None,
                         help="measure only these sections again, keep the others from the existing JSON")
     add_output_arguments(parser, "data_pipeline")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.rss_child:
         rss_child(args.rss_child, args.eager)
         return

@@ -24,12 +24,11 @@ import numpy as np
 import scipy
 from scipy import ndimage
 
+from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result
+from harness.timing import timed_calls
 from m2dino.evaluation import GroundTruth, SubmissionEntry, read_submission, score_submission, write_submission
 from m2dino.evaluation.metrics import class_scores, dice_per_class, hausdorff_per_class
 from m2dino.models import SegmentationPrediction
-
-from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result
-from harness.timing import timed_calls
 
 NUM_CLASSES = 2
 
@@ -132,7 +131,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-masks", type=int, default=None, help="default 1000 (--quick: 50)")
     parser.add_argument("--size", type=int, default=None, help="mask side in pixels, default 512 (--quick: 256)")
@@ -141,7 +140,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds' smoke run with fewer, smaller masks")
     add_output_arguments(parser, "metrics_speed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     md_path, json_path = output_paths(args)
     if args.rerender:
         result = read_result(json_path)

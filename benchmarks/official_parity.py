@@ -41,14 +41,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result
 from m2dino.data import FMCRecord, read_fmc_index, write_mask
 from m2dino.data.synthetic import write_synthetic
 from m2dino.evaluation import SubmissionEntry, write_submission
-from m2dino.models import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
-                           SegmentationPrediction)
+from m2dino.models import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    Prediction,
+    SegmentationPrediction,
+)
 from m2dino.tasks import get_task
-
-from harness.report import add_output_arguments, command_line, output_paths, read_result, write_result
 
 SECTIONS = ("segmentation", "classification", "detection", "regression")
 SHOWN_DIFFERENCES = 20   # per submission in the markdown; the JSON keeps them all
@@ -432,7 +436,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, help="the organisers' evaluate.py (not in this repository)")
     parser.add_argument("--official-python", help="a Python that can import it (numpy, pandas, "
@@ -445,7 +449,7 @@ def main() -> None:
                         help="keep the data, submissions, both metrics files and logs here (default: a "
                              "temporary folder, removed)")
     add_output_arguments(parser, "official_parity")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     md_path, json_path = output_paths(args)
     if args.rerender:
         result = read_result(json_path)

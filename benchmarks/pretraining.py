@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+
 from harness.machine import cpu_name
 from harness.report import (
     add_output_arguments,
@@ -42,14 +43,14 @@ from harness.report import (
     read_result,
     write_result,
 )
-from pretraining_eval.cells import CellStore
-from pretraining_eval.pretrain_stage import (
+from pretraining_parts.cells import CellStore
+from pretraining_parts.pretrain_stage import (
     ensure_backbone,
     pool_counts,
     pretrain_command,
     wall_time,
 )
-from pretraining_eval.probe import (
+from pretraining_parts.probe import (
     PROBE_CS,
     PROBE_TRAIN_FRACTION,
     build_backbone_model,
@@ -57,8 +58,8 @@ from pretraining_eval.probe import (
     fit_probe,
     load_probe_data,
 )
-from pretraining_eval.recipe_runs import Job, RecipeCell, recipe_command, run_pool
-from pretraining_eval.report import INITS, comparison_row, render, table
+from pretraining_parts.recipe_runs import Job, RecipeCell, recipe_command, run_pool
+from pretraining_parts.report import INITS, comparison_row, render, table
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE_TASKS = {"fetal_plane_cls": "African planes", "lung_disease_3cls": "POCUS lung 3-class"}
@@ -177,9 +178,8 @@ def run_recipes(args, store: CellStore, weights: Path, digest: str) -> list[str]
 
 # ------------------------------------------------------------------------------------- picture
 def make_pca(args, weights: Path, out_path: Path) -> dict:
-    from pretraining_eval.pca import pca_figure
-
     from m2dino.data import read_fmc_index
+    from pretraining_parts.pca import pca_figure
 
     files = [(f"{label} (test)", read_fmc_index(args.root / "test", [task])[0].image_file)
              for label, task in PCA_SCANS]
@@ -222,7 +222,7 @@ def collect(args, store: CellStore, digest: str) -> tuple[list[dict], list[str],
     return rows, missing, seconds
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path("/tmp/m2dino-public"),
                         help="folder of the public benchmark's train/val/test FMC roots (m2dino data build-public)")
@@ -245,7 +245,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 4-step pretraining, 2 seeds, 4-step recipe runs, 40 images per probe split")
     add_output_arguments(parser, "pretraining")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.probe_limit = None
     if args.quick:
         args.seeds, args.probe_seeds = args.seeds[:2], args.probe_seeds[:2]
@@ -265,8 +265,8 @@ def relative_to_cwd(path: Path) -> Path:
         return path
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     md_path, json_path = output_paths(args)
     if args.rerender:
         result = read_result(json_path)

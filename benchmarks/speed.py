@@ -16,7 +16,7 @@ all 27 tasks at once, and (on a GPU) training throughput and model FLOP utilisat
    utilisation (FLOPs of forward + backward counted by `torch.utils.flop_counter.FlopCounterMode`).
 
 The method (paired, interleaved timing; medians of within-pair ratios) is `harness.timing`; the parts
-are in `model_speed/`, the report is `model_speed/report.py`.
+are in `speed_parts/`, the report is `speed_parts/report.py`.
 
     python benchmarks/speed.py                 # CPU, 2 threads, default plan (~20 min on a shared 2-core machine)
     python benchmarks/speed.py --quick         # ~2 min smoke run, written to a temporary folder
@@ -39,13 +39,13 @@ import torch
 
 from harness.machine import cpu_name
 from harness.report import add_output_arguments, command_line, fmt_ratio, output_paths, read_result, write_result
-from model_speed.all_tasks import bench_all_tasks
-from model_speed.backbone_vs_timm import bench_backbone
-from model_speed.moe_overhead import bench_moe_block, bench_moe_model
-from model_speed.plan import Plan, cpu_throughput_smoke, default_plan
-from model_speed.report import markdown
-from model_speed.steps import make_timer
-from model_speed.throughput import bench_throughput, peak_flops
+from speed_parts.all_tasks import bench_all_tasks
+from speed_parts.backbone_vs_timm import bench_backbone
+from speed_parts.moe_overhead import bench_moe_block, bench_moe_model
+from speed_parts.plan import Plan, cpu_throughput_smoke, default_plan
+from speed_parts.report import markdown
+from speed_parts.steps import make_timer
+from speed_parts.throughput import bench_throughput, peak_flops
 
 PARTS = ("backbone", "moe", "all", "throughput")
 
@@ -133,7 +133,7 @@ def run(plan: Plan, parts: set[str], peak_tflops: float | None) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--interpretation", type=Path, default=None,
                         help="a markdown file whose text becomes the report's interpretation section")
     add_output_arguments(parser, "speed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     md_path, json_path = output_paths(args)
     if args.rerender:

@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aggregation  # noqa: E402  (the study's data loading and training, shared)
 from harness.report import command_line  # noqa: E402
-
 from m2dino.recipes import plan_groups  # noqa: E402
 from m2dino.training import AffinityTracker, recommended_groups  # noqa: E402
 

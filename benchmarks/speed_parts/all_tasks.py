@@ -8,11 +8,10 @@ import statistics
 
 import torch
 
+from harness.timing import PairedTimer
 from m2dino.models import DINOv3Backbone
 
-from harness.timing import PairedTimer
-from model_api import forward_features, forward_features_all, forward_head, select_rows
-
+from .model_api import forward_features, forward_features_all, forward_head, select_rows
 from .models import make_model
 from .plan import Plan, placement_blocks
 from .steps import autocast, forward_fn

@@ -10,9 +10,8 @@ import statistics
 import timm
 import torch
 
-from m2dino.models import DINOv3Backbone, resolve_backbone
-
 from harness.timing import PairedTimer
+from m2dino.models import DINOv3Backbone, resolve_backbone
 
 from .plan import Plan
 from .steps import count_flops, forward_fn, token_loss, train_fn

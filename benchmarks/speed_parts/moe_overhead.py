@@ -8,11 +8,10 @@ from collections.abc import Callable
 
 import torch
 
+from harness.timing import PairedTimer
 from m2dino.models import M2DINO
 
-from harness.timing import PairedTimer
-from model_api import routing
-
+from .model_api import routing
 from .models import make_model, mixed_batch, pick_mixed_tasks
 from .plan import Plan, placement_blocks
 from .steps import forward_fn, token_loss, train_fn

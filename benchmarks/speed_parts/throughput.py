@@ -6,11 +6,10 @@ import statistics
 
 import torch
 
+from harness.timing import PairedTimer
 from m2dino.models import DINOv3Backbone
 
-from harness.timing import PairedTimer
-from model_api import routing
-
+from .model_api import routing
 from .models import make_model
 from .plan import Plan, placement_blocks
 from .steps import autocast, count_flops, token_loss, train_fn

@@ -1,5 +1,6 @@
-"""The benchmark scripts import their helpers as top-level modules (``harness``, ``model_speed``,
-``model_api``), as `python benchmarks/<script>.py` puts benchmarks/ first on the path; so do the tests."""
+"""The benchmark scripts import their helpers as top-level packages (``harness``, ``speed_parts``,
+``pretraining_parts``, ``aggregation_parts``), as `python benchmarks/<script>.py` puts benchmarks/ first on the
+path; so do the tests."""
 
 import sys
 from pathlib import Path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aggregation
-from aggregation_report import Scores, beyond_noise, claims, data_limited, write_report
+from aggregation_parts.report import Scores, beyond_noise, claims, data_limited, write_report
 from m2dino.data import Sample
 
 

@@ -2,10 +2,9 @@
 
 import torch
 
+from speed_parts.model_api import forward_features, forward_features_all, forward_head, routing, select_rows
+from speed_parts.models import pick_mixed_tasks
 from tests.models.helpers import FOUR_TYPES, assert_outputs_equal, tiny_model
-
-from model_api import forward_features, forward_features_all, forward_head, routing, select_rows
-from model_speed.models import pick_mixed_tasks
 
 
 def setup_module() -> None:

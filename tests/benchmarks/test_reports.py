@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import RESULTS, output_paths, read_result, write_result
-from model_speed.report import markdown as speed_markdown
+from speed_parts.report import markdown as speed_markdown
 
 
 def committed(name: str) -> tuple[dict, str]:

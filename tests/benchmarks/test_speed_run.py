@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import speed
-from model_speed.plan import Plan
-from model_speed.report import markdown
+from speed_parts.plan import Plan
+from speed_parts.report import markdown
 
 pytestmark = pytest.mark.slow  # ~15 s on the shared 2-core machine
 CELL = ((32, "fp32"),)
