@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..data.adapters.common import IMAGE_SUFFIXES
 from ..image import ImageFormatError, to_rgb_uint8
 from ..models import M2DINO
+from ..models.batch_prediction import predict_batches
 from .export import predictions_to_dict
 from .panel import draw_panel
 
@@ -97,7 +98,9 @@ def write_predictions(model: M2DINO, inputs: Sequence[str | Path], out: str | Pa
             except (ImageFormatError, OSError) as err:
                 report.unreadable[job.source] = str(err)
         images = [image for _, image in batch]
-        per_task = {task: model.predict(images, task=task) for task in tasks} if images else {}
+        # the readable images of this batch in one forward pass per task (read once, drawn with every task)
+        per_task = {task: list(predict_batches(model, images, task, batch_size=len(images))) for task in tasks
+                    } if images else {}
         for i, (job, image) in enumerate(batch):
             predictions = {task: per_task[task][i] for task in tasks}
             job.overlay.parent.mkdir(parents=True, exist_ok=True)
