@@ -39,7 +39,6 @@ from .checkpoint import (
     read_state,
     save_training_state,
 )
-from .train_config import TrainConfig
 from .loss_weighting import UncertaintyWeighting
 from .optim import parameter_groups, warmup_cosine
 from .run_folder import (
@@ -50,6 +49,7 @@ from .run_folder import (
 )
 from .run_session import run_session
 from .semi import SemiConfig, SemiSupervision
+from .train_config import TrainConfig
 from .trainer_loss import LossModule
 from .trainer_model import exportable_model, prepare_model
 from .trainer_resume import (
@@ -340,7 +340,7 @@ class Trainer:
 
     @property
     def partner(self):
-        """The cps partner (`m2dino.models.partner.CNNPartner`), else None."""
+        """The cps partner (`m2dino.training.semi.partner.CNNPartner`), else None."""
         semi = self.accelerator.unwrap_model(self.module).semi
         return semi.partner if semi is not None else None
 
