@@ -8,11 +8,41 @@ from typing import Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..limits import LimitError, check_image_pixels
+
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
 
 class ImageFormatError(ValueError):
     """An image that cannot be used as-is; the message names the source and what was expected."""
+
+
+class ImageTooLargeError(ImageFormatError, LimitError):
+    """An image beyond `m2dino.limits`' pixel bound (refused before it is decoded)."""
+
+
+def check_pixels(width: int, height: int, source: str) -> None:
+    try:
+        check_image_pixels(width, height, source)
+    except LimitError as err:
+        raise ImageTooLargeError(str(err)) from None
+
+
+def open_image(file, source: str | Path) -> Image.Image:
+    """``Image.open`` whose declared size is checked against `m2dino.limits` before anything is decoded
+    (a 140 KB PNG may declare 12,000 × 12,000 pixels); ``file`` is a path or a binary file object."""
+    try:
+        image = Image.open(file)
+    except Image.DecompressionBombError as err:
+        raise ImageFormatError(f"{source}: refused as a decompression bomb ({err})") from None
+    except (UnidentifiedImageError, SyntaxError) as err:
+        raise ImageFormatError(f"{source}: not a readable image ({err})") from err
+    try:
+        check_pixels(*image.size, str(source))
+    except ImageTooLargeError:
+        image.close()
+        raise
+    return image
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -23,10 +53,11 @@ def read_image(path: str | Path) -> Image.Image:
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
-        with Image.open(path) as image:
+        with open_image(path, path) as image:
             _reject_high_bit_depth(image, path)
             image.load()
-            return image.copy() if image.mode != "P" else image.convert("RGBA" if "transparency" in image.info else "RGB")
+            return (image.copy() if image.mode != "P"
+                    else image.convert("RGBA" if "transparency" in image.info else "RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageFormatError(f"{path}: not a readable image ({err})") from err
 
@@ -52,6 +83,7 @@ def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = 
     if isinstance(image, (str, Path)):
         image = read_image(image)
     if isinstance(image, Image.Image):
+        check_pixels(*image.size, source)
         if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             raise ImageFormatError(f"{source}: {image.mode} ({'16-bit' if '16' in image.mode else '32-bit'}) "
                                    "image; expected an 8-bit gray or RGB image (convert it explicitly first)")
@@ -63,6 +95,8 @@ def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = 
             image = image.convert("RGB")
         array = np.asarray(image)
     elif isinstance(image, np.ndarray):
+        if image.ndim >= 2:
+            check_pixels(image.shape[1], image.shape[0], source)
         array = image
     else:
         raise ImageFormatError(f"{source}: expected a path, a PIL image or a numpy array, got {type(image).__name__}")
