@@ -80,7 +80,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"),
                    help="folder holding hc18/, african_planes/ and usgra/ (default: ../shared/data from the repo)")
     p.add_argument("--fmc", default=None, metavar="ROOT", help="also train the tasks of this FMC_UIA root")
-    p.add_argument("--fmc-val", default=None, metavar="ROOT", help="validation FMC_UIA root for --fmc (else 20%% held out)")
+    p.add_argument("--fmc-val", default=None, metavar="ROOT",
+                   help="validation FMC_UIA root for --fmc (else 20%% held out)")
     p.add_argument("--fmc-tasks", nargs="+", default=None, help="only these tasks of --fmc")
     p.add_argument("--tasks", nargs="+", default=None,
                    help=f"tasks of the public datasets (default: {' '.join(DEFAULT_TASKS)}, or none with --fmc; "
@@ -113,7 +114,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1,
                    help="models trained at once, each in its own forked process (the data is shared)")
     p.add_argument("--output-dir", default=None, help="run folders (default runs/aggregation[-quick])")
-    p.add_argument("--results-dir", default=None, help="where aggregation.{md,json,png} go (default benchmarks/results)")
+    p.add_argument("--results-dir", default=None,
+                   help="where aggregation.{md,json,png} go (default benchmarks/results)")
     p.add_argument("--fresh", action="store_true", help="retrain runs that are already finished in --output-dir")
     p.add_argument("--report-only", action="store_true", help="rebuild the markdown and plot from the json")
     p.add_argument("--finished-only", action="store_true",
@@ -562,7 +564,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.time()
     tasks, data = study_tasks_and_data(args)
     baseline = constant_baseline(data, tasks, args.image_size)
-    print("constant predictor: " + ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} (score {_fmt(r['score'], 3)})"
+    print("constant predictor: " + ", ".join(f"{r['task']} {r['metric']}={_fmt(r['value'])} "
+                                             f"(score {_fmt(r['score'], 3)})"
                                              for r in baseline), flush=True)
     rows, log, missing = run_study(args, data, tasks)
     seconds = time.time() - started

@@ -195,7 +195,8 @@ def render(result: dict) -> str:
     lines = ["# Data pipeline: memory, step time and throughput on large roots", ""]
     lines += [f"{', '.join(sections)}: `{command}`\n" for command, sections in by_command.items()]
     lines += [
-             (f"Machine: {result['machine']['cpu']} ({result['machine']['cores']} cores visible; the notes below say how "
+             (f"Machine: {result['machine']['cpu']} ({result['machine']['cores']} cores visible; "
+             "the notes below say how "
              f"busy), Python {result['machine']['python']}, torch {result['machine']['torch']}. Sources: "
              "synthetic FMC roots of 512×512 PNGs (`m2dino.data.synthetic`, the 27 benchmark tasks)."), ""]
     lines += ["## (a) Peak RSS at the first training step", "",
@@ -230,7 +231,8 @@ def render(result: dict) -> str:
               (f"Assumed ViT-B/16 bf16 training rate on one H100: {H100_RANGE[0]:.0f}–{H100_RANGE[1]:.0f} images/s "
               f"(timm's measured {RTX3090_VITB_SAMPLES_S} samples/s on an RTX 3090 with AMP, "
               "`results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv` in huggingface/pytorch-image-models, × "
-              f"the dense 16-bit tensor peak ratio H100 SXM/RTX 3090 989/71 = {H100_OVER_3090:.1f}, and half of that)."),
+              f"the dense 16-bit tensor peak ratio H100 SXM/RTX 3090 989/71 = {H100_OVER_3090:.1f}, "
+              "and half of that)."),
               "", "| size | source | images/s per worker | workers to feed one H100 |", "|---|---|---|---|"]
     for row in result["throughput"]:
         low, high = row["workers_for_h100"]
@@ -279,7 +281,8 @@ def reading(result: dict) -> list[str]:
         full = [1000 / rows[(z, "cache")] for z in sizes]
         shares = [1 - r / f for r, f in zip(read, full)]
         out.append(f"- Reading a cached sample takes {' / '.join(f'{r:.1f}' for r in read)} ms at "
-                   f"{' / '.join(map(str, sizes))} px, augmenting it {' / '.join(f'{f - r:.1f}' for r, f in zip(read, full))}"
+                   f"{' / '.join(map(str, sizes))} px, augmenting it "
+                   f"{' / '.join(f'{f - r:.1f}' for r, f in zip(read, full))}"
                    f" ms more ({min(shares):.0%}–{max(shares):.0%} of a worker's time): on a GPU node the CPU "
                    "augmentations (affine warp, gamma, speckle in float64), not decoding, set the number of workers; "
                    "moving them to the GPU or to float32 is the next step.")

@@ -258,7 +258,8 @@ def render(result: dict) -> str:
     if result["summary"]["selection"]:
         lines += ["", "## Choosing the labels (HC18, 5 %: random 2 % start + 3 % picked, supervised)", "",
                   "| strategy | DSC mean ± SD | seeds |", "|---|---|---:|"]
-        lines += [f"| {r['strategy']} | {fmt(r['mean'], r['sd'])} | {r['seeds']} |" for r in result["summary"]["selection"]]
+        lines += [f"| {r['strategy']} | {fmt(r['mean'], r['sd'])} | {r['seeds']} |"
+                  for r in result["summary"]["selection"]]
     missing = result.get("missing", [])
     lines += ["", "## Cells not run yet", "", ", ".join(f"`{m}`" for m in missing) if missing else "none"]
     lines += ["", "## Interpretation", "", result.get("interpretation", "(see the closing note of issue 11)"), ""]
@@ -317,7 +318,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.image_size, args.seeds, args.fractions = 6, 64, [0], [0.05]
-        args.work_dir, args.out_dir = Path("/tmp/m2dino_label_efficiency_quick"), Path("/tmp/m2dino_label_efficiency_quick")
+        args.work_dir, args.out_dir = (Path("/tmp/m2dino_label_efficiency_quick"),
+                                       Path("/tmp/m2dino_label_efficiency_quick"))
     wanted = [Cell(d, f, m, s) for d in args.datasets for f in args.fractions for m in args.methods for s in args.seeds]
     if args.report_only:
         cells = [json.loads((args.work_dir / c.name / "result.json").read_text()) for c in wanted
@@ -326,7 +328,8 @@ def main(argv=None) -> int:
         cells = run_cells(args, wanted)
     selection = []
     for seed in args.seeds:
-        done = [json.loads(p.read_text()) for p in sorted((args.work_dir / "selection" / f"s{seed}").glob("*/result.json"))
+        done = [json.loads(p.read_text())
+                for p in sorted((args.work_dir / "selection" / f"s{seed}").glob("*/result.json"))
                 if p.parent.name in STRATEGIES]
         if args.selection and not args.report_only:
             done = selection_cells(args, seed)

@@ -116,7 +116,8 @@ def markdown(result: dict) -> str:
     for j, target in enumerate(tasks):
         others = [(mean[i, j], tasks[i]) for i in range(len(tasks)) if i != j]
         best, worst = max(others), min(others)
-        help_rows.append(f"| `{target}` | {mean[j, j]:+.2e} | `{best[1]}` {best[0]:+.2e} | `{worst[1]}` {worst[0]:+.2e} |")
+        help_rows.append(f"| `{target}` | {mean[j, j]:+.2e} | `{best[1]}` {best[0]:+.2e} | "
+                         f"`{worst[1]}` {worst[0]:+.2e} |")
     lines = [
         "# Task affinity: which tasks help each other",
         "",
@@ -145,7 +146,8 @@ def markdown(result: dict) -> str:
         "|---|---|---:|",
         f"| clinical (task registry) | {fmt(result['clinical']['groups'].values())} | "
         f"{result['clinical']['score']:+.2e} |",
-        f"| affinity, k = {k} (as many groups as the clinical one) | {fmt(chosen['groups'])} | {chosen['score']:+.2e} |",
+        f"| affinity, k = {k} (as many groups as the clinical one) | {fmt(chosen['groups'])} | "
+        f"{chosen['score']:+.2e} |",
         *(f"| affinity, k = {kk} | {fmt(v['groups'])} | {v['score']:+.2e} |"
           for kk, v in result["recommended"].items() if int(kk) != k and 2 <= int(kk) <= len(tasks) - 1),
         "",

@@ -1,5 +1,6 @@
 """Thin wrapper so `accelerate launch recipes/semi_supervised.py` works from a source checkout; the recipe itself
-is `m2dino.recipes.semi_supervised` (`python -m m2dino.recipes.semi_supervised`, `accelerate launch -m m2dino.recipes.semi_supervised`)."""
+is `m2dino.recipes.semi_supervised` (`python -m m2dino.recipes.semi_supervised`,
+`accelerate launch -m m2dino.recipes.semi_supervised`)."""
 
 import sys
 

@@ -1,5 +1,6 @@
 """Thin wrapper so `accelerate launch recipes/task_specific.py` works from a source checkout; the recipe itself
-is `m2dino.recipes.task_specific` (`python -m m2dino.recipes.task_specific`, `accelerate launch -m m2dino.recipes.task_specific`)."""
+is `m2dino.recipes.task_specific` (`python -m m2dino.recipes.task_specific`,
+`accelerate launch -m m2dino.recipes.task_specific`)."""
 
 import sys
 

@@ -137,7 +137,8 @@ def data_limited_table(scores: Scores, entries: list[dict]) -> str:
     beyond = sum(bool(e["beyond_noise"]) for e in entries)
     margins = [e["margin_over_constant"] for e in entries if e["margin_over_constant"] is not None]
     lines.append(f"\n{high} beats {low} beyond seed noise for **{beyond} of {len(entries)}** tasks. Margin of "
-                 f"task-specific at {high} over the constant predictor: smallest {_f(min(margins, default=None), sign=True)}"
+                 f"task-specific at {high} over the constant predictor: smallest "
+                 f"{_f(min(margins, default=None), sign=True)}"
                  f", median {_f(float(np.median(margins)) if margins else None, sign=True)} (normalised score).")
     return "\n".join(lines)
 
@@ -178,7 +179,8 @@ def delta_table(study: dict, scores: Scores, by: str) -> str:
     columns = _delta_columns(study)
     keys = list(dict.fromkeys(scores.info[t][by] for t in scores.tasks))
     lines = [f"| {'task type' if by == 'type' else 'clinical group'} (tasks) | data | "
-             + " | ".join(f"Δ {PARADIGM_NAMES[p]} {m}" for p, m in columns) + " |", "|---|---|" + "---:|" * len(columns)]
+             + " | ".join(f"Δ {PARADIGM_NAMES[p]} {m}" for p, m in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
     for key in [*keys, "all tasks"]:
         members = [t for t in scores.tasks if key == "all tasks" or scores.info[t][by] == key]
         label = f"all tasks ({len(members)})" if key == "all tasks" else f"{key} ({', '.join(members)})"
@@ -241,7 +243,8 @@ def claims(study: dict, scores: Scores) -> list[dict]:
                     per_group = [_mean(scores.pooled_delta(study["settings"]["groups"][g], fraction, moe,
                                                            paradigm).values()) for g in groups]
                     spread[paradigm] = _sd(per_group)
-                parts.append(f"{_pct(fraction)} {moe}: unified {_f(spread['unified'])}, grouped {_f(spread['grouped'])}")
+                parts.append(f"{_pct(fraction)} {moe}: unified {_f(spread['unified'])}, "
+                             f"grouped {_f(spread['grouped'])}")
                 if spread["unified"] is not None and spread["grouped"] is not None:
                     verdicts.append(spread["unified"] < spread["grouped"])
         out.append({"claim": "(ii) Unified training is more consistent across clinical groups",
@@ -436,7 +439,8 @@ def setup_text(study: dict) -> str:
         f"- Data fractions {', '.join(_pct(f) for f in s['fractions'])}: a seeded subset of each dataset's training "
         "**images**; every task of an image (BUSI's lesion mask and class, DDTI's mask and box) keeps or drops it "
         "together, so a joint model sees no more distinct images than the single-task ones. Seeds "
-        f"{', '.join(map(str, sorted({r['seed'] for r in study['rows']})))}: a seed draws the subset and initialises the model, and is the same for "
+        f"{', '.join(map(str, sorted({r['seed'] for r in study['rows']})))}: a seed draws the subset and "
+        "initialises the model, and is the same for "
         "every paradigm and MoE setting (differences are paired by seed). Scoring sets are always complete; "
         "metrics are computed in original pixels by the benchmark's scorer.",
         "- Normalised score (the trainer's per-task score, in [0, 1], higher is better): DSC for segmentation; "

@@ -130,7 +130,8 @@ def markdown(result: dict) -> str:
                   f"run on the whole batch); mixed = {batch} images of {min(plan['mixed_tasks'], batch)} tasks, "
                   "chosen to use as many distinct experts as possible (the worst case for the grouped dispatch). "
                   "The whole-model columns follow from the block ratio r as 1 + (n / L)·(r − 1) for MoE in the "
-                  "last 4 blocks (n = 4), every other block (n = 6: blocks 1, 3, …, 11) and all blocks (n = 12); an upper bound, "
+                  "last 4 blocks (n = 4), every other block (n = 6: blocks 1, 3, …, 11) and all blocks (n = 12); "
+                  "an upper bound, "
                   "as the embedding, final norm and loss count as zero. The A/A row times a second, identical dense "
                   f"model the same way (full-grid cells only): the noise floor. {rounds[0]} forward pairs, "
                   f"{rounds[1]} training-step pairs per row. Target for k = 1: ≤ 1.10.", ""]

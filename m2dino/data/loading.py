@@ -170,7 +170,8 @@ def build_train_loader(samples: Mapping[str, Sequence[Sample]], sampler: TaskSam
                            skip_bad_samples=config.skip_bad_samples)
     workers = default_num_workers(num_processes) if config.num_workers is None else config.num_workers
     pin = torch.device(device).type == "cuda" if config.pin_memory is None else config.pin_memory
-    extra = {"prefetch_factor": config.prefetch_factor, "persistent_workers": config.persistent_workers} if workers else {}
+    extra = ({"prefetch_factor": config.prefetch_factor, "persistent_workers": config.persistent_workers}
+             if workers else {})
     dataloader = DataLoader(dataset, batch_sampler=TaskBatchSampler(sampler), collate_fn=Collate(preprocessing),
                             num_workers=workers, pin_memory=pin, **extra)
     return TrainLoader(dataloader, sampler)

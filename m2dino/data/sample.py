@@ -22,7 +22,8 @@ class Sample:
 
     ``label`` by ``get_task(task).label_kind`` (`m2dino.tasks.label_kinds`): ``mask`` uint8 H×W of
     class indices; ``class`` int; ``boxes`` float n×4 ``(x_min, y_min, x_max, y_max)``; ``keypoints``
-    float K×2 ``(x, y)`` in the task's point order; ``scalar`` float. Coordinates are continuous pixel coordinates (0 = left/top edge of the first
+    float K×2 ``(x, y)`` in the task's point order; ``scalar`` float. Coordinates are continuous pixel
+    coordinates (0 = left/top edge of the first
     pixel). ``original_size`` is the (H, W) of the image as read from disk; it stays unchanged when
     a transform resizes ``image``. Gray (H×W or H×W×1) images are replicated to three channels;
     RGBA and 16-bit images are rejected: convert them explicitly (`m2dino.image.to_rgb_uint8`).

@@ -92,7 +92,8 @@ class DINOv3Backbone(nn.Module):
                              "Gray ultrasound must be replicated to 3 channels")
         if height % self.patch_size or width % self.patch_size or height == 0 or width == 0:
             raise ValueError(f"input size {height}×{width}: both sides must be positive multiples of the "
-                             f"patch size {self.patch_size} (e.g. {max(1, round(height / self.patch_size)) * self.patch_size}"
+                             f"patch size {self.patch_size} "
+                             f"(e.g. {max(1, round(height / self.patch_size)) * self.patch_size}"
                              f"×{max(1, round(width / self.patch_size)) * self.patch_size})")
         if not pixel_values.is_floating_point():
             raise ValueError(f"pixel_values must be a float tensor (normalised), got {pixel_values.dtype}")

@@ -60,7 +60,8 @@ class DataSettings:
 class ModelSettings:
     """The M2DINO to build for each model of the run (its tasks come from the data and the recipe)."""
 
-    backbone: str | None = None           # S, S+, B, L, H+, mini, test or a full name; None: the pretrained size, else mini
+    backbone: str | None = None           # S, S+, B, L, H+, mini, test or a full name; None: the pretrained size,
+                                          # else mini
     pretrained: str | None = None         # backbone weights: a timm or transformers Hub id or a .safetensors file
     moe_blocks: tuple[int, ...] = (2, 3)  # negative = from the end; () for a dense model
     num_experts: int = 4

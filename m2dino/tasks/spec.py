@@ -110,7 +110,8 @@ class TaskSpec:
                 "class_names": list(self.class_names), "organ": self.organ, "group": self.group,
                 "augmentations": sorted(self.augmentations),
                 "n_train": self.n_train, "benchmark": self.benchmark, "scalar_unit": self.scalar_unit,
-                "max_boxes": self.max_boxes, "point_order": self.point_order, "source": self.source, "description": self.description}
+                "max_boxes": self.max_boxes, "point_order": self.point_order, "source": self.source,
+                "description": self.description}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskSpec":

@@ -10,7 +10,8 @@ Positive Z[i, j]: a step for i helps j; negative: it hurts j. Averaged over the 
 says which tasks to train together. The shared parameters are the backbone's; the task heads do
 not move. Δ_i = lr · g_i, the paper's plain gradient step, at the backbone's base learning rate
 (not the scheduled one: a cosine schedule would shrink the late measurements towards 0 and let
-the early ones decide the mean). It is small enough to stay first-order (Z[i, j] ≈ lr·⟨g_i, g_j⟩ / L_j), and every task's step is
+the early ones decide the mean). It is small enough to stay first-order (Z[i, j] ≈ lr·⟨g_i, g_j⟩ / L_j),
+and every task's step is
 taken with the same rule. An AdamW-shaped step, lr · g_i / √v̂ with the run's shared second
 moments, was tried and rejected: without momentum it is several times larger than a real step
 for the task that dominates v̂, and it raised that task's own loss (Z[i, i] < 0).

@@ -55,7 +55,8 @@ class TrainSettings:
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
         if self.lora_rank and self.freeze_backbone:
-            raise ValueError("choose --lora or --freeze-backbone, not both: LoRA already freezes the backbone's weights")
+            raise ValueError("choose --lora or --freeze-backbone, not both: "
+                             "LoRA already freezes the backbone's weights")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -37,7 +37,8 @@ def test_a_fraction_keeps_or_drops_an_image_for_every_task_of_its_dataset():
     assert len(subset["fetal_plane_cls"]) == 9
     other_seed = aggregation.fraction_subset(data, list(data.train), 0.3, seed=1)
     assert {s.meta["name"] for s in other_seed["breast_3cls"]} != cls
-    assert aggregation.fraction_subset(data, list(data.train), 1.0, seed=0)["breast_lesion"] == data.train["breast_lesion"]
+    assert (aggregation.fraction_subset(data, list(data.train), 1.0, seed=0)["breast_lesion"]
+            == data.train["breast_lesion"])
 
 
 def args(**kw):
@@ -47,7 +48,8 @@ def args(**kw):
 
 def test_a_one_task_model_is_dense_so_its_moe_setting_is_the_same_run():
     data = study_data()
-    one = {s: aggregation.run_signature(args(), ["breast_3cls"], 100, s, 0, data.train, data.val) for s in ("moe", "dense")}
+    one = {s: aggregation.run_signature(args(), ["breast_3cls"], 100, s, 0, data.train, data.val)
+           for s in ("moe", "dense")}
     two = {s: aggregation.run_signature(args(), ["breast_3cls", "breast_lesion"], 200, s, 0, data.train, data.val)
            for s in ("moe", "dense")}
     assert one["moe"] == one["dense"] and one["moe"]["moe_blocks"] == ""

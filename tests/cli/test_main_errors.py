@@ -33,5 +33,6 @@ def test_a_full_disk_names_the_output_folder(tmp_path, monkeypatch, capsys):
 
 def test_a_missing_input_does_not_blame_the_output(tmp_path, capsys):
     assert main(["data", "synth", str(tmp_path / "out"), "--tasks", "no_such_task"]) == 2
-    assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
     assert "(output:" not in capsys.readouterr().err

@@ -79,7 +79,8 @@ def write_pocus(root: Path) -> Path:
 # --- MMOTU: colour-coded annotations, official split file ----------------------------------------
 
 # category -> [(image number, official split, lesion box x0, y0, x1, y1)]
-MMOTU_IMAGES = {"Chocolate_Cyst": [(10, "train", 4, 4, 12, 10), (11, "train", 5, 5, 9, 9), (12, "validation", 2, 2, 6, 6)],
+MMOTU_IMAGES = {"Chocolate_Cyst": [(10, "train", 4, 4, 12, 10), (11, "train", 5, 5, 9, 9),
+                                   (12, "validation", 2, 2, 6, 6)],
                 "Ovary_Normal": [(658, "train", 10, 8, 20, 16), (659, "validation", 1, 1, 5, 5)],
                 "Teratoma": [(232, "train", 3, 3, 15, 15), (233, "train", 6, 2, 9, 8)],
                 "High-grade_Serous_Cystadenoma": [(1426, "validation", 0, 0, 10, 4)]}

@@ -139,7 +139,8 @@ def test_mmotu_errors(tmp_path):
                                         r"black and \(0, 0, 64\) only"):
         item.load()
     write_png(root / "Teratoma" / "annotations" / "233.PNG", np.zeros((8, 8, 3), np.uint8))  # as Teratoma 598
-    with pytest.warns(UserWarning, match=r"233.PNG: annotation is 8×8 but image .*233.JPG is 20×24 \(H×W\); image left"):
+    with pytest.warns(UserWarning,
+                      match=r"233.PNG: annotation is 8×8 but image .*233.JPG is 20×24 \(H×W\); image left"):
         splits = load_dataset("mmotu", root)
     assert "233" not in {i.meta["name"] for split in splits.values() for i in split.items}
     (root / "Teratoma" / "images" / "233.JPG").unlink()

@@ -160,7 +160,8 @@ def test_keypoint_json_and_count(tmp_path):
     header = ["task_id", "task_name", "num_classes", "image_path", "point_1_xy", "point_2_xy"]
     write_png(tmp_path / "R" / "i.png", gray(10, 12))
     write_csv(tmp_path / "csv_files" / "r.csv", header, [["FUGC", "Regression", 2, "../R/i.png", '"[1, 2]"', '"[3]"']])
-    with pytest.raises(DataError, match=r"r.csv, row 1: task 'FUGC' \(keypoints\): point_2_xy = '\[3\]'; expected a JSON pair \[x, y\]"):
+    with pytest.raises(DataError, match=r"r.csv, row 1: task 'FUGC' \(keypoints\): point_2_xy = '\[3\]'; "
+                                        r"expected a JSON pair \[x, y\]"):
         read_fmc_index(tmp_path)
     write_csv(tmp_path / "csv_files" / "r.csv", header,
               [["IUGC", "Regression", 3, "../R/i.png", '"[1, 2]"', '"[3, 4]"']])

@@ -92,7 +92,8 @@ def test_classification_task_and_its_problems(tmp_path):
     problems = metrics["summary"]["problems"]
     assert (problems["breast_2cls"]["missing"], problems["breast_2cls"]["out_of_range"],
             problems["breast_2cls"]["unexpected"]) == (1, 1, 1)
-    assert any(n.startswith("AUC: 0.0 as the challenge's evaluator writes it") for n in problems["breast_2cls"]["notes"])
+    assert any(n.startswith("AUC: 0.0 as the challenge's evaluator writes it")
+               for n in problems["breast_2cls"]["notes"])
     assert problems["organ_cls"]["unexpected"] == 1     # a task the ground truth does not have
     assert "organ_cls" not in metrics["classification"]
 

@@ -36,7 +36,8 @@ def test_auc_where_a_class_is_absent_is_the_challenges_zero_and_ours_is_kept_bes
 
 
 def test_per_class_f1_indexes_present_labels_like_the_challenge(tmp_path):
-    truth, predicted = [0, 2, 2, 0], [0, 2, 0, 0]     # class 1 absent from both: the challenge's class_1 is class 2's F1
+    # class 1 absent from both: the challenge's class_1 is class 2's F1
+    truth, predicted = [0, 2, 2, 0], [0, 2, 0, 0]
     rows = [cls_gt(f"{i}.png", y, task="breast_3cls", num_classes=3) for i, y in enumerate(truth)]
     metrics = score(tmp_path, rows, [cls_entry(r, p, np.eye(3)[p]) for r, p in zip(rows, predicted)])
     present = f1_score(truth, predicted, average=None, zero_division=0)
@@ -65,7 +66,8 @@ def test_strict_values_of_every_kind(tmp_path):
     cls_rows = [cls_gt("c0.png", 0), cls_gt("c1.png", 1)]
     reg = [GroundTruth("FUGC", "keypoints", 2, f"r{i}.png", label=np.zeros((2, 2)), image_size=(30, 40))
            for i in range(2)]
-    hc = [GroundTruth("fetal_head_circumference", "scalar", 0, f"h{i}.png", label=v) for i, v in enumerate([100., 200.])]
+    hc = [GroundTruth("fetal_head_circumference", "scalar", 0, f"h{i}.png", label=v)
+          for i, v in enumerate([100., 200.])]
     entries = [cls_entry(cls_rows[0], 0, [0.8, 0.2]),                       # c1 missing: strict says class 0
                SubmissionEntry("FUGC", "r0.png", KeypointPrediction(np.array([[3.0, 4.0], [0.0, 0.0]]))),
                SubmissionEntry("fetal_head_circumference", "h0.png", ScalarPrediction(110.0, "mm"))]

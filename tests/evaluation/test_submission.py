@@ -161,7 +161,8 @@ def test_non_gray_or_unreadable_masks_are_invalid(tmp_path):
 
 
 def test_measurements_have_their_own_file_and_read_back(tmp_path):
-    write_submission([SubmissionEntry("fetal_head_circumference", "../Regression/hc/a.png", ScalarPrediction(171.5, "mm"))],
+    write_submission([SubmissionEntry("fetal_head_circumference", "../Regression/hc/a.png",
+                                      ScalarPrediction(171.5, "mm"))],
                      tmp_path)
     assert json.loads((tmp_path / "measurement_predictions.json").read_text()) == [
         {"image_path": "../Regression/hc/a.png", "task_id": "fetal_head_circumference", "predicted_value": 171.5,

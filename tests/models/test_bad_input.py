@@ -19,7 +19,8 @@ def test_wrong_channel_count(model):
 
 
 def test_sides_not_multiples_of_16(model):
-    with pytest.raises(ValueError, match="input size 30×48: both sides must be positive multiples of the patch size 16"):
+    with pytest.raises(ValueError,
+                       match="input size 30×48: both sides must be positive multiples of the patch size 16"):
         model(torch.zeros(1, 3, 30, 48), task="fetal_head")
 
 

@@ -15,7 +15,8 @@ DROP = object()  # a field to remove from the saved config
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
-    M2DINO(M2DINOConfig(backbone="test", tasks=["fetal_head"], image_size=32, decoder_features=8)).save_pretrained(folder)
+    M2DINO(M2DINOConfig(backbone="test", tasks=["fetal_head"], image_size=32,
+                        decoder_features=8)).save_pretrained(folder)
     return folder, json.loads((folder / "config.json").read_text())
 
 

@@ -113,7 +113,8 @@ def test_a_checkpoint_from_another_config_is_a_clear_error(tmp_path):
     state = load_file(str(tmp_path / "b" / "model.safetensors"))
     state["heads.IUGC.heatmap.2.weight"] = torch.zeros(5, 16, 1, 1)
     save_file(state, str(tmp_path / "b" / "model.safetensors"))
-    with pytest.raises(ValueError, match="heads.IUGC.heatmap.2.weight: checkpoint \\(5, 16, 1, 1\\) vs model \\(3, 16, 1, 1\\)"):
+    with pytest.raises(ValueError, match="heads.IUGC.heatmap.2.weight: checkpoint \\(5, 16, 1, 1\\) "
+                                         "vs model \\(3, 16, 1, 1\\)"):
         M2DINO.from_pretrained(tmp_path / "b")
 
 

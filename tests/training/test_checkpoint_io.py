@@ -57,7 +57,8 @@ def safetensors_disk_full(*args, **kw):
 def test_a_full_disk_during_a_checkpoint_is_one_line_removes_the_tmp_and_keeps_the_final_model(tmp_path, monkeypatch):
     train, val = fake_data(TASKS, n_train=4, n_val=2)
     monkeypatch.setattr(checkpoint_module, "save_file", safetensors_disk_full)
-    with pytest.raises(OSError, match=r"no space left to write .*step_00000004 \(about [1-9][\d.]* MB needed, [\d.]+ MB free\); "
+    with pytest.raises(OSError, match=r"no space left to write .*step_00000004 "
+                                      r"\(about [1-9][\d.]* MB needed, [\d.]+ MB free\); "
                                       "the partial folder was removed") as err:
         Trainer(tiny_model(), train, val, config(tmp_path), progress=False).train()
     assert "\n" not in str(err.value)
@@ -126,7 +127,8 @@ def test_sharded_runs_store_model_and_optimizer_through_accelerate_and_resume(tm
     train, val = fake_data(TASKS, n_train=4, n_val=2)
     Trainer(tiny_model(), train, val, config(tmp_path / "plain"), step_callback=stop_at(2), progress=False).train()
     monkeypatch.setattr(checkpoint_module, "_is_sharded", lambda accelerator: True)
-    with pytest.raises(checkpoint_module.CheckpointError, match="written by a non-sharded run; resume it with the same"):
+    with pytest.raises(checkpoint_module.CheckpointError,
+                       match="written by a non-sharded run; resume it with the same"):
         Trainer(tiny_model(), train, val, config(tmp_path / "plain"), resume="latest", progress=False)
     Trainer(tiny_model(), train, val, config(tmp_path / "sharded"), step_callback=stop_at(2), progress=False).train()
     folder = tmp_path / "sharded" / "checkpoints" / "step_00000002"

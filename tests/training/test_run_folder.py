@@ -116,7 +116,8 @@ def test_an_allowed_change_takes_effect_and_is_recorded(stopped_run, tmp_path):
 
 def test_resume_with_another_backbone_is_one_clear_line(stopped_run, tmp_path):
     path, train, val = copy_run(stopped_run, tmp_path)
-    with pytest.raises(CheckpointError, match="model.backbone: 'vit_test_patch16_dinov3' there, 'vit_mini_patch16_dinov3' now"):
+    with pytest.raises(CheckpointError,
+                       match="model.backbone: 'vit_test_patch16_dinov3' there, 'vit_mini_patch16_dinov3' now"):
         Trainer(tiny_model("mini"), train, val, config(path), resume="latest", progress=False)
     with pytest.raises(CheckpointError, match=r"holds a different model \(\d+ tensors of another shape") as err:
         Trainer(tiny_model("mini"), train, val, config(path), resume="latest", progress=False,

@@ -145,7 +145,8 @@ def _scan(root: str | Path, tasks: list[str] | None, collect: bool) -> tuple[lis
             task = _task_of_csv_name(csv_file)
             if wanted is None or task in wanted:
                 report(task, DataError(f"{csv_file}: a header and no rows; expected at least one row"
-                                       f"{f' of task {task!r}' if task else ''} (remove the file if the task is unused)"))
+                                       f"{f' of task {task!r}' if task else ''} "
+                                       "(remove the file if the task is unused)"))
             continue
         for number, row in rows:
             task = row.get("task_id")

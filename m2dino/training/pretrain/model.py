@@ -63,7 +63,8 @@ class SelfDistillation(nn.Module):
         self.config = config
         dim = backbone.embed_dim
         self.student = backbone
-        self.dino_head = DINOHead(dim, config.prototypes, config.head_hidden, config.head_bottleneck, config.head_layers)
+        self.dino_head = DINOHead(dim, config.prototypes, config.head_hidden, config.head_bottleneck,
+                                  config.head_layers)
         self.ibot_head = DINOHead(dim, config.ibot_prototypes, config.head_hidden, config.head_bottleneck,
                                   config.head_layers)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))

@@ -1,10 +1,12 @@
 """`SemiConfig`: how unlabelled images join training (``--semi``), with each method's published defaults.
 
-| method | unlabelled loss | target | threshold | weight | ramp-up |
-|---|---|---|---|---|---|
-| ``mean-teacher`` (Tarvainen & Valpola 2017) | soft consistency (`TaskHead.consistency`) | EMA teacher, weak view | none | 0.1 | sigmoid, first 40 % |
-| ``fixmatch`` (Sohn et al. 2020) | supervised loss on hard pseudo-labels | EMA teacher, weak view | 0.95 | 1.0 | none |
-| ``cps`` (Chen et al. 2021; FM-DACL's CNN partner) | each network's hard labels supervise the other | the other network, same view | 0 (argmax) | 0.1 | sigmoid, first 40 % |
+- ``mean-teacher`` (Tarvainen & Valpola 2017): unlabelled loss = soft consistency (`TaskHead.consistency`);
+  target = EMA teacher, weak view; threshold = none; weight = 0.1; ramp-up = sigmoid, first 40 %.
+- ``fixmatch`` (Sohn et al. 2020): unlabelled loss = supervised loss on hard pseudo-labels;
+  target = EMA teacher, weak view; threshold = 0.95; weight = 1.0; ramp-up = none.
+- ``cps`` (Chen et al. 2021; FM-DACL's CNN partner): unlabelled loss = each network's hard labels supervise
+  the other; target = the other network, same view; threshold = 0 (argmax); weight = 0.1;
+  ramp-up = sigmoid, first 40 %.
 
 The weights and ramp follow SSL4MIS (consistency 0.1 with a sigmoid ramp for mean teacher and
 CPS) and FixMatch (λ_u = 1, τ = 0.95, no ramp: the threshold already keeps early, wrong labels out).

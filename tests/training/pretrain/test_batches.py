@@ -21,7 +21,8 @@ def folder(tmp_path):
 
 
 def batches(folder, rank=0):
-    return PretrainBatches(UnlabeledSource.from_folder(folder), CropConfig(global_size=32, local_size=16, local_crops=2),
+    return PretrainBatches(UnlabeledSource.from_folder(folder),
+                           CropConfig(global_size=32, local_size=16, local_crops=2),
                            batch_size=2, patch_size=16, mean=(0.5,) * 3, std=(0.25,) * 3, seed=3, rank=rank)
 
 

@@ -40,7 +40,8 @@ def test_two_process_pretraining_runs_and_resumes_exactly(tmp_path):
         Image.fromarray(image).save(scans / f"scan_{i}.png")
     launch("--data", str(scans), "--output-dir", str(tmp_path / "straight"))
     launch("--data", str(scans), "--output-dir", str(tmp_path / "resumed"), "--checkpoint-every", "2")
-    checkpoint = json.loads((tmp_path / "resumed" / "checkpoints" / "step_00000002" / "training_state.json").read_text())
+    checkpoint = json.loads((tmp_path / "resumed" / "checkpoints" / "step_00000002"
+                             / "training_state.json").read_text())
     assert checkpoint["num_processes"] == 2
     # resume from step 2 (the run above went on to 4; start again from its step-2 checkpoint)
     (tmp_path / "resumed" / "backbone.safetensors").unlink()

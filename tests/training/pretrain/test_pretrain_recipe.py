@@ -44,7 +44,8 @@ def scans(tmp_path_factory):
 def config(output_dir, steps, **changes):
     values = {"output_dir": str(output_dir), "backbone": "test", "steps": steps, "batch_size": 3, "warmup_steps": 1,
               "log_every": 1, "drop_path_rate": 0.1, "crops": CropConfig(global_size=32, local_size=16, local_crops=2),
-              "loss": LossConfig(prototypes=32, ibot_prototypes=16, head_hidden=32, head_bottleneck=16, gram_weight=1.0)}
+              "loss": LossConfig(prototypes=32, ibot_prototypes=16, head_hidden=32, head_bottleneck=16,
+                                 gram_weight=1.0)}
     return PretrainConfig(**{**values, **changes})
 
 
@@ -193,7 +194,8 @@ def test_random_init_starts_from_a_larger_layerscale_and_pretrained_weights_keep
         cls = trainer.core.student.forward_features(torch.randn(4, 3, 32, 32)).tokens[:, 0]
     assert float(cls.std(0).mean() / cls.pow(2).mean().sqrt()) > 1e-3
     with pytest.raises(ValueError, match="--layerscale-init applies to a random-init backbone"):
-        pretrain_config_from_flags(build_pretrain_parser().parse_args([*args, "--pretrained", "w.safetensors", "--layerscale-init", "1"]))
+        pretrain_config_from_flags(build_pretrain_parser().parse_args([*args, "--pretrained", "w.safetensors",
+                                                                       "--layerscale-init", "1"]))
 
 
 def test_a_healthy_teacher_is_not_called_collapsed(scans, tmp_path):
@@ -214,7 +216,8 @@ def test_a_healthy_teacher_is_not_called_collapsed(scans, tmp_path):
 
 def test_frozen_prototypes_stay_put_for_their_steps_and_then_train(scans, tmp_path):
     torch.set_num_threads(1)
-    trainer = PretrainTrainer(UnlabeledSource.from_folder(scans), config(tmp_path / "run", 3, freeze_prototypes_steps=2),
+    trainer = PretrainTrainer(UnlabeledSource.from_folder(scans),
+                              config(tmp_path / "run", 3, freeze_prototypes_steps=2),
                               progress=False)
     start = {name: p.detach().clone() for name, p in trainer.core.named_parameters() if p.requires_grad}
     seen = {}

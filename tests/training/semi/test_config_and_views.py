@@ -8,7 +8,8 @@ from m2dino.training.semi import SemiConfig, consistency_weight, strong_view
 
 
 def test_each_method_gets_its_published_defaults_and_flags_override_them():
-    assert (SemiConfig("fixmatch").threshold, SemiConfig("fixmatch").weight, SemiConfig("fixmatch").rampup) == (0.95, 1.0, 0.0)
+    assert ((SemiConfig("fixmatch").threshold, SemiConfig("fixmatch").weight, SemiConfig("fixmatch").rampup)
+            == (0.95, 1.0, 0.0))
     mt = SemiConfig("mean-teacher")
     assert (mt.threshold, mt.weight, mt.rampup, mt.uses_teacher) == (0.0, 0.1, 0.4, True)
     assert not SemiConfig("cps").uses_teacher
