@@ -88,7 +88,9 @@ def rss_slope(rss: list[dict]) -> dict | None:
         return None
     a, b, base = lazy[-2], lazy[-1], lazy[0]
     eager = next((r for r in rss if r["mode"] == "eager"), None)
-    per = lambda x, y: (y["data_rss_mb"] - x["data_rss_mb"]) / ((y["train_images"] - x["train_images"]) / 1000)
+    def per(x: dict, y: dict) -> float:
+        return (y["data_rss_mb"] - x["data_rss_mb"]) / ((y["train_images"] - x["train_images"]) / 1000)
+
     return {"lazy_mb": per(a, b), "between": [a["train_images"], b["train_images"]],
             "eager_mb": per(base, eager) if eager and eager["train_images"] > base["train_images"] else None}
 

@@ -44,7 +44,9 @@ def bench_all_tasks(plan: Plan, timer: PairedTimer, size: int, precision: str) -
         for i, t in enumerate(tasks):
             forward_head(model, t, select_rows(all_features, torch.tensor([i])), image_size)
 
-    f = lambda fn: forward_fn(fn, device, precision)
+    def f(fn):
+        return forward_fn(fn, device, precision)
+
     whole = timer.compare(f(lambda: model(x, task=task)), {"all": f(lambda: model.forward_all(x, tasks))},
                           plan.all_rounds)["all"]
     # The parts, each as a ratio to one task's backbone timed next to it (robust to the machine's drift).

@@ -28,8 +28,14 @@ from functools import partial
 
 import numpy as np
 
-from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
-                                  ScalarPrediction, SegmentationPrediction)
+from ..models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    Prediction,
+    ScalarPrediction,
+    SegmentationPrediction,
+)
 from ..tasks import KINDS
 from .entries import Entry, InvalidPrediction
 from .scoring import per_task

@@ -8,17 +8,30 @@ pays for importing torch.
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
-                          ScalarPrediction, SegmentationPrediction)
+from .predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    Prediction,
+    ScalarPrediction,
+    SegmentationPrediction,
+)
 
 if TYPE_CHECKING:
     from .backbone import BackboneOutput, DINOv3Backbone
     from .backbone_configs import BACKBONES, resolve_backbone
     from .model_config import M2DINOConfig
-    from .multitask import M2DINO
     from .moe import TaskMoE, TaskRouter, TaskRouting
-    from .outputs import (ClassificationOutput, DetectionOutput, KeypointOutput, MultiTaskOutput, ScalarOutput,
-                          SegmentationOutput, TaskOutput)
+    from .multitask import M2DINO
+    from .outputs import (
+        ClassificationOutput,
+        DetectionOutput,
+        KeypointOutput,
+        MultiTaskOutput,
+        ScalarOutput,
+        SegmentationOutput,
+        TaskOutput,
+    )
 
 _LAZY = {
     **dict.fromkeys(("BackboneOutput", "DINOv3Backbone"), ".backbone"),
@@ -28,8 +41,10 @@ _LAZY = {
     **dict.fromkeys(("ClassificationOutput", "DetectionOutput", "KeypointOutput", "MultiTaskOutput", "ScalarOutput",
                      "SegmentationOutput", "TaskOutput"), ".outputs"),
 }
-__all__ = sorted([*_LAZY, "ClassificationPrediction", "DetectionPrediction", "KeypointPrediction", "Prediction",
-                  "ScalarPrediction", "SegmentationPrediction"])
+__all__ = ["BACKBONES", "BackboneOutput", "ClassificationOutput", "ClassificationPrediction", "DINOv3Backbone",
+           "DetectionOutput", "DetectionPrediction", "KeypointOutput", "KeypointPrediction", "M2DINO", "M2DINOConfig",
+           "MultiTaskOutput", "Prediction", "ScalarOutput", "ScalarPrediction", "SegmentationOutput",
+           "SegmentationPrediction", "TaskMoE", "TaskOutput", "TaskRouter", "TaskRouting", "resolve_backbone"]
 
 
 def __getattr__(name: str):

@@ -13,9 +13,9 @@ recipes (`unified`, `grouped`, `task_specific`, `semi_supervised`, `pretrain`, e
 m2dino.recipes.unified``.
 """
 
-from ..training.train_config import TrainSettings
 from ..training.pretrain.pretrain_config import PretrainConfig
 from ..training.semi.semi_config import SemiConfig
+from ..training.train_config import TrainSettings
 from .building import build_model, model_config, train_config
 from .pretraining import PretrainOutcome, pretrain, read_pretrain_yaml
 from .run_config import DataSettings, ModelSettings, RunConfig

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..data.errors import error_line
-from ..training.train_config import TrainSettings
 from ..training.engine import NonFiniteLossError
 from ..training.pretrain import (
     CropConfig,
@@ -21,6 +20,7 @@ from ..training.pretrain import (
     TeacherCollapseError,
 )
 from ..training.semi.semi_config import METHODS, SemiConfig
+from ..training.train_config import TrainSettings
 from .building import backbone_for
 from .config_io import (
     apply_overrides,

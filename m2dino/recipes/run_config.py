@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..training.train_config import TrainSettings
 from ..training.semi.semi_config import SemiConfig
+from ..training.train_config import TrainSettings
 from .config_io import config_from_dict, config_to_dict
 
 RECIPES = ("unified", "grouped", "task_specific")

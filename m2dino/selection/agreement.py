@@ -69,7 +69,7 @@ def agreement_diversity(candidates: np.ndarray, labelled: np.ndarray) -> np.ndar
         raise ValueError("agreement-diversity needs at least one labelled image to compare against")
     cosine = cosine_similarity(candidates, labelled).mean(axis=1)
     labelled_bins = [histogram_bins(row) for row in labelled]
-    mi = np.array([np.mean([binned_mutual_information(bins, l) for l in labelled_bins])
+    mi = np.array([np.mean([binned_mutual_information(bins, other) for other in labelled_bins])
                    for bins in map(histogram_bins, candidates)])
     return 2 - 0.5 * min_max(cosine) - 0.5 * min_max(mi)
 

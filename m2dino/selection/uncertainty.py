@@ -23,8 +23,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..models.outputs import (ClassificationOutput, DetectionOutput, KeypointOutput, SegmentationOutput,
-                              TaskOutput)
+from ..models.outputs import ClassificationOutput, DetectionOutput, KeypointOutput, SegmentationOutput, TaskOutput
 
 
 def categorical_entropy(logits: torch.Tensor, dim: int) -> torch.Tensor:

@@ -10,8 +10,8 @@ from torch import nn
 
 from ..data.collection import as_collection
 from ..models import M2DINO
-from .train_config import TrainConfig
 from .lora import apply_lora, freeze_backbone, merge_lora
+from .train_config import TrainConfig
 
 
 def prepare_model(core: M2DINO, config: TrainConfig, train_samples: dict[str, Sequence]) -> nn.Module:

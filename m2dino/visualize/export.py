@@ -10,8 +10,14 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
-                                  ScalarPrediction, SegmentationPrediction)
+from ..models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    Prediction,
+    ScalarPrediction,
+    SegmentationPrediction,
+)
 from ..tasks import TaskSpec
 from .overlay import describe, keypoint_distance
 

@@ -12,8 +12,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..image import ImageLike, to_rgb_uint8
-from ..models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction, Prediction,
-                                  ScalarPrediction, SegmentationPrediction)
+from ..models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    Prediction,
+    ScalarPrediction,
+    SegmentationPrediction,
+)
 from ..tasks import TaskSpec
 from .style import class_color, draw_caption, font_for, line_width, text_box
 

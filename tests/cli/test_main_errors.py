@@ -5,8 +5,8 @@ import errno
 import pytest
 
 import m2dino
-from m2dino.data import synthetic
 from m2dino.cli.main import main
+from m2dino.data import synthetic
 
 
 def test_version(capsys):

@@ -11,7 +11,6 @@ from PIL import Image
 
 from .helpers import gray, rgb, write_csv, write_png
 
-
 # --- PSFHS: MetaImage files ----------------------------------------------------------------------
 
 def write_mha(path: Path, array: np.ndarray, compressed: bool = False) -> Path:

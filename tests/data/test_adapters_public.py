@@ -7,8 +7,7 @@ from m2dino.data import DataError, MissingFileError
 from m2dino.data.adapters import get_adapter, list_adapters, load_dataset
 
 from .helpers import gray, write_csv, write_png
-from .layouts import (BUSI_IMAGES, busi_mask, palette_mask, usgra_mask, write_african_planes,
-                      write_busi, write_usgra)
+from .layouts import BUSI_IMAGES, busi_mask, palette_mask, usgra_mask, write_african_planes, write_busi, write_usgra
 
 
 def test_registry_of_adapters():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from m2dino.cli.main import main
 from m2dino.cli.data_commands import parse_options
+from m2dino.cli.main import main
 from m2dino.data import read_fmc_index
 
 from .helpers import write_png

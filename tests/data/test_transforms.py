@@ -105,8 +105,9 @@ def test_rotated_box_is_the_box_of_its_corners_and_a_box_pushed_out_is_dropped()
 
 
 def test_each_task_only_gets_its_allowed_augmentations():
-    steps = lambda task: [type(s).__name__
-                          for s in build_transforms(task, Preprocessing(32), train=True).steps]
+    def steps(task):
+        return [type(s).__name__ for s in build_transforms(task, Preprocessing(32), train=True).steps]
+
     assert steps("fetal_head") == ["RandomAffine", "RandomIntensity", "RandomSpeckle"]
     assert build_transforms("fetal_head", Preprocessing(32), train=True).steps[0].hflip_p == 0.5
     position = build_transforms("fetal_head_pos_cls", Preprocessing(32), train=True).steps[0]

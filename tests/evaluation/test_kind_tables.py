@@ -10,8 +10,12 @@ from m2dino.evaluation.kind_evaluations import EVALUATIONS
 from m2dino.evaluation.problems import TaskProblems
 from m2dino.evaluation.scoring.per_task import ScoreSettings
 from m2dino.models.heads import HEADS
-from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                       ScalarPrediction)
+from m2dino.models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    ScalarPrediction,
+)
 from m2dino.tasks import KINDS, TaskType, list_tasks
 
 # label kind -> (TaskType, metrics.json section, submission file, head): label_kinds' docstring table.

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from m2dino.evaluation.metrics import (average_precision, box_iou, box_iou_matrix, label_scores, mean_radial_error,
-                                       one_vs_rest_auc, radial_errors)
+from m2dino.evaluation.metrics import (
+    average_precision,
+    box_iou,
+    box_iou_matrix,
+    label_scores,
+    mean_radial_error,
+    one_vs_rest_auc,
+    radial_errors,
+)
 
 
 def test_label_scores_on_a_hand_case():

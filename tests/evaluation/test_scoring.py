@@ -9,8 +9,12 @@ from m2dino.evaluation.ground_truth import GroundTruth
 from m2dino.evaluation.scoring.per_submission import score_submission, write_metrics
 from m2dino.evaluation.submission import SubmissionEntry, write_submission
 from m2dino.evaluation.submission_reader import read_submission
-from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                       SegmentationPrediction)
+from m2dino.models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    SegmentationPrediction,
+)
 
 
 def mask(shape, rows, cols, value=1):

@@ -3,9 +3,16 @@ import pytest
 from scipy.spatial.distance import directed_hausdorff
 
 from m2dino.evaluation.metrics.distances import boundary
-from m2dino.evaluation.metrics.segmentation import (class_scores, dice_per_class, hausdorff_distance,
-                                                    hausdorff_distance_95, hausdorff_per_class,
-                                                    normalized_surface_dice, resize_nearest, surface_scores)
+from m2dino.evaluation.metrics.segmentation import (
+    class_scores,
+    dice_per_class,
+    hausdorff_distance,
+    hausdorff_distance_95,
+    hausdorff_per_class,
+    normalized_surface_dice,
+    resize_nearest,
+    surface_scores,
+)
 
 
 def brute_hausdorff(a: np.ndarray, b: np.ndarray) -> float:

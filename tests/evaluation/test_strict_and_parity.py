@@ -11,8 +11,7 @@ from m2dino.evaluation.ground_truth import GroundTruth
 from m2dino.evaluation.scoring.per_submission import STRAY_MASKS, score_submission
 from m2dino.evaluation.submission import SubmissionEntry, write_submission
 from m2dino.evaluation.submission_reader import read_submission
-from m2dino.models.predictions import (KeypointPrediction, ScalarPrediction,
-                                       SegmentationPrediction)
+from m2dino.models.predictions import KeypointPrediction, ScalarPrediction, SegmentationPrediction
 
 from .test_scoring import cls_entry, cls_gt, mask, seg_entry, seg_gt
 

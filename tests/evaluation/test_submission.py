@@ -6,8 +6,13 @@ from PIL import Image
 
 from m2dino.evaluation.submission import SubmissionEntry, prediction_mask_path, write_submission
 from m2dino.evaluation.submission_reader import InvalidPrediction, SubmissionFormatError, read_submission
-from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                       ScalarPrediction, SegmentationPrediction)
+from m2dino.models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    ScalarPrediction,
+    SegmentationPrediction,
+)
 
 MASK_PATH = "../Segmentation/Two/ds/MASKS/a.png"
 

@@ -4,8 +4,7 @@ import torch
 from PIL import Image
 
 from m2dino import M2DINO, M2DINOConfig, get_task, list_tasks
-from m2dino.models import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                           SegmentationPrediction)
+from m2dino.models import ClassificationPrediction, DetectionPrediction, KeypointPrediction, SegmentationPrediction
 
 from .helpers import FOUR_TYPES, assert_outputs_equal, tiny_model
 

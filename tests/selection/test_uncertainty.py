@@ -5,8 +5,13 @@ import math
 import pytest
 import torch
 
-from m2dino.models.outputs import (ClassificationOutput, DetectionOutput, KeypointOutput, ScalarOutput,
-                                   SegmentationOutput)
+from m2dino.models.outputs import (
+    ClassificationOutput,
+    DetectionOutput,
+    KeypointOutput,
+    ScalarOutput,
+    SegmentationOutput,
+)
 from m2dino.selection.uncertainty import ENTROPY, predictive_entropy
 
 LN2 = math.log(2)

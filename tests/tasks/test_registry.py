@@ -2,8 +2,17 @@ import json
 
 import pytest
 
-from m2dino.tasks import (TaskSpec, TaskType, UnknownTaskError, benchmark_groups, get_task, list_tasks,
-                          load_group_mapping, register_task, unregister_task)
+from m2dino.tasks import (
+    TaskSpec,
+    TaskType,
+    UnknownTaskError,
+    benchmark_groups,
+    get_task,
+    list_tasks,
+    load_group_mapping,
+    register_task,
+    unregister_task,
+)
 
 
 def test_the_27_benchmark_tasks_with_their_types_and_groups():

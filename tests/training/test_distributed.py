@@ -7,8 +7,8 @@ makes accelerate join them into a gloo group; the test checks that two processes
 import json
 import os
 import shutil
-import subprocess
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path

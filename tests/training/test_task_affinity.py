@@ -7,8 +7,16 @@ import torch
 
 from m2dino import M2DINO, M2DINOConfig
 from m2dino.training import TrainConfig, Trainer
-from m2dino.training.task_affinity import (AffinityTracker, ProbeBatches, _partitions, best_grouping,
-                                           grouping_score, lookahead_affinity, recommended_groups, task_losses)
+from m2dino.training.task_affinity import (
+    AffinityTracker,
+    ProbeBatches,
+    _partitions,
+    best_grouping,
+    grouping_score,
+    lookahead_affinity,
+    recommended_groups,
+    task_losses,
+)
 
 from .fake_data import fake_data
 

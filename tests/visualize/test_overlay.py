@@ -5,11 +5,23 @@ import json
 import numpy as np
 import pytest
 
-from m2dino.models.predictions import (ClassificationPrediction, DetectionPrediction, KeypointPrediction,
-                                       ScalarPrediction, SegmentationPrediction)
+from m2dino.models.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    KeypointPrediction,
+    ScalarPrediction,
+    SegmentationPrediction,
+)
 from m2dino.tasks import get_task
-from m2dino.visualize import (describe, draw_panel, draw_prediction, prediction_to_dict, predictions_to_dict,
-                              rle_decode, rle_encode)
+from m2dino.visualize import (
+    describe,
+    draw_panel,
+    draw_prediction,
+    prediction_to_dict,
+    predictions_to_dict,
+    rle_decode,
+    rle_encode,
+)
 from m2dino.visualize.overlay import MASK_ALPHA
 from m2dino.visualize.style import class_color
 

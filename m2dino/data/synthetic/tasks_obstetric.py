@@ -6,8 +6,16 @@ import numpy as np
 
 from ..ellipse import Ellipse
 from ..labels import box_of_mask
-from .anatomy import (BONE, FLUID, TISSUE, fetal_head, marker_at, obstetric_background, random_head,
-                      soft_tissue_background)
+from .anatomy import (
+    BONE,
+    FLUID,
+    TISSUE,
+    fetal_head,
+    marker_at,
+    obstetric_background,
+    random_head,
+    soft_tissue_background,
+)
 from .recipe import CONVEX, TRANSVAGINAL, WIDE_CONVEX, Recipe
 from .shapes import Canvas
 

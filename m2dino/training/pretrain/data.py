@@ -46,11 +46,11 @@ class PretrainBatches(Dataset):
         locals_: list[list[np.ndarray]] = [[] for _ in range(self.crops.local_crops)]
         for index in indices:
             item = self.source[int(index)]
-            g, l, _ = multi_crop(item.image, self.crops, rng, item.source)
+            global_crops, local_crops, _ = multi_crop(item.image, self.crops, rng, item.source)
             for k in range(2):
-                globals_[k].append(g[k])
+                globals_[k].append(global_crops[k])
             for k in range(self.crops.local_crops):
-                locals_[k].append(l[k])
+                locals_[k].append(local_crops[k])
         masks = random_masks(2 * self.batch_size, self.grid, rng, self.mask_ratio, self.mask_probability)
         local = [c for crops in locals_ for c in crops]
         return {"global": self._normalise(globals_[0] + globals_[1]),

@@ -45,8 +45,8 @@ def test_without_the_field_of_view_crops_land_on_the_black_frame():
     fov = field_of_view(image)
     rng = np.random.default_rng(0)
     side = 30
-    covers = [fov[t:t + side, l:l + side].mean() for t, l in zip(rng.integers(0, 96 - side, 200),
-                                                                  rng.integers(0, 128 - side, 200))]
+    covers = [fov[top:top + side, left:left + side].mean() for top, left in zip(rng.integers(0, 96 - side, 200),
+                                                                                rng.integers(0, 128 - side, 200))]
     assert np.mean(np.array(covers) < 0.75) > 0.3
 
 

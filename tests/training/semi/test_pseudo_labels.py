@@ -7,8 +7,13 @@ import torch
 
 from m2dino.models.heads import ClassificationHead, DetectionHead, KeypointHead, ScalarHead, SegmentationHead
 from m2dino.models.losses import IGNORE_INDEX
-from m2dino.models.outputs import (ClassificationOutput, DetectionOutput, KeypointOutput, ScalarOutput,
-                                   SegmentationOutput)
+from m2dino.models.outputs import (
+    ClassificationOutput,
+    DetectionOutput,
+    KeypointOutput,
+    ScalarOutput,
+    SegmentationOutput,
+)
 
 
 def logit(p: float) -> float:
