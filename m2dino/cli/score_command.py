@@ -10,6 +10,7 @@ from pathlib import Path
 from ..evaluation.problems import PROBLEM_KINDS
 from ..evaluation.scoring.fmc_root import score_fmc_submission
 from ..evaluation.scoring.per_submission import write_metrics
+from ..evaluation.scoring.per_task import check_nsd_tolerance
 from ..evaluation.summary import ADDITIONAL_METRICS, HEADLINE_METRICS
 from ..tasks import load_group_mapping
 
@@ -50,6 +51,7 @@ def _summary_lines(metrics: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_nsd_tolerance(args.nsd_tolerance, "--nsd-tolerance")  # before any file is read
     groups = None
     if args.groups is not None:
         groups = {task: group for group, ids in load_group_mapping(args.groups).items() for task in ids}

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ...limits import finite_number
 from ...models.predictions import ClassificationPrediction, DetectionPrediction, KeypointPrediction, ScalarPrediction
 from ..entries import Entry, InvalidPrediction
 from ..ground_truth import GroundTruth
@@ -36,8 +37,17 @@ from ..metrics.segmentation import class_scores, resize_nearest
 from ..problems import TaskProblems
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
+# Beyond the diagonal of the largest image m2dino decodes (6,324 × 6,324 at the default pixel limit:
+# 8,944 px) every boundary pixel is within tolerance, so NSD is 1 whatever the prediction.
+MAX_NSD_TOLERANCE_PX = 10_000.0
 # The prediction answering a ground-truth row: an `Entry`, a mask array (segmentation), or None if missing.
 PredictionOf = Callable[[GroundTruth], Entry | np.ndarray | None]
+
+
+def check_nsd_tolerance(value: float, what: str = "nsd_tolerance") -> float:
+    """A surface-Dice tolerance in pixels: finite, in [0, `MAX_NSD_TOLERANCE_PX`] (NaN would make every
+    NSD 0.0 without a word), else one error naming ``what`` (the CLI passes its flag)."""
+    return finite_number(what, value, 0.0, MAX_NSD_TOLERANCE_PX)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,10 @@ class ScoreSettings:
     nsd_tolerance: float = 2.0
     ap_iou_threshold: float = 0.5
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_nsd_tolerance(self.nsd_tolerance)
+        finite_number("ap_iou_threshold", self.ap_iou_threshold, 0.0, 1.0)
 
 
 def _usable(entry: Entry | None, expected: type, row: GroundTruth, problems: TaskProblems) -> bool:
