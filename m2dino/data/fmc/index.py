@@ -236,8 +236,16 @@ def _parse_int(text: str, column: str, where: str) -> int:
 def _existing_file(csv_dir: Path, path: str, what: str, where: str) -> Path:
     # CSV paths are relative to csv_files/; normalise separators written on Windows.
     file = Path(os.path.normpath(csv_dir / path.replace("\\", "/")))
+    root = Path(os.path.normpath(csv_dir.parent))
+    if not Path(os.path.abspath(file)).is_relative_to(os.path.abspath(root)):  # before the file is looked at
+        raise DataError(f"{where}: {what}_path {path!r} leads outside the FMC root {root}; expected a file "
+                        "inside the root (copy it in)")
     if not file.is_file():
         raise MissingFileError(f"{where}: {what} file not found: {file} ({what}_path {path!r})")
+    real = file.resolve()
+    if not real.is_relative_to(root.resolve()):  # a link inside the root that leads out of it
+        raise DataError(f"{where}: {what}_path {path!r} links to {real}, outside the FMC root {root}; expected "
+                        "a file inside the root (copy it in)")
     return file
 
 
