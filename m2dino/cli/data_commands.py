@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.fmc.layout import CSV_DIR
+from ..limits import check_bound, finite_number, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -131,6 +132,7 @@ def _check(args: argparse.Namespace) -> int:
 def _build_public(args: argparse.Namespace) -> int:
     from ..data.adapters.build_public import DATASHEET, build_public
 
+    finite_number("--val-fraction", args.val_fraction, 0.0, 1.0)
     report = build_public(args.src, args.shared, args.out, args.datasets, args.seed, args.val_fraction,
                           args.overwrite)
     for name, entry in report["datasets"].items():
@@ -140,11 +142,25 @@ def _build_public(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(flag: str, text: str, field: str) -> tuple[int, int]:
+    """``N`` or ``HxW`` -> (H, W), each side a whole number >= 1 within the ``field`` bound of
+    `m2dino.limits` (checked before anything is allocated), else one error naming ``flag``."""
+    height, sep, width = text.strip().lower().partition("x")
+    try:
+        size = (int(height), int(width if sep else height))
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected N or HxW in pixels, e.g. 128 or 96x128") from None
+    for side in size:
+        positive_int(flag, side)
+        check_bound(flag, side, field)
+    return size
+
+
 def _synth(args: argparse.Namespace) -> int:
     from ..data.synthetic import write_synthetic
 
-    height, _, width = args.size.lower().partition("x")
-    size = (int(height), int(width or height))
+    size = parse_size("--size", args.size, "synthetic_side")
+    positive_int("--per-task", args.per_task)
     roots = write_synthetic(args.out, args.per_task, size, args.seed, tuple(args.splits), args.tasks, args.overwrite)
     for split, root in roots.items():
         print(f"{split}: {root}")
@@ -155,9 +171,10 @@ def _cache(args: argparse.Namespace) -> int:
     from ..data import read_fmc
     from ..data.cache import build_cache
 
+    size = parse_size("--size", args.size, "input_side")  # the model's input: the same bound as a config's
+    if args.workers < 0:
+        raise ValueError(f"--workers={args.workers}: expected 0 (build in this process) or more processes")
     roots = _fmc_roots(args.root)
-    height, _, width = args.size.lower().partition("x")
-    size = (int(height), int(width or height))
     cache_dir = args.cache_dir or args.root / ".m2dino_cache"
     for root in roots:
         counts = build_cache(read_fmc(root, args.tasks, lazy=True).items, cache_dir, size, args.resize_mode,

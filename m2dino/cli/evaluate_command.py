@@ -10,6 +10,7 @@ from ..data.fmc import read_fmc_index
 from ..evaluation.scoring.fmc_root import score_fmc_submission
 from ..evaluation.scoring.per_submission import write_metrics
 from ..evaluation.submission import write_submission
+from ..limits import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.inference import predict_records  # deferred: torch loads only when a model runs
     from ..models import M2DINO
 
+    positive_int("--batch-size", args.batch_size, "batch_size")  # before the model loads
     device = args.device
     if device == "auto":
         import torch

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ...limits import check_bound
 from ...tasks import TaskType, get_task, list_tasks
 from ..errors import DataError
 from ..fmc import write_fmc
@@ -34,27 +36,39 @@ def make_synthetic_samples(tasks: list[str] | None = None, per_task: int = 8,
     splits are drawn from different streams. Classification tasks cycle through their classes
     (``index % num_classes``), so classes are balanced. ``image_size`` is (H, W) or one int.
     """
+    return list(iter_synthetic_samples(tasks, per_task, image_size, seed, split))
+
+
+def iter_synthetic_samples(tasks: list[str] | None = None, per_task: int = 8,
+                           image_size: int | tuple[int, int] = 96, seed: int = 0,
+                           split: str = "train") -> Iterator[Sample]:
+    """`make_synthetic_samples` one sample at a time (what `write_synthetic` writes: memory stays at
+    one image, whatever ``per_task``). The arguments are checked at the call, before any sample."""
     ids = [t.id for t in list_tasks()] if tasks is None else [get_task(t).id for t in tasks]
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
     if per_task < 0 or min(height, width) < 16:
         raise ValueError(f"per_task must be >= 0 and image_size at least 16×16, got {per_task} and {image_size}")
+    for side in (height, width):
+        check_bound("image_size", side, "synthetic_side")
     missing = [task for task in ids if task not in RECIPES]
     if missing:
         raise DataError(f"no synthetic recipe for task(s) {', '.join(missing)}; available: {', '.join(RECIPES)}")
+    return _generate(ids, per_task, (height, width), seed, split)
+
+
+def _generate(ids: list[str], per_task: int, size: tuple[int, int], seed: int, split: str) -> Iterator[Sample]:
     split_code = _SPLIT_CODES.get(split, zlib.crc32(split.encode()))
-    samples = []
     for task in ids:
         spec, recipe = get_task(task), RECIPES[task]
         task_code = zlib.crc32(task.encode())
         for index in range(per_task):
             rng = np.random.default_rng([seed, split_code, task_code, index])
-            canvas = Canvas(height, width, recipe.probe, rng)
+            canvas = Canvas(*size, recipe.probe, rng)
             label = recipe.draw(canvas, index % spec.num_classes if spec.type is TaskType.CLASSIFICATION else 0)
             image = render(canvas, recipe.grain, recipe.attenuation, recipe.gain)
             name = f"{task}_{split}_{index:05d}"
-            samples.append(Sample(image, task, label, source=f"synthetic:{task}/{split}/{index}",
-                                  meta={"dataset": "synthetic", "split": split, "seed": seed, "name": name}))
-    return samples
+            yield Sample(image, task, label, source=f"synthetic:{task}/{split}/{index}",
+                         meta={"dataset": "synthetic", "split": split, "seed": seed, "name": name})
 
 
 def write_synthetic(out: str | Path, per_task: int, image_size: int | tuple[int, int] = 128, seed: int = 0,
@@ -63,7 +77,7 @@ def write_synthetic(out: str | Path, per_task: int, image_size: int | tuple[int,
     """The suite in the FMC layout, one root per split (``out/<split>/csv_files/...``)."""
     roots = {}
     for split in splits:
-        samples = make_synthetic_samples(tasks, per_task, image_size, seed, split)
+        samples = iter_synthetic_samples(tasks, per_task, image_size, seed, split)
         root = Path(out) / split
         write_fmc(samples, root, split_name=split, overwrite=overwrite, progress=True)
         roots[split] = root
