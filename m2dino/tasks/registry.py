@@ -91,9 +91,16 @@ def load_group_mapping(path: str | Path) -> dict[str, tuple[str, ...]]:
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        mapping = yaml.safe_load(text)
+        try:
+            mapping = yaml.safe_load(text)
+        except yaml.YAMLError as err:  # includes python/object tags, which safe_load refuses
+            problem = str(err).splitlines()[0]
+            raise ValueError(f"{path}: not a plain YAML config ({problem})") from None
     else:
-        mapping = json.loads(text)
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(mapping, dict) or not mapping:
         raise ValueError(f"{path}: expected a non-empty mapping of group name -> list of task ids")
     groups: dict[str, tuple[str, ...]] = {}
