@@ -103,11 +103,12 @@ def select(model: torch.nn.Module, pool: UnlabeledSource, config: SelectionConfi
             for rank, (i, s) in enumerate(zip(order, scores), start=1)]
 
 
-def write_picks(picks: list[Pick], path: str | Path) -> Path:
-    """The picks as a CSV (image, score, rank, strategy), one row per image, best first."""
+def write_picks(picks: list[Pick], path: str | Path, overwrite: bool = True) -> Path:
+    """The picks as a CSV (image, score, rank, strategy), one row per image, best first; an existing
+    file is replaced only when ``overwrite``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as file:
+    with path.open("w" if overwrite else "x", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(CSV_COLUMNS)
         writer.writerows((p.image, repr(p.score), p.rank, p.strategy) for p in picks)
