@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..image.io import ImageFormatError, open_image
 from .errors import DataError, MissingFileError
 
 
@@ -16,8 +17,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
     if not path.is_file():
         raise MissingFileError(f"file not found: {path}")
     try:
-        with Image.open(path) as image:
+        with open_image(path, path) as image:  # refused here when the header declares too many pixels
             width, height = image.size
+    except ImageFormatError as err:
+        raise DataError(str(err)) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"{path}: not a readable image ({err})") from None
     return height, width
@@ -36,11 +39,13 @@ def read_mask(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise MissingFileError(f"mask file not found: {path}")
     try:
-        with Image.open(path) as image:
+        with open_image(path, path) as image:  # the pixel bound is checked before decoding
             image.load()
             mode = image.mode
             array = np.asarray(image)
             palette = image.getpalette() if mode == "P" else None
+    except ImageFormatError as err:
+        raise DataError(str(err)) from None  # names the file: too many pixels, a bomb, not an image
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"{path}: not a readable mask image ({err})") from None
     if palette is not None:

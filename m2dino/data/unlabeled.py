@@ -231,12 +231,12 @@ def _image_of(item: Sample | LazySample) -> np.ndarray:
 def _hf_image(dataset: Any, column: str, index: int) -> np.ndarray:
     from io import BytesIO
 
-    from PIL import Image
+    from ..image.io import open_image
 
     value = dataset[index][column]
     where = f"dataset row {index}"
     try:
-        image = Image.open(BytesIO(value["bytes"])) if value.get("bytes") else read_image(value["path"])
+        image = open_image(BytesIO(value["bytes"]), "image bytes") if value.get("bytes") else read_image(value["path"])
         return to_rgb_uint8(image, name=where)
     except (OSError, ImageFormatError) as err:
         raise DataError(f"{where}: {err}") from None

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..limits import LimitError, check_image_pixels
 
@@ -45,8 +45,18 @@ def open_image(file, source: str | Path) -> Image.Image:
     return image
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """Open an image file fully (so a truncated file fails here, naming the file)."""
+def read_image(path: str | Path, exif_orientation: bool = False) -> Image.Image:
+    """Open an image file fully (so a truncated file fails here, naming the file).
+
+    ``exif_orientation`` turns the pixels as the file's EXIF Orientation tag says (as image viewers show
+    them). It is off by default because the data readers load masks, boxes and points in the file's stored
+    pixel grid: turning an image but not its labels would misalign them.
+    """
+    return _without_palette(_load(path, exif_orientation))
+
+
+def _load(path: str | Path, exif_orientation: bool = False) -> Image.Image:
+    """The file's decoded image in its own mode (palette images stay palette images)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; expected an image file (PNG, JPEG, ...)")
@@ -56,10 +66,16 @@ def read_image(path: str | Path) -> Image.Image:
         with open_image(path, path) as image:
             _reject_high_bit_depth(image, path)
             image.load()
-            return (image.copy() if image.mode != "P"
-                    else image.convert("RGBA" if "transparency" in image.info else "RGB"))
+            return ImageOps.exif_transpose(image) if exif_orientation else image.copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageFormatError(f"{path}: not a readable image ({err})") from err
+
+
+def _without_palette(image: Image.Image) -> Image.Image:
+    """A palette image as the colours it shows: RGBA when one palette entry is transparent, else RGB."""
+    if image.mode != "P":
+        return image
+    return image.convert("RGBA" if "transparency" in image.info else "RGB")
 
 
 def _reject_high_bit_depth(image: Image.Image, path: Path) -> None:
@@ -72,16 +88,22 @@ def _reject_high_bit_depth(image: Image.Image, path: Path) -> None:
                                    "8-bit gray or RGB image: rescale it to 0..255 and save it as 8-bit first")
 
 
-def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = None) -> np.ndarray:
+def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = None,
+                 exif_orientation: bool = False) -> np.ndarray:
     """Return ``image`` as a contiguous uint8 H×W×3 array.
 
     Gray images are replicated to three channels (ultrasound is mostly gray; the backbone wants RGB).
     16-bit images and images with an alpha channel are rejected unless ``allow_rgba`` is set,
     because scaling 16-bit data or dropping alpha silently changes what the model sees.
+    ``exif_orientation`` applies to a file path only (see `read_image`).
     """
     source = name or (str(image) if isinstance(image, (str, Path)) else type(image).__name__)
+    alpha_kind = "RGBA image (4 channels)"
     if isinstance(image, (str, Path)):
-        image = read_image(image)
+        image = _load(image, exif_orientation)
+        if image.mode == "P" and "transparency" in image.info:
+            alpha_kind = "palette image with a transparent colour (mode P with a transparency entry)"
+        image = _without_palette(image)
     if isinstance(image, Image.Image):
         check_pixels(*image.size, source)
         if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -90,6 +112,7 @@ def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = 
         if image.mode == "P":
             image = image.convert("RGB")
         if image.mode in ("LA", "PA"):
+            alpha_kind = f"{image.mode} image (gray or palette with an alpha channel)"
             image = image.convert("RGBA")
         if image.mode not in ("L", "RGB", "RGBA"):
             image = image.convert("RGB")
@@ -112,8 +135,8 @@ def to_rgb_uint8(image: ImageLike, allow_rgba: bool = False, name: str | None = 
         array = np.repeat(array, 3, axis=2)
     elif array.ndim == 3 and array.shape[2] == 4:
         if not allow_rgba:
-            raise ImageFormatError(f"{source}: RGBA image (4 channels); expected gray or RGB. "
-                                   "Drop or composite the alpha channel explicitly")
+            raise ImageFormatError(f"{source}: {alpha_kind}; expected gray or RGB. "
+                                   "Drop or composite the transparency explicitly (e.g. PIL's .convert('RGB'))")
         array = array[:, :, :3]
     elif not (array.ndim == 3 and array.shape[2] == 3):
         raise ImageFormatError(f"{source}: array of shape {array.shape}; expected H×W, H×W×1 or H×W×3")

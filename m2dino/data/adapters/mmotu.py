@@ -25,8 +25,9 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from ...image.io import ImageFormatError, open_image
 from ..collection import LazySample, SampleCollection
 from ..errors import DataError, MissingFileError
 from ..mask_io import image_size
@@ -114,10 +115,12 @@ def _entries(src: Path) -> list[tuple[str, str, str]]:
 def _decode(image_file: Path, mask_file: Path, category: str) -> tuple[np.ndarray, np.ndarray]:
     image = load_image(image_file)
     try:
-        with Image.open(mask_file) as annotation:
+        with open_image(mask_file, mask_file) as annotation:  # the pixel bound, before decoding
             colours = np.asarray(annotation.convert("RGB"))
     except FileNotFoundError:
         raise MissingFileError(f"annotation file not found: {mask_file}") from None
+    except ImageFormatError as err:
+        raise DataError(str(err)) from None
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"{mask_file}: not a readable annotation image ({err})") from None
     if colours.shape[:2] != image.shape[:2]:
