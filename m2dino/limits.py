@@ -27,6 +27,9 @@ class Limits:
     width: int = 8192                   # embed dim, MLP hidden size, decoder features, heads
     input_side: int = 4096              # model input height / width in pixels
     tile_width: int = 8192              # m2dino predict --tile-width (pixels of an overlay panel)
+    # m2dino predict's overlay PNG, all task tiles together (600 MB as RGB): a tall, narrow scan scaled to a
+    # wide tile, or every task of a large scan at its own size, is refused instead of drawn
+    panel_pixels: int = 200_000_000
     batch_size: int = 4096
     synthetic_side: int = 4096          # m2dino data synth --size
 

@@ -16,17 +16,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="offer only these tasks (default: all)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps ...")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on, 1..65535 (default: 7860)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:  # checked before Gradio or the model load
+        raise ValueError(f"--port {args.port}: expected a port number from 1 to 65535")
     try:
         from ..demo import launch
     except ImportError as err:
         raise ValueError(str(err)) from err
     from ..models import M2DINO
+    from .device import resolve_device
 
-    model = M2DINO.from_pretrained(args.model, revision=args.revision, tasks=args.tasks, device=args.device)
+    device = resolve_device(args.device)
+    model = M2DINO.from_pretrained(args.model, revision=args.revision, tasks=args.tasks, device=device)
     launch(model, host=args.host, port=args.port)
     return 0

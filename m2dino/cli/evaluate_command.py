@@ -33,13 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.inference import predict_records  # deferred: torch loads only when a model runs
     from ..models import M2DINO
+    from .device import resolve_device
 
     positive_int("--batch-size", args.batch_size, "batch_size")  # before the model loads
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)  # "auto": cuda when available; a missing GPU is one line naming --device
     from ..training.semi.partner import CNNPartner, is_partner_folder
 
     if is_partner_folder(args.model):

@@ -40,14 +40,18 @@ def chosen_tasks(task_ids: list[str], task: list[str] | None, every: bool) -> li
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch  # here, not at import time: `m2dino --help` and other commands stay fast
-
+    from ..limits import positive_int
     from ..models import M2DINO
     from ..visualize.writer import check_writable, plan_jobs, write_predictions
+    from .device import resolve_device
 
-    plan_jobs(args.inputs, args.out)  # missing inputs and an unwritable folder fail before the model loads
+    # sizes, inputs, the output folder and the device fail before the model loads
+    positive_int("--batch-size", args.batch_size, "batch_size")
+    if args.tile_width is not None:
+        positive_int("--tile-width", args.tile_width, "tile_width")
+    plan_jobs(args.inputs, args.out)
     check_writable(args.out)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     model = M2DINO.from_pretrained(args.model, revision=args.revision, device=device)
     tasks = chosen_tasks(model.task_ids, args.task, args.all)
     report = write_predictions(model, args.inputs, args.out, tasks, batch_size=args.batch_size,

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
+import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..data.errors import error_line
+from ..image import to_rgb_uint8
+from ..limits import LimitError, current, environment_variable
 from ..models import M2DINO
 from ..models.predictions import ClassificationPrediction
 from ..visualize import describe, draw_panel, predictions_to_dict
 from ..visualize.examples import EXAMPLES_DIR, example_images
+from ..visualize.writer import check_panel_size
 
 # Medical images stay on this machine: no usage statistics sent by Gradio unless the user asks for them.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -30,6 +37,9 @@ except ImportError as err:  # the CLI turns this into one clear line
 
 SUMMARY_HEADERS = ["task", "type", "prediction"]
 PROBABILITY_HEADERS = ["task", "class", "probability"]
+# Gradio deletes the uploads and the files it served once they are this old (seconds), checking this often,
+# and all of them when the server stops: a long-running demo does not fill the disk with scans.
+CACHE_AGE = 3600
 
 
 class DemoPredictor:
@@ -40,14 +50,27 @@ class DemoPredictor:
         self.model = model.eval()
         self.tile_width = tile_width
         self._lock = threading.Lock()
-        self._out = Path(tempfile.mkdtemp(prefix="m2dino-demo-"))
+        # inside Gradio's cache folder, so the JSON it serves is not copied again and is deleted with its files
+        cache = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+        cache.mkdir(parents=True, exist_ok=True)
+        self._out = Path(tempfile.mkdtemp(prefix="m2dino-demo-", dir=cache))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._out, ignore_errors=True)  # at exit at the latest
         self._count = 0
 
-    def __call__(self, image: np.ndarray | None, tasks: list[str] | None):
+    def close(self) -> None:
+        """Delete this predictor's JSON files (also done when it is garbage-collected or Python exits)."""
+        self._cleanup()
+
+    def __call__(self, image: Any, tasks: list[str] | None):
         if image is None:
             raise gr.Error("Upload a scan or pick an example first.")
         if not tasks:
             raise gr.Error("Choose at least one task.")
+        try:
+            image = read_upload(image)
+            check_panel_size(image.shape[:2], len(tasks), self.tile_width, "the scan")
+        except (ValueError, OSError) as err:  # not an image, too large, a bomb: one line for the user
+            raise gr.Error(error_line(err), print_exception=False) from None
         with self._lock:
             predictions = self.model.predict_all(image, tasks=tasks)
             self._count += 1
@@ -63,15 +86,40 @@ class DemoPredictor:
         return panel, summary, probabilities, str(json_path)
 
 
+def read_upload(image: Any) -> np.ndarray:
+    """The scan as uint8 RGB: Gradio's file payload (a dict with ``path`` and ``orig_name``), a path or an array.
+
+    The app passes the uploaded file unread (``preprocess=False``), so its size and its declared pixels are
+    checked here before anything is decoded, and errors name the file the user sent, not the server's copy.
+    """
+    if isinstance(image, np.ndarray):
+        return to_rgb_uint8(image, name="the scan")
+    if isinstance(image, dict):
+        path = Path(image["path"])
+        name = image.get("orig_name") or path.name
+    else:
+        path = Path(image)
+        name = path.name
+    size, bound = path.stat().st_size, current().upload_bytes
+    if size > bound:
+        raise LimitError(f"{name}: {size:,} bytes exceeds the demo's upload limit of {bound:,} bytes "
+                         f"(raise it with {environment_variable('upload_bytes')} when starting the demo)")
+    try:
+        return to_rgb_uint8(path, name=name, exif_orientation=True)  # turned as image viewers show it
+    except (ValueError, OSError) as err:
+        raise type(err)(str(err).replace(str(path), name)) from None
+
+
 def build_app(model: M2DINO, title: str = "M2DINO ultrasound demo") -> "gr.Blocks":
     predictor = DemoPredictor(model)
     tasks = list(model.task_ids)
-    with gr.Blocks(title=title) as app:
+    with gr.Blocks(title=title, delete_cache=(CACHE_AGE, CACHE_AGE)) as app:
         gr.Markdown(f"# {title}\nUpload an ultrasound scan or pick an example, choose tasks and press **Predict**. "
                     "Everything runs on this machine. Research use only: not a medical device.")
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(type="numpy", image_mode="RGB", label="Scan", elem_id="scan")
+                # the file as uploaded (the event's preprocess=False): read_upload checks it before decoding
+                image = gr.Image(type="filepath", image_mode=None, label="Scan", elem_id="scan")
                 chosen = gr.CheckboxGroup(choices=tasks, value=tasks, label="Tasks", elem_id="tasks")
                 button = gr.Button("Predict", variant="primary", elem_id="predict")
                 gr.Examples(examples=[[str(p)] for p in example_images()], inputs=[image],
@@ -83,7 +131,7 @@ def build_app(model: M2DINO, title: str = "M2DINO ultrasound demo") -> "gr.Block
             probabilities = gr.Dataframe(headers=PROBABILITY_HEADERS, label="Class probabilities", wrap=True)
             download = gr.File(label="Predictions (JSON, original pixels)")
         button.click(predictor, inputs=[image, chosen], outputs=[overlay, summary, probabilities, download],
-                     api_name="predict")
+                     api_name="predict", preprocess=False)
     return app
 
 
@@ -91,5 +139,5 @@ def launch(model: M2DINO, host: str = "127.0.0.1", port: int | None = None, bloc
     """Serve the demo on ``host:port`` (localhost by default; pass host="0.0.0.0" to expose it)."""
     app = build_app(model)
     app.launch(server_name=host, server_port=port, share=False, allowed_paths=[str(EXAMPLES_DIR)],
-               prevent_thread_lock=not block, quiet=not block)
+               prevent_thread_lock=not block, quiet=not block, max_file_size=current().upload_bytes)
     return app

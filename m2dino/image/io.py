@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -32,7 +33,9 @@ def open_image(file, source: str | Path) -> Image.Image:
     """``Image.open`` whose declared size is checked against `m2dino.limits` before anything is decoded
     (a 140 KB PNG may declare 12,000 × 12,000 pixels); ``file`` is a path or a binary file object."""
     try:
-        image = Image.open(file)
+        with warnings.catch_warnings():  # PIL's warning above 89 M pixels: m2dino's own bound, below, decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file)
     except Image.DecompressionBombError as err:
         raise ImageFormatError(f"{source}: refused as a decompression bomb ({err})") from None
     except (UnidentifiedImageError, SyntaxError) as err:

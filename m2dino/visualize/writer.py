@@ -6,6 +6,7 @@ What `m2dino predict` runs; usable from Python with the same arguments.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.adapters.common import IMAGE_SUFFIXES
 from ..image import ImageFormatError, to_rgb_uint8
+from ..limits import LimitError, current, environment_variable, positive_int
 from ..models import M2DINO
 from ..models.batch_prediction import predict_batches
 from .export import predictions_to_dict
@@ -75,15 +77,33 @@ def check_writable(out: str | Path) -> Path:
     return out
 
 
+def check_panel_size(image_size: tuple[int, int], tasks: int, tile_width: int | None, source: str) -> None:
+    """Refuse an overlay panel (`draw_panel`'s layout) beyond `m2dino.limits`' panel bound before it is drawn:
+    a tall, narrow scan scaled to a wide tile can need gigabytes."""
+    height, width = image_size
+    tile_width = tile_width or width
+    tile_height = max(1, round(height * tile_width / width))
+    columns = min(tasks, 3)
+    rows = math.ceil(tasks / columns)
+    pixels = (columns * tile_width + (columns - 1) * 4) * (rows * tile_height + (rows - 1) * 4)
+    bound = current().panel_pixels
+    if pixels > bound:
+        raise LimitError(f"{source}: its overlay ({tasks} tiles of {tile_width}×{tile_height}) would have {pixels:,} "
+                         f"pixels, beyond m2dino's limit of {bound:,}: choose a smaller --tile-width or fewer tasks "
+                         f"(or raise {environment_variable('panel_pixels')})")
+
+
 def write_predictions(model: M2DINO, inputs: Sequence[str | Path], out: str | Path, tasks: Sequence[str],
                       batch_size: int = 8, progress: bool = True, tile_width: int | None = None) -> PredictReport:
     """Predict ``tasks`` on every image of ``inputs`` (files or folders), ``batch_size`` images per forward pass.
 
-    Unreadable images are skipped and returned in the report (the rest is still written); coordinates
-    in the JSON are the image's original pixels.
+    Unreadable images (not an image, too many pixels, an overlay too large to draw) are skipped and
+    returned in the report (the rest is still written); coordinates in the JSON are the image's original
+    pixels, turned as the file's EXIF orientation says (as image viewers show it).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    positive_int("batch_size", batch_size, "batch_size")
+    if tile_width is not None:
+        positive_int("tile_width", tile_width, "tile_width")
     for task in tasks:
         model.task_spec(task)  # an unknown task fails before any image is read
     jobs = plan_jobs(inputs, out)
@@ -94,8 +114,10 @@ def write_predictions(model: M2DINO, inputs: Sequence[str | Path], out: str | Pa
         batch: list[tuple[PredictJob, np.ndarray]] = []
         for job in jobs[start:start + batch_size]:
             try:
-                batch.append((job, to_rgb_uint8(job.source)))
-            except (ImageFormatError, OSError) as err:
+                image = to_rgb_uint8(job.source, exif_orientation=True)  # as image viewers show the file
+                check_panel_size(image.shape[:2], len(tasks), tile_width, str(job.source))
+                batch.append((job, image))
+            except (ImageFormatError, LimitError, OSError) as err:  # reported; the other images are still written
                 report.unreadable[job.source] = str(err)
         images = [image for _, image in batch]
         # the readable images of this batch in one forward pass per task (read once, drawn with every task)
