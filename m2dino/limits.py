@@ -32,6 +32,7 @@ class Limits:
     panel_pixels: int = 200_000_000
     batch_size: int = 4096
     synthetic_side: int = 4096          # m2dino data synth --size
+    registers: int = 64                 # backbone register tokens: DINOv3 uses 4, the registers paper at most 16
 
     @classmethod
     def from_environment(cls) -> Limits:

@@ -12,7 +12,8 @@ import timm
 import torch
 from torch import nn
 
-from .backbone_configs import resolve_backbone
+from ..limits import finite_number
+from .backbone_configs import check_overrides, resolve_backbone
 from .moe import TaskMoE, TaskRouting
 
 
@@ -50,7 +51,9 @@ class DINOv3Backbone(nn.Module):
         super().__init__()
         self.name, config = resolve_backbone(name)
         self.timm_name = config.timm_name
-        kwargs = {**config.overrides, **overrides}
+        # Bounded and allow-listed before timm allocates or reads anything (overrides may come from a file).
+        kwargs = {**config.overrides, **check_overrides(overrides)}
+        finite_number("drop_path_rate", drop_path_rate, 0, 1)
         vit = timm.create_model(config.timm_name, pretrained=False, num_classes=0, global_pool="",
                                 drop_path_rate=drop_path_rate, **kwargs)
         self.patch_size = vit.patch_embed.patch_size[0]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .model_config import CONFIG_NAME
@@ -33,24 +33,36 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 
 
-def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
-                            strict: bool = True) -> None:
-    """``load_state_dict`` with an error that names the checkpoint, the keys and the shapes."""
-    expected = model.state_dict()
+Shapes = dict[str, tuple[int, ...]]
+
+
+def check_shapes(expected: Shapes, found: Shapes, source: str, strict: bool = True) -> None:
+    """One error naming the checkpoint, the keys and the shapes where ``found`` (the checkpoint's
+    tensor shapes) differs from ``expected`` (the model's)."""
     problems = []
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     if strict and missing:
         problems.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:4])})")
     if strict and unexpected:
         problems.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:4])})")
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    shapes = [f"{k}: checkpoint {found[k]} vs model {expected[k]}"
+              for k in sorted(set(found) & set(expected)) if found[k] != expected[k]]
     if shapes:
         problems.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:4])})")
     if problems:
         raise ValueError(f"{source}: checkpoint does not match the model built from its config: "
                          + "; ".join(problems))
+
+
+def shapes_of(state: dict[str, torch.Tensor]) -> Shapes:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                            strict: bool = True) -> None:
+    """``load_state_dict`` with an error that names the checkpoint, the keys and the shapes."""
+    check_shapes(shapes_of(model.state_dict()), shapes_of(state), source, strict)
     model.load_state_dict(state, strict=strict)
 
 
@@ -62,19 +74,40 @@ def save_weights(state: dict[str, torch.Tensor], directory: Path) -> Path:
     return path
 
 
-def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict in ``folder/model.safetensors`` and its path (for errors); a pickle found
-    instead is named and refused, a truncated file is named."""
+def weights_file(folder: Path) -> Path:
+    """``folder/model.safetensors``; a pickle found instead is named and refused."""
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt*")]
         hint = f" (found {pickles}: pickle checkpoints are not loaded, convert them to safetensors)" if pickles else ""
         raise FileNotFoundError(f"{folder}: no {WEIGHTS_NAME}{hint}")
+    return weights
+
+
+def _unreadable(weights: Path, err: Exception) -> ValueError:
+    return ValueError(f"{weights}: not a readable safetensors file ({err}); it may be truncated: save or "
+                      "download it again")
+
+
+def read_shapes(folder: Path) -> tuple[Shapes, str]:
+    """The tensor shapes in ``folder/model.safetensors``, read from its header alone (nothing is
+    loaded; safetensors checks that the header's shapes cover exactly the file's bytes), and its path."""
+    weights = weights_file(folder)
+    try:
+        with safe_open(str(weights), framework="pt") as file:
+            return {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}, str(weights)
+    except SafetensorError as err:
+        raise _unreadable(weights, err) from None
+
+
+def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict in ``folder/model.safetensors`` and its path (for errors); a pickle found
+    instead is named and refused, a truncated file is named."""
+    weights = weights_file(folder)
     try:
         return load_file(str(weights)), str(weights)
     except SafetensorError as err:
-        raise ValueError(f"{weights}: not a readable safetensors file ({err}); it may be truncated: save or "
-                         "download it again") from None
+        raise _unreadable(weights, err) from None
 
 
 def resolve_files(path_or_hub_id: str | Path, revision: str | None, cache_dir: str | Path | None,

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..image import RESIZE_MODES, Preprocessing, backbone_normalization
-from ..tasks import get_task, list_tasks
-from .backbone_configs import resolve_backbone
+from ..limits import LimitError, check_bound, current, environment_variable, finite_number, positive_int
+from ..tasks import TaskSpec, get_task, list_tasks
+from .backbone_configs import check_overrides, resolve_backbone
 from .moe import ROUTING_MODES
 
 CONFIG_NAME = "config.json"
@@ -50,8 +51,8 @@ FIELD_SHAPES: dict[str, tuple] = {
     "std": (_three_numbers, "null or 3 numbers"),
     "balance_loss_weight": (_is_number, "a number"),
     "drop_path_rate": (_is_number, "a number"),
-    "backbone_overrides": (lambda v: isinstance(v, dict), "an object"),
-    "backbone_weights": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "backbone_overrides": (lambda v: isinstance(v, dict), "an object of architecture settings"),
+    "backbone_weights": (lambda v: v is None or isinstance(v, str), "null or a string (provenance, never read)"),
     "collapsed_moe": (lambda v: isinstance(v, dict), "an object (block -> experts kept)"),
     "task_specs": (lambda v: isinstance(v, dict), "an object (task id -> spec)"),
     "training": (lambda v: isinstance(v, dict), "an object"),
@@ -82,7 +83,7 @@ class M2DINOConfig:
     balance_loss_weight: float = 0.01
     drop_path_rate: float = 0.0
     backbone_overrides: dict = field(default_factory=dict)
-    backbone_weights: str | None = None        # provenance of the backbone's initial weights
+    backbone_weights: str | None = None        # provenance of the backbone's initial weights: never loaded
     collapsed_moe: dict[int, int] = field(default_factory=dict)  # block -> experts kept (extract_task)
     task_specs: dict[str, dict] = field(default_factory=dict)    # saved specs, so user tasks travel
     training: dict = field(default_factory=dict)                 # recorded by the training engine
@@ -104,6 +105,7 @@ class M2DINOConfig:
         self.validate()
 
     def validate(self) -> None:
+        self.check_sizes()
         if not self.tasks:
             raise ValueError("M2DINOConfig.tasks is empty; expected at least one task id")
         if len(set(self.tasks)) != len(self.tasks):
@@ -111,6 +113,9 @@ class M2DINOConfig:
         for task in self.tasks:
             if task not in self.task_specs:
                 get_task(task)  # raises with the closest ids
+        for task, spec in self.task_specs.items():  # a saved spec is read now: one line naming task and field
+            if TaskSpec.from_dict(spec).id != task:
+                raise ValueError(f"task_specs[{task!r}] is the spec of task {spec['id']!r}")
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"M2DINOConfig.routing={self.routing!r}; expected one of {ROUTING_MODES}")
         if self.moe_blocks and not 1 <= self.top_k <= self.num_experts:
@@ -127,6 +132,29 @@ class M2DINOConfig:
             raise ValueError(f"M2DINOConfig.mean={self.mean}: expected 3 finite numbers")
         if not all(math.isfinite(s) and s > 0 for s in self.std):
             raise ValueError(f"M2DINOConfig.std={self.std}: expected 3 positive numbers (images are divided by it)")
+
+    def check_sizes(self) -> None:
+        """Every size a config file can set, within `m2dino.limits`, before anything is built or allocated
+        (a downloaded config.json with ``num_experts: 1000000000`` used to copy experts until killed)."""
+        positive_int("num_experts", self.num_experts, "experts")
+        positive_int("top_k", self.top_k, "experts")
+        positive_int("task_embed_dim", self.task_embed_dim, "width")
+        positive_int("decoder_features", self.decoder_features, "width")
+        for side in self.image_size:
+            check_bound("image_size side", side, "input_side")
+        blocks = [("moe_blocks", b) for b in self.moe_blocks] + [("collapsed_moe", b) for b in self.collapsed_moe] \
+            + [("feature_blocks", b) for b in self.feature_blocks or ()]
+        check_bound("moe_blocks count", len(self.moe_blocks), "blocks")
+        limit = current().blocks
+        for name, block in blocks:
+            if not -limit <= block < limit:
+                raise LimitError(f"{name}: block {block:,} is beyond m2dino's limit of {limit} blocks (raise it "
+                                 f"with {environment_variable('blocks')} if this is intended)")
+        for block, kept in self.collapsed_moe.items():
+            positive_int(f"collapsed_moe[{block}]", kept, "experts")
+        finite_number("balance_loss_weight", self.balance_loss_weight, 0)
+        finite_number("drop_path_rate", self.drop_path_rate, 0, 1)
+        check_overrides(self.backbone_overrides)
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -159,7 +187,12 @@ class M2DINOConfig:
                 shown = json.dumps(value)
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
                 raise ValueError(f"{source}: field {name!r} is {shown}; expected {expected}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as err:  # a value check (bounds, allow-list): name the file too
+            if type(err) not in (ValueError, LimitError):
+                raise
+            raise type(err)(f"{source}: {err}") from None
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / CONFIG_NAME

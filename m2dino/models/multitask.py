@@ -14,6 +14,7 @@ from ..image import ImageLike, ResizeGeometry
 from ..tasks import TaskSpec, UnknownTaskError, get_task
 from . import hub
 from .backbone import BackboneOutput, DINOv3Backbone
+from .config_fit import check_config_fits_weights
 from .heads import build_head
 from .model_config import CONFIG_NAME, M2DINOConfig
 from .moe import FixedMixture, TaskMoE, TaskRouting
@@ -337,7 +338,16 @@ class M2DINO(nn.Module):
                         token: str | bool | None = None, device: str | torch.device = "cpu") -> "M2DINO":
         """A saved model from a local folder, or a Hub id at ``revision``; ``tasks`` keeps a subset."""
         folder = hub.resolve_files(path_or_hub_id, revision, cache_dir, token)
-        config = M2DINOConfig.load(folder / CONFIG_NAME)
+        config = M2DINOConfig.load(folder / CONFIG_NAME)  # sizes bounded, backbone_overrides allow-listed
+        # The config against the weights' shapes (header only) before anything is allocated: first field
+        # by field, then every key on a model built on the meta device. config.backbone_weights is
+        # provenance: nothing in a config names a file that loading reads.
+        shapes, source = hub.read_shapes(folder)
+        check_config_fits_weights(config, shapes, str(folder / CONFIG_NAME), source)
+        with torch.device("meta"):
+            skeleton = cls(config)
+        hub.check_shapes(hub.shapes_of(skeleton.state_dict()), shapes, source)
+        del skeleton
         state, source = hub.load_weights(folder)
         model = cls(config)
         hub.load_state_dict_checked(model, state, source)

@@ -17,10 +17,16 @@ from huggingface_hub.errors import EntryNotFoundError
 from safetensors.torch import load_file
 from timm.models.eva import checkpoint_filter_fn
 
+from ..limits import positive_int
 from .backbone import DINOv3Backbone
 from .backbone_configs import resolve_backbone
-from .convert_transformers import (architecture_of, backbone_architecture, backbone_spec_from_transformers_config,
-                                   convert_transformers_state_dict, is_transformers_state_dict)
+from .convert_transformers import (
+    architecture_of,
+    backbone_architecture,
+    backbone_spec_from_transformers_config,
+    convert_transformers_state_dict,
+    is_transformers_state_dict,
+)
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".pkl", ".ckpt")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -78,7 +84,8 @@ def backbone_spec_for_weights(source: str | Path, revision: str | None = None, c
         return None
     from transformers import DINOv3ViTConfig
 
-    return backbone_spec_from_transformers_config(DINOv3ViTConfig.from_json_file(str(config_file)))
+    config = DINOv3ViTConfig.from_json_file(str(config_file))
+    return backbone_spec_from_transformers_config(_check_sizes(config, config_file))
 
 
 def _reject_pickle(path: str) -> None:
@@ -164,12 +171,28 @@ def _check_transformers_config(config_file: Path, backbone: DINOv3Backbone) -> N
     """Compare what the weights cannot show (RoPE period, norm eps, activation) as well as the sizes."""
     from transformers import DINOv3ViTConfig  # heavy import, only needed for this format
 
-    name, overrides = backbone_spec_from_transformers_config(DINOv3ViTConfig.from_pretrained(config_file.parent))
+    config = _check_sizes(DINOv3ViTConfig.from_pretrained(config_file.parent), config_file)
+    name, overrides = backbone_spec_from_transformers_config(config)
     wanted, have = architecture_of(name, overrides), backbone_architecture(backbone)
     differences = [f"{k}: backbone {have[k]}, checkpoint {wanted[k]}" for k in wanted if wanted[k] != have[k]]
     if differences:
         raise ValueError(f"checkpoint {config_file.parent} is DINOv3Backbone({name!r}, **{overrides}); backbone "
                          f"{backbone.name!r} differs: " + "; ".join(differences))
+
+
+# A transformers config.json's sizes and the m2dino limit each is held to.
+_TRANSFORMERS_SIZES = {"hidden_size": "width", "intermediate_size": "width", "num_attention_heads": "width",
+                       "num_hidden_layers": "blocks", "num_register_tokens": "registers"}
+
+
+def _check_sizes(config: Any, config_file: Path) -> Any:
+    """``config`` (a `DINOv3ViTConfig`) if its sizes are within `m2dino.limits`; checked before even a
+    meta-device backbone is built from them (a downloaded checkpoint's config.json is a stranger's)."""
+    for key, field in _TRANSFORMERS_SIZES.items():
+        value = getattr(config, key, None)
+        if not (key == "num_register_tokens" and value == 0):
+            positive_int(f"{config_file}: {key}", value, field)
+    return config
 
 
 def _from_timm_layout(state: dict[str, torch.Tensor], backbone: DINOv3Backbone) -> dict[str, torch.Tensor]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..limits import check_bound
 from .label_kinds import LabelKind, label_kind_of
 from .task_type import TaskType
 
@@ -20,6 +21,35 @@ AUGMENTATIONS = GEOMETRIC_AUGMENTATIONS | PHOTOMETRIC_AUGMENTATIONS
 # The rule is re-applied after every augmentation, the loss takes the best matching of points,
 # and predictions come out in the same order.
 POINT_ORDERS = ("anatomical", "left_to_right")
+
+
+def _whole(minimum: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def _strings(v: object) -> bool:
+    return isinstance(v, (list, tuple, set, frozenset)) and all(isinstance(x, str) for x in v)
+
+
+# The type of each field, checked first: a spec read from a file (a model's config.json, tasks.json)
+# with ``class_names: null`` or ``num_classes: "3"`` is one error naming the task and the field.
+FIELD_TYPES = {
+    "id": (lambda v: isinstance(v, str), "a string"),
+    "type": (lambda v: isinstance(v, str), f"one of {[t.value for t in TaskType]}"),
+    "num_classes": (_whole(0), "a whole number >= 0"),
+    "class_names": (_strings, "a list of class names (strings)"),
+    "organ": (lambda v: isinstance(v, str), "a string"),
+    "group": (lambda v: isinstance(v, str), "a string"),
+    "augmentations": (_strings, f"a list of augmentations from {sorted(AUGMENTATIONS)}"),
+    "n_train": (lambda v: v is None or _whole(0)(v), "null or a whole number >= 0"),
+    "benchmark": (lambda v: isinstance(v, bool), "true or false"),
+    "scalar_unit": (lambda v: v is None or isinstance(v, str), "null or a unit (string)"),
+    "max_boxes": (_whole(1), "a whole number >= 1"),
+    "point_order": (lambda v: isinstance(v, str), f"one of {POINT_ORDERS}"),
+    "source": (lambda v: isinstance(v, str), "a string"),
+    "description": (lambda v: isinstance(v, str), "a string"),
+}
+REQUIRED_FIELDS = ("id", "type", "num_classes", "class_names", "organ", "group")
 
 
 @dataclass(frozen=True)
@@ -47,6 +77,14 @@ class TaskSpec:
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        shown = repr(self.id) if isinstance(self.id, str) else "?"
+        for name, (check, expected) in FIELD_TYPES.items():
+            if not check(getattr(self, name)):
+                raise ValueError(f"task {shown}: field {name!r} is {getattr(self, name)!r:.60}; expected {expected}")
+        if self.type not in {t.value for t in TaskType}:
+            raise ValueError(f"task {shown}: field 'type' is {self.type!r}; expected {FIELD_TYPES['type'][1]}")
+        # one output channel (or point) per class: bounded like any other width a file can set
+        check_bound(f"task {shown}: num_classes", self.num_classes, "width")
         object.__setattr__(self, "type", TaskType(self.type))
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "augmentations", frozenset(self.augmentations))
@@ -115,10 +153,16 @@ class TaskSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskSpec":
+        if not isinstance(data, dict):
+            raise ValueError(f"task spec {data!r:.60}: expected an object of task fields")
         # Specs saved before the metrics came from the label kind carry them: derived now, so dropped.
         data = {name: value for name, value in data.items() if name != "metrics"}
         known = set(cls.__dataclass_fields__)
         extra = set(data) - known
         if extra:
             raise ValueError(f"task spec {data.get('id', '?')!r}: unknown fields {sorted(extra)}")
+        missing = [name for name in REQUIRED_FIELDS if name not in data]
+        if missing:
+            raise ValueError(f"task spec {data.get('id', '?')!r}: field {missing[0]!r} missing; "
+                             f"expected {FIELD_TYPES[missing[0]][1]}")
         return cls(**data)
