@@ -10,7 +10,7 @@ import torch
 
 from ..training.checkpoint import latest_checkpoint
 from ..training.pretrain import PretrainConfig, PretrainTrainer
-from ..training.pretrain.sources import unlabeled_sources
+from ..training.pretrain.sources import check_output_outside, unlabeled_sources
 from .config_io import (
     apply_overrides,
     config_from_dict,
@@ -37,6 +37,7 @@ def pretrain(config: PretrainConfig, *, resume: str | None = None, overwrite: bo
     if config.threads:
         torch.set_num_threads(config.threads)
     output_dir = Path(config.output_dir)
+    check_output_outside(output_dir, config.data)
     if resume == "latest" and latest_checkpoint(output_dir / "checkpoints") is None:
         print(f"--resume latest: no checkpoint in {output_dir / 'checkpoints'}, starting this run from scratch")
         resume = None

@@ -22,7 +22,8 @@ from ..training.checkpoint import latest_checkpoint
 from ..training.data_sources import TrainingData
 from ..training.engine import Trainer, TrainResult
 from ..training.output_check import check_output_dir, estimate_run_bytes
-from ..training.run_folder import AFFINITY_OUTPUTS
+from ..training.pretrain.sources import check_output_outside
+from ..training.run_folder import AFFINITY_OUTPUTS, has_outputs, hold_run_folder
 from ..visualize.card import add_card_example
 from .building import build_model, model_config, train_config
 from .run_config import RunConfig
@@ -46,7 +47,15 @@ def train(config: RunConfig, *, resume: str | None = None, overwrite: bool = Fal
           allow_config_change: bool = False, progress: bool = True,
           step_callback: Callable[[Trainer, int], None] | None = None) -> RunOutcome:
     """Train every model of ``config``. ``resume`` is a checkpoint folder or ``"latest"`` (each model
-    continues from its own latest checkpoint; one without a checkpoint starts from scratch)."""
+    continues from its own latest checkpoint; one without a checkpoint starts from scratch). The run's
+    folder is locked for the whole run (each model's trainer locks its own folder too)."""
+    check_output_outside(config.output_dir, [s for s in config.data.unlabeled or () if s != "rest"], "--unlabeled")
+    with hold_run_folder(config.output_dir):
+        return _train(config, resume, overwrite, allow_config_change, progress, step_callback)
+
+
+def _train(config: RunConfig, resume: str | None, overwrite: bool, allow_config_change: bool, progress: bool,
+           step_callback: Callable[[Trainer, int], None] | None) -> RunOutcome:
     output_dir = Path(config.output_dir)
     check_outputs(config, resume, overwrite)
     if config.threads:
@@ -94,7 +103,7 @@ def check_outputs(config: RunConfig, resume: str | None, overwrite: bool) -> Non
     """Before any data is read: a new run needs an empty (or ``overwrite``) output folder that can be
     written and whose disk holds the model and its checkpoints (estimated from the model's size)."""
     output_dir = Path(config.output_dir)
-    if resume is None and not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+    if resume is None and not overwrite and has_outputs(output_dir):
         raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
                               "continue it, --overwrite to replace it, or another --output-dir")
     with torch.device("meta"):  # sizes only: no memory, no weights

@@ -44,6 +44,7 @@ from .optim import parameter_groups, warmup_cosine
 from .run_folder import (
     claim_output_dir,
     compact_metrics,
+    hold_run_folder,
     save_final_outputs,
     save_model,
 )
@@ -121,6 +122,8 @@ class Trainer:
         missing = set(train_samples) - set(model.task_ids)
         if missing:
             raise ValueError(f"training data for tasks the model does not have: {sorted(missing)}")
+        # Held from here (a resume too) to the end of train(); a refused __init__ lets go when collected.
+        self._run_lock = hold_run_folder(self.output_dir, self.accelerator)
         if resume is None:
             claim_output_dir(self.output_dir, overwrite)
         if (semi is None) != (unlabeled is None):
@@ -191,6 +194,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- loop
     def train(self) -> TrainResult:
+        with self._run_lock:  # released however training ends (return, exception, SIGTERM's checkpoint)
+            return self._train()
+
+    def _train(self) -> TrainResult:
         config, accelerator = self.config, self.accelerator
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if accelerator.is_main_process and accelerator.trackers == [] and accelerator.log_with:

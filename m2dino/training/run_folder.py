@@ -1,13 +1,18 @@
 """A training run's folder: which files it owns, claiming it, and writing models and metrics into it.
 
 A run owns its output folder: a new run refuses a folder that is not empty (``overwrite=True``
-removes the previous run's outputs first, and nothing else).
+removes the previous run's outputs first, and nothing else), and while it runs it holds the folder's
+lock (`hold_run_folder`), so a second run or a resume into the same folder is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
+import sys
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,11 +30,158 @@ RUN_OUTPUTS = ("checkpoints", "best", "log.jsonl", "metrics.json", "model.safete
                "m2dino", "summary.md", "summary.json", "example.png", "partner", "run.yaml", *AFFINITY_OUTPUTS)
 
 
+# The lock file of a running run (removed when the run ends; left behind only by a killed one).
+LOCK_FILE = ".m2dino-run.lock"
+
+
+class RunFolderInUse(FileExistsError):
+    """Another live process (group) holds the output folder's lock; the message names its pid."""
+
+
+class RunFolderLock:
+    """This process's hold on a run folder's lock (`hold_run_folder`); ``with lock:`` holds it (taking
+    it again if it was released) and releases it however the block ends."""
+
+    def __init__(self, folder: Path, main: bool, num_processes: int) -> None:
+        self.folder, self.main, self.num_processes = folder, main, num_processes
+        self.held = False
+        self._finalizer: weakref.finalize | None = None
+
+    def acquire(self) -> RunFolderLock:
+        if self.held:
+            return self
+        key = failure = error = None
+        if self.main:
+            try:
+                key = _take(self.folder)
+            except OSError as err:  # in use, or the folder cannot be written
+                failure, error = err, str(err)
+        if self.num_processes > 1:  # every process of the launch learns the main process's outcome
+            from accelerate.utils import broadcast_object_list
+
+            error = broadcast_object_list([error])[0]
+        if failure is not None:
+            raise failure
+        if error is not None:
+            raise RunFolderInUse(error)
+        self.held = True
+        if key is not None:  # a lock object dropped without release (a refused __init__) lets go when collected
+            self._finalizer = weakref.finalize(self, _give, key)
+        return self
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            if self._finalizer is not None:
+                self._finalizer()  # runs _give once
+                self._finalizer = None
+
+    def __enter__(self) -> RunFolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def hold_run_folder(folder: str | Path, accelerator=None) -> RunFolderLock:
+    """Take ``folder``'s lock for this run (creating the folder), or raise `RunFolderInUse` naming the
+    pid of the process that holds it. A lock left by a killed run is taken over, with a message.
+
+    Distributed launches: one lock per launch. Only the main process takes it (its pid is the one
+    named); the others learn the outcome by a broadcast, so a refused launch stops on every process.
+    Within one process the lock is re-entrant (a grouped run's top folder and a unified run's trainer
+    share it): another process, or another launch, is what it keeps out."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    # Before any Accelerator (a recipe's top folder): the launch's state as the Accelerator will make
+    # it, which joins CPU processes into one group only when asked to (ACCELERATE_USE_CPU).
+    state = accelerator if accelerator is not None else PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    return RunFolderLock(Path(folder), state.is_main_process, state.num_processes).acquire()
+
+
+# This process's locks: real path -> [open lock file, holders, pid, whether the lock made the folder].
+# An OS lock (flock) is held by an open file description, so the OS releases it the moment its
+# process dies, whatever killed it: a lock whose holder is gone is free by construction, and "stale"
+# needs no pid check. The pid written into the file only names the holder in a refusal, or the
+# killed run whose lock is taken over. (flock is advisory and local: it does not lock a folder
+# against another machine on NFS.)
+_HELD: dict[str, list] = {}
+
+
+def _take(folder: Path) -> str:
+    """The lock of ``folder`` taken (or, if this process holds it, counted once more); its key."""
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(err.errno, f"output folder {folder} is not writable: {err.strerror or err}") from None
+    key = os.path.realpath(folder)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    path = Path(key) / LOCK_FILE
+    while True:
+        try:
+            handle = open(path, "a+")
+        except OSError as err:
+            raise OSError(err.errno, f"output folder {folder} is not writable: {err.strerror or err}") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunFolderInUse(f"output folder {folder} is in use by another run (pid {holder}); wait for it to "
+                                 "finish or stop it, or choose another --output-dir") from None
+        # The previous holder removes the file as it lets go: a lock on a removed file guards nothing.
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(handle.fileno())
+        if current is not None and (current.st_ino, current.st_dev) == (opened.st_ino, opened.st_dev):
+            break
+        handle.close()
+    handle.seek(0)
+    previous = handle.read().strip()
+    if previous:
+        print(f"{folder}: taking over the lock left by pid {previous}, which is no longer running "
+              "(a killed run)", file=sys.stderr)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _HELD[key] = [handle, 1, os.getpid(), created]
+    return key
+
+
+def _give(key: str) -> None:
+    entry = _HELD.get(key)
+    if entry is None or entry[2] != os.getpid():  # a forked worker's copy: only the holder lets go
+        return
+    entry[1] -= 1
+    if entry[1] == 0:
+        del _HELD[key]
+        Path(key, LOCK_FILE).unlink(missing_ok=True)  # removed while still locked, then let go
+        entry[0].close()
+        if entry[3]:  # a refused run leaves no empty folder behind that it made
+            try:
+                Path(key).rmdir()
+            except OSError:  # not empty (the run wrote into it) or already gone
+                pass
+
+
+def has_outputs(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but a run's lock file."""
+    return folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir())
+
+
 def claim_output_dir(output_dir: Path, overwrite: bool, outputs: Sequence[str] = RUN_OUTPUTS) -> None:
     """A new run starts in an empty folder: another run's checkpoints and log would mix with its own.
     ``overwrite`` removes that run's ``outputs`` (only the names a run writes; other files stay)."""
     output_dir = Path(output_dir)
-    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+    if not has_outputs(output_dir):
         return
     if not overwrite:
         raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,3 +41,21 @@ def unlabeled_sources(specs: Sequence[str], flag: str = "--data") -> UnlabeledSo
             raise DataError(f"{flag} {spec}: no images in it ({source.description})")
         total = source if total is None else total + source
     return total
+
+
+def source_folder(spec: str) -> Path:
+    """The folder a ``--data`` / ``--unlabeled`` spec reads (``PATH``, ``fmc:PATH``, ``NAME:PATH``)."""
+    name, sep, path = spec.partition(":")
+    return Path(spec if not sep or Path(spec).exists() or len(name) == 1 else path)
+
+
+def check_output_outside(output_dir: str | Path, specs: Sequence[str], flag: str = "--data") -> None:
+    """A run's output folder must not lie inside (or be) a folder it reads images from: the next run
+    would take its pictures (loss_curves.png, example.png, best/...) for scans."""
+    output = Path(os.path.realpath(output_dir))
+    for spec in specs:
+        folder = Path(os.path.realpath(source_folder(spec)))
+        if output == folder or folder in output.parents:
+            raise DataError(f"--output-dir {output_dir} is inside {flag} {spec}: the next run would read the "
+                            "run's own images (curves, card pictures) as training images; choose an output folder "
+                            "outside it")

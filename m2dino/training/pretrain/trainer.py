@@ -36,7 +36,7 @@ from ..checkpoint import (
 )
 from ..engine import NonFiniteLossError
 from ..optim import NO_DECAY, warmup_cosine
-from ..run_folder import claim_output_dir
+from ..run_folder import claim_output_dir, hold_run_folder
 from ..run_session import run_session
 from .curves import CURVES_FILE, read_log
 from .data import PretrainBatches, step_loader
@@ -65,6 +65,8 @@ class PretrainTrainer:
             mixed_precision=resolve_precision(config.mixed_precision),
             log_with=tracker(), project_dir=str(self.output_dir))
         set_seed(config.seed)
+        # Held from here (a resume too) to the end of train(); a refused __init__ lets go when collected.
+        self._run_lock = hold_run_folder(self.output_dir, self.accelerator)
         if resume is None:
             claim_output_dir(self.output_dir, overwrite, PRETRAIN_OUTPUTS)
         backbone = DINOv3Backbone(config.backbone, drop_path_rate=config.drop_path_rate, **config.backbone_overrides)
@@ -112,6 +114,10 @@ class PretrainTrainer:
     # -------------------------------------------------------------------------------- loop
     def train(self) -> Path | None:
         """Run to ``config.steps``; the exported backbone file, or None when stopped early (checkpointed)."""
+        with self._run_lock:  # released however training ends (return, exception, SIGTERM's checkpoint)
+            return self._train()
+
+    def _train(self) -> Path | None:
         config, accelerator = self.config, self.accelerator
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if accelerator.is_main_process:
