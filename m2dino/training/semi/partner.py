@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, Preprocessing, ResizeGeometry
+from ...limits import check_bound
 from ...models.backbone import BackboneOutput
 from ...models.heads import build_head
 from ...models.hub import load_state_dict_checked
@@ -61,10 +62,25 @@ class PartnerConfig:
         if any(side % 32 for side in self.image_size):
             raise ValueError(f"PartnerConfig.image_size={self.image_size}: a CNN partner needs multiples of 32 "
                              "(its deepest stage has stride 32)")
+        for side in self.image_size:
+            check_bound("PartnerConfig.image_size side", side, "input_side")
+        for name in ("width", "decoder_features"):
+            check_bound(f"PartnerConfig.{name}", getattr(self, name), "width")
+        # A saved partner's config.json comes from a stranger: timm reads "hf-hub:" / "local-dir:" names from the
+        # network or another folder, so only a plain architecture name of timm's registry is honoured.
+        if not isinstance(self.encoder, str) or self.encoder not in _timm_models():
+            raise ValueError(f"PartnerConfig.encoder={self.encoder!r}: expected a timm architecture name such as "
+                             "'resnet18' (no hub or folder prefix)")
 
     @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(self.image_size, self.resize_mode, self.mean, self.std)
+
+
+def _timm_models() -> set[str]:
+    import timm
+
+    return set(timm.list_models())
 
 
 class UNetFusion(nn.Module):
