@@ -11,9 +11,15 @@ Decoding a 512-px PNG and resizing it costs milliseconds per image on every epoc
 * the geometry (model-input size and resize mode).
 
 An entry is three files under ``<cache>/<key[:2]>/``: ``<key>.image.npy``, ``<key>.label.npy``
-and ``<key>.json`` (task, source, original size, meta). Each is written to a temporary name and
-renamed into place, the JSON last, so a reader never sees a half-written entry and several
-processes may build the same entry at once (the last rename wins; the contents are identical).
+and ``<key>.json`` (task, source, original size, meta, and a BLAKE2 checksum of each array file).
+Each is written to a temporary name and renamed into place, the JSON last, so a reader never sees a
+half-written entry and several processes may build the same entry at once (the last rename wins;
+the contents are identical).
+
+The checksums are verified the first time a process reads an entry (one read of its bytes, which
+the memory map then finds in the page cache): an entry whose files were changed on disk (garbage of
+the same size, a copy of another entry) is named in a warning and rebuilt from its source. An entry
+written before checksums existed has none and is rebuilt the same way, once, on first use.
 Evaluation does not use the cache: it scores in the original pixels.
 """
 
@@ -21,9 +27,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,7 @@ class ResizeCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._verified: set[str] = set()  # keys whose checksums this process has checked
         check_writable(self.root)
 
     def __repr__(self) -> str:
@@ -68,9 +77,13 @@ class ResizeCache:
         self._write(key, resized)
         return resized, geometry
 
-    def contains(self, entry: Sample | LazySample, image_size: tuple[int, int], resize_mode: str = "letterbox") -> bool:
+    def contains(self, entry: Sample | LazySample, image_size: tuple[int, int], resize_mode: str = "letterbox",
+                 verify: bool = False) -> bool:
+        """Whether the cache holds a current entry (with ``verify``: one whose checksums match)."""
         key = entry_key(entry, image_size, resize_mode)
-        return key is not None and self._paths(key)[2].is_file()
+        if key is None or not self._paths(key)[2].is_file():
+            return False
+        return self._read(key) is not None if verify else True
 
     def _paths(self, key: str) -> tuple[Path, Path, Path]:
         folder = self.root / key[:2]
@@ -85,8 +98,17 @@ class ResizeCache:
         except (OSError, ValueError) as err:
             raise DataError(f"{info_file}: unreadable resize-cache entry ({err}); delete it to rebuild") from None
         try:
-            image = np.load(image_file, mmap_mode="r")
-            label = np.load(label_file)
+            if key in self._verified:
+                image = np.load(image_file, mmap_mode="r")
+                label = np.load(label_file)
+            else:  # first use in this process: the files must be the bytes that were written
+                image_bytes, label_bytes = image_file.read_bytes(), label_file.read_bytes()
+                stale = _stale(info_file, info, {image_file: image_bytes, label_file: label_bytes})
+                if stale:
+                    warnings.warn(f"{stale}; rebuilding the resize-cache entry from its source", stacklevel=3)
+                    return None
+                image, label = np.load(io.BytesIO(image_bytes)), np.load(io.BytesIO(label_bytes))
+                self._verified.add(key)
         except (OSError, ValueError) as err:
             raise DataError(f"{image_file}: unreadable resize-cache entry ({err}); delete it to rebuild") from None
         # A 0-d array was a class index or a measurement: give back the Python number.
@@ -97,11 +119,35 @@ class ResizeCache:
     def _write(self, key: str, sample: Sample) -> None:
         image_file, label_file, info_file = self._paths(key)
         image_file.parent.mkdir(parents=True, exist_ok=True)
-        _atomic(image_file, lambda f: np.save(f, np.ascontiguousarray(sample.image)))
-        _atomic(label_file, lambda f: np.save(f, np.asarray(sample.label)))
+        image_bytes, label_bytes = _npy_bytes(np.ascontiguousarray(sample.image)), _npy_bytes(np.asarray(sample.label))
+        _atomic(image_file, lambda f: f.write(image_bytes))
+        _atomic(label_file, lambda f: f.write(label_bytes))
         info = {"task": sample.task, "source": sample.source, "original_size": list(sample.original_size),
-                "meta": json.loads(meta_to_json(sample.meta))}
+                "meta": json.loads(meta_to_json(sample.meta)),
+                "checksum": {"image": _checksum(image_bytes), "label": _checksum(label_bytes)}}
         _atomic(info_file, lambda f: f.write(json.dumps(info).encode()))
+        self._verified.add(key)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _checksum(data: bytes) -> str:
+    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _stale(info_file: Path, info: dict, files: dict[Path, bytes]) -> str | None:
+    """Why an entry's files cannot be trusted (no checksums; a file whose bytes differ), else None."""
+    recorded = info.get("checksum")
+    if not isinstance(recorded, dict):
+        return f"{info_file}: no checksum (an entry written by an older m2dino)"
+    for file, data in files.items():
+        if recorded.get(file.name.split(".")[-2]) != _checksum(data):  # <key>.image.npy -> "image"
+            return f"{file}: does not match its checksum in {info_file.name} (changed on disk)"
+    return None
 
 
 def check_writable(root: Path) -> None:
@@ -181,7 +227,7 @@ def build_cache(entries: Sequence[Sample | LazySample], root: str | Path, image_
     for entry in entries:
         if entry_key(entry, image_size, resize_mode) is None:
             counts["not_cacheable"] += 1
-        elif cache.contains(entry, image_size, resize_mode):
+        elif cache.contains(entry, image_size, resize_mode, verify=True):  # a changed entry is rebuilt
             counts["current"] += 1
         else:
             todo.append(entry)

@@ -9,8 +9,9 @@
 * a Hugging Face `datasets.Dataset` with an image column (`from_hf`).
 
 Held-out images must never be trained on, labelled or not: `UnlabeledSource.without` compares
-the source against validation/test data (same file by path, or same bytes under another name)
-and raises an error naming the files, or, with ``on_overlap="exclude"``, drops them and says
+the source against validation/test data (same file by path, same bytes under another name, or
+same decoded pixels in another file: re-saved, re-compressed losslessly, another format) and
+raises an error naming the files, or, with ``on_overlap="exclude"``, drops them and says
 how many. The entries are picklable, so a source can back DataLoader workers.
 """
 
@@ -158,14 +159,18 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
     # ------------------------------------------------------------------- held-out images
     def overlap(self, held_out: Iterable[Any] | Mapping[str, Iterable[Any]]) -> list[tuple[str, str]]:
         """``(unlabelled source, held-out file)`` for every image that is also held out: the same
-        file (by real path) or the same bytes under another name. ``held_out``: samples, lazy
-        samples, paths, or a mapping of them (``TrainingData.val``). Only files whose size matches
-        a held-out file's are hashed, so this reads little of a large source."""
+        file (by real path), the same bytes under another name, or the same decoded pixels (an
+        exact hash of the uint8 RGB array: a re-saved copy). ``held_out``: samples, lazy samples,
+        paths, or a mapping of them (``TrainingData.val``). Only files whose byte size matches a
+        held-out file's are hashed, and only images whose pixel size (from the header) matches a
+        held-out image's are decoded; each held-out image is decoded at most once."""
         paths: dict[str, str] = {}
+        pixels = _HeldOutPixels()
         for item in _flatten(held_out):
             file = _file_of(item)
             if file is not None and os.path.isfile(file):
                 paths[os.path.realpath(file)] = file
+            pixels.add(item, file)
         unhashed: dict[int, list[str]] = {}  # held-out files by byte size, hashed only when a size matches
         for real in paths:
             unhashed.setdefault(os.path.getsize(real), []).append(real)
@@ -179,6 +184,7 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
 
         found = []
         for entry in self._entries:
+            match = None
             if entry.file is not None:
                 real = os.path.realpath(entry.file)
                 if real in paths:
@@ -186,13 +192,13 @@ class UnlabeledSource(Sequence[UnlabeledImage]):
                     continue
                 if os.path.isfile(real) and os.path.getsize(real) in held_sizes:
                     match = same_bytes(Path(real).read_bytes())
-                    if match is not None:
-                        found.append((entry.source, match))
             elif entry.encoded is not None and held_sizes:
                 data = entry.encoded()
                 match = same_bytes(data) if len(data) in held_sizes else None
-                if match is not None:
-                    found.append((entry.source, match))
+            if match is None:
+                match = pixels.match(entry)
+            if match is not None:
+                found.append((entry.source, match))
         return found
 
     def without(self, held_out: Iterable[Any] | Mapping[str, Iterable[Any]],
@@ -263,6 +269,77 @@ def _file_of(item: Any) -> str | None:
     if isinstance(item, Sample):
         return item.source or None
     raise TypeError(f"held-out item of type {type(item).__name__}; expected a path, a Sample or a LazySample")
+
+
+class _HeldOutPixels:
+    """Held-out images by pixel size (H, W), decoded and hashed only when an unlabelled image of
+    that size comes along (each at most once)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, int], list[tuple[str, Callable[[], np.ndarray]]]] = {}
+        self._digests: dict[str, str] = {}  # pixel digest -> the held-out image's name
+        self._decoded: set[tuple[int, int]] = set()  # the sizes whose held-out images are hashed
+
+    def add(self, item: Any, file: str | None) -> None:
+        if isinstance(item, Sample):
+            size, load, name = item.image.shape[:2], partial(_image_of, item), file or item.source or "held-out sample"
+        elif file is not None and os.path.isfile(file):
+            size, load, name = _header_size(file), partial(read_rgb, file), file
+        else:
+            return  # no pixels to compare without decoding (a lazy sample without a file)
+        if size is not None:
+            self._pending.setdefault(tuple(size), []).append((name, load))
+
+    def match(self, entry: _Entry) -> str | None:
+        """The held-out image with ``entry``'s exact pixels, if any (unreadable images match nothing:
+        the training loader reports them)."""
+        if not self._pending and not self._digests:
+            return None
+        size = _header_size(entry.file) if entry.file is not None else _encoded_size(entry)
+        if size is None or (size not in self._pending and size not in self._decoded):
+            return None
+        for name, load in self._pending.pop(size, []):
+            digest = _pixel_digest(load)
+            if digest is not None:
+                self._digests.setdefault(digest, name)
+        self._decoded.add(size)
+        digest = _pixel_digest(entry.load)
+        return self._digests.get(digest) if digest is not None else None
+
+
+def _header_size(file: str) -> tuple[int, int] | None:
+    from .mask_io import image_size
+
+    try:
+        return image_size(file)
+    except (DataError, ImageFormatError, OSError):
+        return None
+
+
+def _encoded_size(entry: _Entry) -> tuple[int, int] | None:
+    if entry.encoded is None:
+        return None
+    from io import BytesIO
+
+    from ..image.io import open_image
+
+    try:
+        with open_image(BytesIO(entry.encoded()), entry.source) as image:
+            return image.size[1], image.size[0]
+    except (DataError, ImageFormatError, OSError):
+        return None
+
+
+def _pixel_digest(load: Callable[[], np.ndarray]) -> str | None:
+    """A BLAKE2 hash of the decoded uint8 RGB pixels and their shape, or None if unreadable."""
+    try:
+        image = np.ascontiguousarray(load())
+    except (DataError, ImageFormatError, OSError):
+        return None
+    shape = "x".join(str(n) for n in image.shape)
+    digest = hashlib.blake2b(f"{shape}|{image.dtype}|".encode(), digest_size=20)
+    digest.update(image.tobytes())
+    return digest.hexdigest()
 
 
 def _first_of_each_content(entries: list[_Entry]) -> list[_Entry]:

@@ -148,18 +148,33 @@ def _scan(root: str | Path, tasks: list[str] | None, collect: bool) -> tuple[lis
                                        f"{f' of task {task!r}' if task else ''} "
                                        "(remove the file if the task is unused)"))
             continue
+        first_rows: dict[tuple, int] = {}  # (task, image, label) -> the CSV row that has it first
         for number, row in rows:
             task = row.get("task_id")
             if wanted is not None and task not in wanted:
                 continue
             try:
-                records.append(_parse_row(row, csv_file, number))
+                record = _parse_row(row, csv_file, number)
+                _check_not_repeated(record, first_rows)
+                records.append(record)
             except DataError as err:
                 report(task, err)
     if not records and not problems:
         which = f" for tasks {sorted(wanted)}" if wanted is not None else ""
         raise DataError(f"{root}: empty dataset: no CSV rows{which} in {', '.join(f.name for f in csv_files)}")
     return records, problems
+
+
+def _check_not_repeated(record: FMCRecord, first_rows: dict[tuple, int]) -> None:
+    """A row repeating an earlier row of its CSV (same task, image and label) would be trained and
+    scored twice: refused, naming both rows (remove one; a deliberate oversampling belongs in the
+    sampler's --alpha, not in the CSV)."""
+    label = record.mask_file if record.mask_file is not None else np.asarray(record.label).tolist()
+    key = (record.task_id, record.image_file, json.dumps(label, default=str))
+    first = first_rows.setdefault(key, record.csv_row)
+    if first != record.csv_row:
+        raise DataError(f"{record.where}: repeats row {first} (same image {record.image_path!r} and label); "
+                        "expected each image once per task: remove the duplicate row")
 
 
 def _task_of_csv_name(csv_file: Path) -> str | None:
