@@ -25,7 +25,9 @@ class Limits:
     experts: int = 512                  # MoE experts per block
     blocks: int = 64                    # backbone depth
     width: int = 8192                   # embed dim, MLP hidden size, decoder features, heads
-    input_side: int = 4096              # model input height / width in pixels
+    # model input height / width: DINOv3 runs at 224-1,024 px; a 4,096 px input made predict peak at 2.9 GB on
+    # the smallest backbone, past the ~2 GB this policy allows beyond the model's own weights
+    input_side: int = 2048
     tile_width: int = 8192              # m2dino predict --tile-width (pixels of an overlay panel)
     # m2dino predict's overlay PNG, all task tiles together (600 MB as RGB): a tall, narrow scan scaled to a
     # wide tile, or every task of a large scan at its own size, is refused instead of drawn

@@ -9,8 +9,19 @@ from m2dino.data.adapters import load_dataset
 from m2dino.data.adapters.mha import read_mha
 
 from .helpers import gray, rgb, write_png
-from .layouts_public import (DDTI_CROPS, MMOTU_COLOURS, MMOTU_IMAGES, PSFHS_IDS, mmotu_annotation, psfhs_label,
-                             write_ddti, write_mha, write_mmotu, write_pocus, write_psfhs)
+from .layouts_public import (
+    DDTI_CROPS,
+    MMOTU_COLOURS,
+    MMOTU_IMAGES,
+    PSFHS_IDS,
+    mmotu_annotation,
+    psfhs_label,
+    write_ddti,
+    write_mha,
+    write_mmotu,
+    write_pocus,
+    write_psfhs,
+)
 
 
 def by_name(collection):

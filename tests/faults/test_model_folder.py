@@ -123,7 +123,7 @@ def test_a_bound_is_raised_by_its_environment_variable(saved, tmp_path, monkeypa
 # ---------------------------------------------------------------------------------- 2. image_size
 def test_a_million_pixel_side_is_refused_at_load(saved, tmp_path, nothing_allocated):
     message = refusal(folder_with(saved, tmp_path, image_size=[1_000_000, 1_000_000]), LimitError)
-    assert "image_size side=1,000,000 exceeds m2dino's limit of 4,096" in message
+    assert "image_size side=1,000,000 exceeds m2dino's limit of 2,048" in message
     assert "M2DINO_MAX_INPUT_SIDE" in message
 
 

@@ -252,7 +252,7 @@ def test_data_synth_streams_samples_to_disk(tmp_path):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--size", "100000"], "--size=100,000 exceeds m2dino's limit of 4,096 (raise it with M2DINO_MAX_INPUT_SIDE"),
+    (["--size", "100000"], "--size=100,000 exceeds m2dino's limit of 2,048 (raise it with M2DINO_MAX_INPUT_SIDE"),
     (["--size", "64", "--workers", "-2"], "--workers=-2: expected 0"),
 ])
 def test_data_cache_sizes_are_bounded(fmc_root, tmp_path, capsys, flags, expected):
