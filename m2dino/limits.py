@@ -20,7 +20,9 @@ class LimitError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    image_pixels: int = 40_000_000      # decoded image (6,324 × 6,324): 120 MB as uint8 RGB
+    # a decoded image (5,000 × 5,000, 75 MB as uint8 RGB): m2dino predict --all on one at this bound peaks 1.3 GB
+    # above the process's own 1 GB (40 M pixels took 2.1 GB); ultrasound frames are at most a few megapixels
+    image_pixels: int = 25_000_000
     upload_bytes: int = 32 * 2**20      # a file sent to the demo
     experts: int = 512                  # MoE experts per block
     blocks: int = 64                    # backbone depth

@@ -84,7 +84,7 @@ def test_a_bomb_is_refused_from_its_header_by_every_reader(bomb, no_decoding, re
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(ValueError, match=r"bomb.png: 12000×12000 image \(144,000,000 pixels\) exceeds m2dino's "
-                                             r"limit of 40,000,000 pixels \(raise it with M2DINO_MAX_IMAGE_PIXELS"):
+                                             r"limit of 25,000,000 pixels \(raise it with M2DINO_MAX_IMAGE_PIXELS"):
             reader(bomb)
     assert not [w for w in caught if w.category is Image.DecompressionBombWarning]  # the one line is all
 

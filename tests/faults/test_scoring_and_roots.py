@@ -118,7 +118,7 @@ def test_a_link_inside_the_submission_is_followed(fmc_root, tmp_path):
 
 @pytest.mark.parametrize("width, height, expected", [
     (30_000, 30_000, "refused as a decompression bomb"),         # beyond PIL's own bomb limit
-    (7_000, 7_000, "exceeds m2dino's limit of 40,000,000 pixels"),  # below it, beyond m2dino's
+    (7_000, 7_000, "exceeds m2dino's limit of 25,000,000 pixels"),  # below it, beyond m2dino's
 ])
 def test_an_oversized_predicted_mask_is_reported_as_an_invalid_prediction(fmc_root, tmp_path, capsys, width,
                                                                           height, expected):
