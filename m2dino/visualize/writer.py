@@ -20,7 +20,7 @@ from ..limits import LimitError, current, environment_variable, positive_int
 from ..models import M2DINO
 from ..models.batch_prediction import predict_batches
 from .export import predictions_to_dict
-from .panel import draw_panel
+from .panel import draw_panel, panel_layout, panel_size
 
 
 @dataclass
@@ -80,12 +80,9 @@ def check_writable(out: str | Path) -> Path:
 def check_panel_size(image_size: tuple[int, int], tasks: int, tile_width: int | None, source: str) -> None:
     """Refuse an overlay panel (`draw_panel`'s layout) beyond `m2dino.limits`' panel bound before it is drawn:
     a tall, narrow scan scaled to a wide tile can need gigabytes."""
-    height, width = image_size
-    tile_width = tile_width or width
-    tile_height = max(1, round(height * tile_width / width))
-    columns = min(tasks, 3)
-    rows = math.ceil(tasks / columns)
-    pixels = (columns * tile_width + (columns - 1) * 4) * (rows * tile_height + (rows - 1) * 4)
+    layout = panel_layout(image_size, tasks, tile_width)
+    tile_width, tile_height = layout[:2]
+    pixels = math.prod(panel_size(layout))
     bound = current().panel_pixels
     if pixels > bound:
         raise LimitError(f"{source}: its overlay ({tasks} tiles of {tile_width}×{tile_height}) would have {pixels:,} "
