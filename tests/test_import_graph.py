@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "m2dino"
 # Lowest first: a package may import from a lower layer only (m2dino/__init__.py and its lazy names
 # sit outside the layers).
 LAYERS = (("limits",), ("image",), ("tasks",), ("models",), ("data",), ("evaluation",), ("training", "visualize"),
-          ("selection", "recipes", "demo"), ("cli",))
+          ("selection", "recipes", "demo"), ("release",), ("cli",))
 
 
 def module_name(path: Path) -> str:
