@@ -8,10 +8,11 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="a browser demo of a model (Gradio; pip install 'm2dino[demo]')",
-        description="Serve a web app for an M2DINO model (local folder or Hub id): upload a scan or pick a bundled "
+        description="Serve a web app for an M2DINO model (folder, zoo name or Hub id): upload a scan or pick a bundled "
                     "example, choose tasks, see overlays, class probabilities and measurements, download the JSON. "
                     "Listens on 127.0.0.1 unless --host says otherwise; runs on the CPU by default.")
-    parser.add_argument("--model", required=True, help="model folder or Hub id (org/name)")
+    parser.add_argument("--model", required=True,
+                        help="model folder, zoo name (m2dino models) or Hub id (org/name)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="offer only these tasks (default: all)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps ...")

@@ -16,10 +16,11 @@ from ..limits import positive_int
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="predict an FMC_UIA root with a model, write the submission and score it",
-        description="Batched inference of an M2DINO model (local folder or Hub id) over an FMC_UIA root; writes "
-                    "OUT/submission (the challenge's format) and OUT/metrics.json + OUT/metrics.md.")
+        description="Batched inference of an M2DINO model (local folder, zoo name or Hub id) over an FMC_UIA root; "
+                    "writes OUT/submission (the challenge's format) and OUT/metrics.json + OUT/metrics.md.")
     parser.add_argument("--model", required=True,
-                        help="model folder or Hub id (org/name), or the CNN partner folder of a cps run (OUT/partner)")
+                        help="model folder, zoo name (m2dino models) or Hub id (org/name), or the CNN partner folder "
+                             "of a cps run (OUT/partner)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     parser.add_argument("--data", required=True, type=Path, help="FMC_UIA root with csv_files/")
     parser.add_argument("--out", required=True, type=Path, help="output folder")

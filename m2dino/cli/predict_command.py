@@ -9,11 +9,12 @@ from pathlib import Path
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="predict images or folders with a model: an overlay PNG and a JSON per image",
-        description="Run an M2DINO model (local folder or Hub id) on images and folders of images (searched "
+        description="Run an M2DINO model (local folder, zoo name or Hub id) on images and folders of images (searched "
                     "recursively). Per image, OUT gets <name>_overlay.png (every chosen task drawn on the scan) "
                     "and <name>.json (the predictions in the image's original pixels; masks as COCO RLE).")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
-    parser.add_argument("--model", required=True, help="model folder or Hub id (org/name)")
+    parser.add_argument("--model", required=True,
+                        help="model folder, zoo name (m2dino models) or Hub id (org/name)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     which = parser.add_mutually_exclusive_group()
     # Repeatable rather than nargs="+", which would swallow the image paths that follow it.

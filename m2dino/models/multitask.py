@@ -12,7 +12,7 @@ from torch import nn
 
 from ..image import ImageLike, ResizeGeometry
 from ..tasks import TaskSpec, UnknownTaskError, get_task
-from . import hub
+from . import hub, zoo
 from .backbone import BackboneOutput, DINOv3Backbone
 from .config_fit import check_config_fits_weights
 from .heads import build_head
@@ -336,8 +336,11 @@ class M2DINO(nn.Module):
     def from_pretrained(cls, path_or_hub_id: str | Path, revision: str | None = None,
                         tasks: Sequence[str] | None = None, cache_dir: str | Path | None = None,
                         token: str | bool | None = None, device: str | torch.device = "cpu") -> "M2DINO":
-        """A saved model from a local folder, or a Hub id at ``revision``; ``tasks`` keeps a subset."""
-        folder = hub.resolve_files(path_or_hub_id, revision, cache_dir, token)
+        """A saved model from a local folder, a zoo name (`m2dino.list_pretrained()`: its bundled copy,
+        offline, else its Hub id) or a Hub id at ``revision``; ``tasks`` keeps a subset. An existing
+        folder wins over a zoo name of the same spelling; a zoo name never contains '/'."""
+        source, revision, _ = zoo.resolve(path_or_hub_id, "model", revision)
+        folder = hub.resolve_files(source, revision, cache_dir, token)
         config = M2DINOConfig.load(folder / CONFIG_NAME)  # sizes bounded, backbone_overrides allow-listed
         # The config against the weights' shapes (header only) before anything is allocated: first field
         # by field, then every key on a model built on the meta device. config.backbone_weights is

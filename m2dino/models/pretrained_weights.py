@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from timm.models.eva import checkpoint_filter_fn
 
 from ..limits import positive_int
+from . import zoo
 from .backbone import DINOv3Backbone
 from .backbone_configs import resolve_backbone
 from .convert_transformers import (
@@ -45,7 +46,8 @@ def load_backbone_weights(backbone: DINOv3Backbone, source: str | Path, revision
                           cache_dir: str | Path | None = None, token: str | bool | None = None) -> dict[str, Any]:
     """Load pretrained weights into a dense backbone, in place.
 
-    ``source``: a timm Hub id (``timm/vit_small_patch16_dinov3.lvd1689m``); a transformers Hub id or
+    ``source``: a zoo backbone name (`m2dino.list_pretrained("backbone")`, resolved by `zoo.resolve`);
+    a timm Hub id (``timm/vit_small_patch16_dinov3.lvd1689m``); a transformers Hub id or
     local folder (config.json + model.safetensors, or a sharded model.safetensors.index.json); or a
     local .safetensors file in timm's layout (Meta's original key names are accepted too) or in
     transformers' layout. Hub files come from the Hugging Face cache (``HF_HUB_OFFLINE=1`` works once
@@ -78,10 +80,12 @@ def load_backbone_weights(backbone: DINOv3Backbone, source: str | Path, revision
 def backbone_spec_for_weights(source: str | Path, revision: str | None = None, cache_dir: str | Path | None = None,
                               token: str | bool | None = None) -> tuple[str, dict[str, Any]] | None:
     """``(backbone name, overrides)`` a transformers-layout checkpoint needs (its config.json says, e.g.
-    q/v biases or another size); None for timm-layout sources, whose size the user names."""
+    q/v biases or another size), or the backbone a zoo entry lists; None for other timm-layout sources,
+    whose size the user names."""
     _, config_file = _locate(str(source), revision, cache_dir, token)
     if config_file is None:
-        return None
+        entry = zoo.find_entry(source)
+        return (entry.backbone, {}) if entry is not None else None
     from transformers import DINOv3ViTConfig
 
     config = DINOv3ViTConfig.from_json_file(str(config_file))
@@ -99,6 +103,8 @@ def _locate(source: str, revision: str | None, cache_dir: str | Path | None,
             token: str | bool | None) -> tuple[list[Path], Path | None]:
     """The safetensors files to read and the transformers config.json (if any)."""
     _reject_pickle(source)
+    resolved = zoo.resolve(source, "backbone", revision)  # a zoo backbone name: its bundled file, else its Hub id
+    source, revision = str(resolved.source), resolved.revision
     path = Path(source).expanduser()
     if revision is not None and path.exists():
         raise ValueError(f"{source} is a local path: revision={revision!r} applies to Hub ids only")
