@@ -299,14 +299,8 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     """What a predictor that ignores the image scores on each validation set: the per-pixel majority
     class of the training masks, the majority class, the mean box, the mean keypoints, the mean
     value (all from 100% of the training data, in letterboxed coordinates mapped to each image)."""
-    from m2dino.evaluation import score_submission
-    from m2dino.models import (
-        ClassificationPrediction,
-        DetectionPrediction,
-        KeypointPrediction,
-        ScalarPrediction,
-        SegmentationPrediction,
-    )
+    from m2dino.evaluation import fit_constant_predictor, score_submission
+    from m2dino.models import SegmentationPrediction
     from m2dino.recipes import RunSummary, task_rows
     from m2dino.training import (
         InMemorySubmission,
@@ -320,34 +314,14 @@ def constant_baseline(data: StudyData, tasks: Sequence[str], image_size: int) ->
     truths, predictions, masks = [], {}, {}
     for task in tasks:
         spec, train, val = get_task(task), data.train[task], data.val[task]
-        kind = spec.label_kind.name
-        if kind == "mask":
-            counts = np.stack([np.stack([s.label == c for s in train]).sum(0) for c in range(spec.num_classes)])
-            prior = counts.argmax(0).astype(np.uint8)
-        elif kind == "class":
-            frequency = np.bincount([int(s.label) for s in train], minlength=spec.num_classes) / len(train)
-        elif kind == "boxes":
-            mean_box = np.mean([np.asarray(s.label, dtype=float).reshape(-1, 4)[0] for s in train], axis=0)
-        elif kind == "keypoints":
-            mean_points = np.mean([np.asarray(s.label, dtype=float) for s in train], axis=0)
-        else:
-            mean_value = float(np.mean([s.label for s in train]))
+        predict = fit_constant_predictor(spec, train, grid)
         for index, sample in enumerate(val):
             key = f"{task}/{index:06d}"
-            geometry = ResizeGeometry.create(sample.size, grid, "letterbox")
             truths.append(sample_ground_truth(sample, key))
-            if kind == "mask":
-                masks[key] = spec.label_kind.to_original(prior, geometry)
-                pred = SegmentationPrediction(masks[key])
-            elif kind == "class":
-                pred = ClassificationPrediction(int(frequency.argmax()), frequency.astype(np.float64))
-            elif kind == "boxes":
-                pred = DetectionPrediction(geometry.boxes_to_original(mean_box[None]), np.ones(1), np.zeros(1, int))
-            elif kind == "keypoints":
-                pred = KeypointPrediction(geometry.points_to_original(mean_points))
-            else:
-                pred = ScalarPrediction(mean_value, spec.scalar_unit)
-            predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
+            pred = predict(ResizeGeometry.create(sample.size, grid, "letterbox"))
+            if isinstance(pred, SegmentationPrediction):
+                masks[key] = pred.mask
+            predictions.setdefault(spec.label_kind.name, {}).setdefault(task, {})[key] = pred
     metrics = score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
     scores = normalised_task_scores(metrics, error_scales({t: data.val[t] for t in tasks}))
     result = TrainResult(Path("."), metrics, scores, 0.0, 0, 0, 0)

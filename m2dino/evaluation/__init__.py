@@ -1,11 +1,13 @@
 """Evaluation: the benchmark's metrics, the submission format (write and read) and scoring."""
 
+from .constant_baseline import CONSTANT_FITS, ConstantPredictor, fit_constant_predictor
 from .ground_truth import GroundTruth, ground_truth_from_fmc
 from .report import markdown_report
 from .scoring.per_submission import score_submission, write_metrics
 from .submission import SubmissionEntry, WrittenSubmission, prediction_mask_path, write_submission
 from .submission_reader import InvalidPrediction, Submission, SubmissionFormatError, read_submission
 
-__all__ = ["GroundTruth", "InvalidPrediction", "Submission", "SubmissionEntry", "SubmissionFormatError",
-           "WrittenSubmission", "ground_truth_from_fmc", "markdown_report", "prediction_mask_path",
-           "read_submission", "score_submission", "write_metrics", "write_submission"]
+__all__ = ["CONSTANT_FITS", "ConstantPredictor", "GroundTruth", "InvalidPrediction", "Submission", "SubmissionEntry",
+           "SubmissionFormatError", "WrittenSubmission", "fit_constant_predictor", "ground_truth_from_fmc",
+           "markdown_report", "prediction_mask_path", "read_submission", "score_submission", "write_metrics",
+           "write_submission"]
