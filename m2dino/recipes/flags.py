@@ -113,7 +113,8 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
                        help="S, S+, B, L, H+, mini, test or a full name (default: the size of --pretrained "
                             "weights, else mini)")
     model.add_argument("--pretrained", default="none",
-                       help="backbone weights: a timm or transformers Hub id, a .safetensors file, or 'none'")
+                       help="backbone weights: a zoo backbone name (`m2dino models --kind backbone`), a timm or "
+                            "transformers Hub id, a .safetensors file, or 'none'")
     model.add_argument("--moe-blocks", default=",".join(map(str, m.moe_blocks)),
                        help="comma-separated block indices (negative = from the end); '' for a dense model")
     model.add_argument("--num-experts", type=int, default=m.num_experts)
@@ -247,7 +248,8 @@ def build_pretrain_parser(description: str | None = None) -> argparse.ArgumentPa
     model.add_argument("--backbone", default=None, help="S, S+, B, L, H+, mini, test or a full name (default: the "
                                                         "size of --pretrained weights, else mini)")
     model.add_argument("--pretrained", default="none",
-                       help="starting backbone: a timm or transformers Hub id, a .safetensors file, or 'none'")
+                       help="starting backbone: a zoo backbone name, a timm or transformers Hub id, a .safetensors "
+                            "file, or 'none'")
     model.add_argument("--drop-path", type=float, default=p.drop_path_rate)
     model.add_argument("--layerscale-init", type=float, default=None,
                        help="LayerScale of a random-init backbone (default 0.1, CaiT's value for up to 18 blocks: "

@@ -62,7 +62,7 @@ class ModelSettings:
 
     backbone: str | None = None           # S, S+, B, L, H+, mini, test or a full name; None: the pretrained size,
                                           # else mini
-    pretrained: str | None = None         # backbone weights: a timm or transformers Hub id or a .safetensors file
+    pretrained: str | None = None         # backbone weights: a zoo backbone name, a Hub id or a .safetensors file
     moe_blocks: tuple[int, ...] = (2, 3)  # negative = from the end; () for a dense model
     num_experts: int = 4
     top_k: int = 1
