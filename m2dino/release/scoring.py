@@ -1,0 +1,49 @@
+"""A release's numbers: the released model and the constant predictor, each scored on a test root.
+
+The model goes through the calls `m2dino evaluate` makes, in its order (`read_fmc_index` →
+`predict_records` → `write_submission` → `score_fmc_submission`), on the model loaded back from the
+release folder: ``m2dino evaluate --model RELEASE --data ROOT --tasks ...`` therefore reproduces the
+card's numbers exactly (tests/release/test_pipeline.py checks it). The constant predictor's answers
+are written and scored by the same submission writer and scorer, so both columns of the card's table
+are measured the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..data.fmc import read_fmc_index
+from ..evaluation import SubmissionEntry, fit_constant_predictor, write_metrics, write_submission
+from ..evaluation.inference import predict_records
+from ..evaluation.scoring.fmc_root import score_fmc_submission
+from ..image import ResizeGeometry
+from ..models import M2DINO
+from ..tasks import get_task
+
+
+def evaluate_model(model: M2DINO, root: str | Path, tasks: Sequence[str], out: Path, batch_size: int = 16,
+                   progress: bool = True) -> dict:
+    """``model`` over the FMC root ``root`` (only ``tasks``): OUT/submission, OUT/metrics.json and
+    OUT/metrics.md, exactly as ``m2dino evaluate --model M --data ROOT --tasks TASKS --out OUT``."""
+    records = read_fmc_index(root, tasks=list(tasks))
+    entries, skipped = predict_records(model, records, batch_size, progress=progress)
+    written = write_submission(entries, out / "submission")
+    metrics = score_fmc_submission(root, written.root, tasks=list(tasks), progress=progress)
+    metrics["summary"]["tasks_without_head"] = skipped
+    write_metrics(metrics, out / "metrics.json")
+    return metrics
+
+
+def evaluate_constant(training: dict, root: str | Path, tasks: Sequence[str], out: Path, grid: tuple[int, int],
+                      progress: bool = True) -> dict:
+    """The constant predictor of each task (fitted on ``training``: task → its training samples, on a
+    letterboxed ``grid``) over the FMC root ``root``, written and scored like the model's submission."""
+    records = read_fmc_index(root, tasks=list(tasks))
+    predictors = {task: fit_constant_predictor(get_task(task), training[task], grid) for task in tasks}
+    entries = [SubmissionEntry.for_record(r, predictors[r.task_id](
+        ResizeGeometry.create(tuple(r.image_size), grid, "letterbox"))) for r in records]
+    written = write_submission(entries, out / "submission")
+    metrics = score_fmc_submission(root, written.root, tasks=list(tasks), progress=progress)
+    write_metrics(metrics, out / "metrics.json")
+    return metrics
