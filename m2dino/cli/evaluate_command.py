@@ -6,10 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data.fmc import read_fmc_index
-from ..evaluation.scoring.fmc_root import score_fmc_submission
-from ..evaluation.scoring.per_submission import write_metrics
-from ..evaluation.submission import write_submission
 from ..limits import positive_int
 
 
@@ -32,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.inference import predict_records  # deferred: torch loads only when a model runs
+    from ..evaluation.inference import evaluate_fmc_root  # deferred: torch loads only when a model runs
     from ..models import M2DINO
     from .device import resolve_device
 
@@ -47,14 +43,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks:
         for task in args.tasks:
             model.task_spec(task)  # a task the model lacks is an error before any work
-    records = read_fmc_index(args.data, tasks=args.tasks)
-    entries, skipped = predict_records(model, records, args.batch_size, progress=not args.quiet)
-    written = write_submission(entries, args.out / "submission")
-    tasks = args.tasks or sorted({r.task_id for r in records})
-    metrics = score_fmc_submission(args.data, written.root, tasks=tasks, progress=not args.quiet)
-    # Tasks the model has no head for stay in the report as problems ("missing"), with this reason:
-    metrics["summary"]["tasks_without_head"] = skipped
-    json_path, report_path = write_metrics(metrics, args.out / "metrics.json")
+    result = evaluate_fmc_root(model, args.data, args.out, args.tasks, args.batch_size, progress=not args.quiet)
+    metrics, written, skipped = result.metrics, result.submission, result.tasks_without_head
+    json_path, report_path = result.files
     if not args.quiet:
         if skipped:
             print("no head in the model for: " + ", ".join(f"{t} ({n} images)" for t, n in sorted(skipped.items())))

@@ -1,15 +1,44 @@
-"""Batched inference of an M2DINO model over an FMC_UIA root, as submission entries."""
+"""Batched inference of an M2DINO model over an FMC_UIA root: submission entries, and the whole
+evaluation (`m2dino evaluate` and the zoo's release pipeline both run `evaluate_fmc_root`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..data.fmc import FMCRecord
+from ..data.fmc import FMCRecord, read_fmc_index
 from ..models import M2DINO
 from ..models.batch_prediction import predict_batches
-from .submission import SubmissionEntry
+from .scoring.fmc_root import score_fmc_submission
+from .scoring.per_submission import write_metrics
+from .submission import SubmissionEntry, WrittenSubmission, write_submission
+
+
+@dataclass
+class RootEvaluation:
+    metrics: dict                       # as metrics.json holds it
+    submission: WrittenSubmission       # OUT/submission
+    tasks_without_head: dict[str, int]  # task -> images the model has no head for (reported, not dropped)
+    files: tuple[Path, Path]            # OUT/metrics.json, OUT/metrics.md
+
+
+def evaluate_fmc_root(model: M2DINO, root: str | Path, out: str | Path, tasks: Sequence[str] | None = None,
+                      batch_size: int = 16, progress: bool = True) -> RootEvaluation:
+    """``model`` over the FMC root ``root`` (only ``tasks``, else every task it has): OUT/submission in the
+    challenge's format, scored by the official rules into OUT/metrics.json and OUT/metrics.md."""
+    out = Path(out)
+    records = read_fmc_index(root, tasks=list(tasks) if tasks else None)
+    entries, skipped = predict_records(model, records, batch_size, progress=progress)
+    written = write_submission(entries, out / "submission")
+    scored = list(tasks) if tasks else sorted({r.task_id for r in records})
+    metrics = score_fmc_submission(root, written.root, tasks=scored, progress=progress)
+    # Tasks the model has no head for stay in the report as problems ("missing"), with this reason:
+    metrics["summary"]["tasks_without_head"] = skipped
+    files = write_metrics(metrics, out / "metrics.json")
+    return RootEvaluation(metrics, written, skipped, files)
 
 
 def predict_records(model: M2DINO, records: Sequence[FMCRecord], batch_size: int = 16,

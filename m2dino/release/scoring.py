@@ -1,11 +1,10 @@
 """A release's numbers: the released model and the constant predictor, each scored on a test root.
 
-The model goes through the calls `m2dino evaluate` makes, in its order (`read_fmc_index` →
-`predict_records` → `write_submission` → `score_fmc_submission`), on the model loaded back from the
-release folder: ``m2dino evaluate --model RELEASE --data ROOT --tasks ...`` therefore reproduces the
-card's numbers exactly (tests/release/test_pipeline.py checks it). The constant predictor's answers
-are written and scored by the same submission writer and scorer, so both columns of the card's table
-are measured the same way.
+The model goes through `m2dino evaluate`'s own function (`evaluation.inference.evaluate_fmc_root`),
+on the model loaded back from the release folder: ``m2dino evaluate --model RELEASE --data ROOT
+--tasks ...`` therefore reproduces the card's numbers exactly (tests/release/test_pipeline.py checks
+it). The constant predictor's answers are written and scored by the same submission writer and
+scorer, so both columns of the card's table are measured the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from ..data.fmc import read_fmc_index
 from ..evaluation import SubmissionEntry, fit_constant_predictor, write_metrics, write_submission
-from ..evaluation.inference import predict_records
+from ..evaluation.inference import evaluate_fmc_root
 from ..evaluation.scoring.fmc_root import score_fmc_submission
 from ..image import ResizeGeometry
 from ..models import M2DINO
@@ -26,13 +25,7 @@ def evaluate_model(model: M2DINO, root: str | Path, tasks: Sequence[str], out: P
                    progress: bool = True) -> dict:
     """``model`` over the FMC root ``root`` (only ``tasks``): OUT/submission, OUT/metrics.json and
     OUT/metrics.md, exactly as ``m2dino evaluate --model M --data ROOT --tasks TASKS --out OUT``."""
-    records = read_fmc_index(root, tasks=list(tasks))
-    entries, skipped = predict_records(model, records, batch_size, progress=progress)
-    written = write_submission(entries, out / "submission")
-    metrics = score_fmc_submission(root, written.root, tasks=list(tasks), progress=progress)
-    metrics["summary"]["tasks_without_head"] = skipped
-    write_metrics(metrics, out / "metrics.json")
-    return metrics
+    return evaluate_fmc_root(model, root, out, tasks, batch_size, progress).metrics
 
 
 def evaluate_constant(training: dict, root: str | Path, tasks: Sequence[str], out: Path, grid: tuple[int, int],
