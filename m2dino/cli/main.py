@@ -18,7 +18,7 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func` to its handler.
 COMMAND_MODULES: tuple[str, ...] = ("train_command", "score_command", "evaluate_command", "data_commands",
                                      "predict_command", "demo_command", "select_command", "models_command",
-                                     "release_command")
+                                     "export_command", "release_command")
 
 
 def build_parser() -> argparse.ArgumentParser:
