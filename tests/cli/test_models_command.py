@@ -31,12 +31,21 @@ def registry(tmp_path, monkeypatch):
     return zoo
 
 
-def test_the_shipped_zoo_says_no_model_is_released_yet(monkeypatch, capsys):
-    monkeypatch.delenv(ZOO_ENV, raising=False)
+def test_an_empty_zoo_says_no_model_is_released_yet(monkeypatch, capsys, tmp_path):
+    empty = tmp_path / "zoo.json"
+    empty.write_text('{"format": 1, "entries": []}')
+    monkeypatch.setenv(ZOO_ENV, str(empty))
     assert main(["models"]) == 0
     assert capsys.readouterr().out.startswith("no released models yet: the first releases are being trained")
     assert main(["models", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_the_shipped_zoo_lists_its_bundled_release(monkeypatch, capsys):
+    monkeypatch.delenv(ZOO_ENV, raising=False)
+    assert main(["models", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["name"] == "m2dino-mini-ccby" and entry["where"] == "bundled" and entry["license"] == "Apache-2.0"
 
 
 def test_the_table_lists_every_entry_and_where_it_is(registry, capsys):

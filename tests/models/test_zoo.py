@@ -53,11 +53,20 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(state_a[key], state_b[key]), key
 
 
-def test_the_shipped_registry_loads_and_lists_no_release_yet(monkeypatch):
+def test_the_shipped_registry_loads_and_lists_its_first_release(monkeypatch):
     monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
     assert zoo.zoo_file() == zoo.SHIPPED_ZOO
-    assert zoo.load_zoo() == {}
-    assert m2dino.list_pretrained() == [] and m2dino.list_pretrained(kind="backbone") == []
+    assert list(zoo.load_zoo()) == ["m2dino-mini-ccby"]
+    assert m2dino.list_pretrained() == ["m2dino-mini-ccby"] and m2dino.list_pretrained(kind="backbone") == []
+    with pytest.raises(FileNotFoundError, match="my_model: no such model folder .*zoo models: m2dino-mini-ccby"):
+        M2DINO.from_pretrained("my_model")
+
+
+def test_an_empty_registry_says_no_model_is_released_yet(monkeypatch, tmp_path):
+    empty = tmp_path / "zoo.json"
+    empty.write_text('{"format": 1, "entries": []}')
+    monkeypatch.setenv(zoo.ZOO_ENV, str(empty))
+    assert zoo.load_zoo() == {} and m2dino.list_pretrained() == []
     with pytest.raises(FileNotFoundError, match="my_model: no such model folder .*no model is released in the zoo "
                                                 "yet"):
         M2DINO.from_pretrained("my_model")

@@ -1,0 +1,57 @@
+"""The shipped zoo: its first release is bundled in the package and works offline with no training:
+the registry lists it, it loads by name, predicts the bundled CC BY scan, and its card, release.json and
+registry entry state the same numbers, measured by the release run itself."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import m2dino
+from m2dino import M2DINO
+from m2dino.models import zoo
+
+NAME = "m2dino-mini-ccby"
+EXAMPLES = Path(m2dino.__file__).parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def entry():
+    return zoo.get_entry(NAME)
+
+
+def test_the_first_release_is_listed_and_bundled_small(entry):
+    assert NAME in m2dino.list_pretrained()
+    folder = entry.bundled_folder
+    assert entry.where == "bundled" and (folder / "model.safetensors").is_file()
+    bundled = sum(p.stat().st_size for p in folder.parent.rglob("*") if p.is_file())
+    assert bundled <= 25 * 2**20, f"bundled files take {bundled / 2**20:.1f} MB; the zoo allows 25 MB in all"
+    assert entry.license == "Apache-2.0" and {d["license"] for d in entry.training_data} == {"CC-BY-4.0"}
+
+
+def test_it_loads_by_name_offline_and_segments_a_real_scan(monkeypatch, entry):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = M2DINO.from_pretrained(NAME)
+    assert model.task_ids == list(entry.tasks)
+    mask = model.predict(EXAMPLES / "hc18_003_HC.png", task="fetal_head").mask
+    assert mask.shape == (540, 800)
+    head = mask.mean()
+    assert 0.05 < head < 0.6, f"fetal head covers {head:.1%} of the scan"  # a head, not an empty or full mask
+    plane = model.predict(EXAMPLES / "african_planes_patient001_DZA_plane1.png", task="fetal_plane_cls")
+    assert np.isclose(plane.probs.sum(), 1.0)
+
+
+def test_card_release_json_and_registry_state_the_same_numbers(entry):
+    folder = entry.bundled_folder
+    record = json.loads((folder / "release.json").read_text())
+    card = (folder / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    card_values = {(r["task"]["name"], r["dataset"]["name"], m["type"]): m["value"]
+                   for block in front["model-index"] for r in block["results"] for m in r["metrics"]}
+    released = {(m["task"], m["dataset"], m["metric"]): m["value"] for m in record["metrics"]}
+    registered = {(m["task"], m["dataset"], m["metric"]): m["value"] for m in entry.metrics}
+    assert registered == released
+    assert sorted(card_values.values()) == sorted(released.values())
+    assert {task for task, _, _ in released} == set(entry.tasks)
