@@ -36,14 +36,16 @@ if RunConfig.from_dict(RunConfig().to_dict()) != RunConfig():
     sys.exit("wheel check: the default RunConfig does not survive its own dict")
 print("recipes importable: unified, grouped, task_specific; RunConfig round-trips")
 
-# The zoo on a fresh install, offline: the bundled first release loads by name and segments a bundled scan.
+# The zoo on a fresh install, offline: the bundled first release loads by name and segments an example scan.
 os.environ["HF_HUB_OFFLINE"] = "1"
 names = m2dino.list_pretrained()
 if "m2dino-mini-ccby" not in names:
     sys.exit(f"wheel check: the bundled release is not in the zoo ({names})")
 released = M2DINO.from_pretrained("m2dino-mini-ccby")
-scan = Path(m2dino.__file__).parent / "examples" / "hc18_003_HC.png"
+from m2dino.visualize.examples import example_images  # noqa: E402  (synthetic: no real scan ships)
+
+scan = example_images()[0]
 head = released.predict(scan, "fetal_head").mask
-if head.shape != (540, 800) or not 0.05 < head.mean() < 0.6:
+if head.shape != (360, 480) or not 0.05 < head.mean() < 0.6:
     sys.exit(f"wheel check: the bundled release's fetal_head mask is {head.shape}, {head.mean():.1%} of the scan")
 print(f"zoo: {', '.join(names)}; m2dino-mini-ccby segments {scan.name} ({head.mean():.1%} fetal head)")

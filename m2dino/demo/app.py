@@ -1,4 +1,4 @@
-"""The browser demo: upload a scan (or pick a bundled example), choose tasks, see the overlays, the
+"""The browser demo: upload a scan (or pick a synthetic example), choose tasks, see the overlays, the
 class probabilities and the measurements, download the JSON. Needs the ``demo`` extra (Gradio).
 
 The app's one event is also its API (``/predict``), which is how the tests drive it.
@@ -123,7 +123,7 @@ def build_app(model: M2DINO, title: str = "M2DINO ultrasound demo") -> "gr.Block
                 chosen = gr.CheckboxGroup(choices=tasks, value=tasks, label="Tasks", elem_id="tasks")
                 button = gr.Button("Predict", variant="primary", elem_id="predict")
                 gr.Examples(examples=[[str(p)] for p in example_images()], inputs=[image],
-                            label="Example scans (CC BY 4.0, see the package's examples/ATTRIBUTION.md)")
+                            label="Example scans (synthetic: m2dino.data.synthetic)")
             with gr.Column(scale=2):  # the overlay panel gets the width: it holds one tile per task
                 overlay = gr.Image(type="pil", format="png", label="Predictions", elem_id="overlay")
                 summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Per task", elem_id="summary", wrap=True)

@@ -78,12 +78,12 @@ def fmc_root_tasks(root: str | Path, where: str) -> set[str]:
 
 
 def example_paths(config: ReleaseConfig) -> list[Path]:
-    """The scans the card's overlays are drawn on: the config's (each must be a file), else the bundled two."""
+    """The scans the card's overlays are drawn on: the config's (each must be a file), else the synthetic two."""
     if config.examples is None:
         return example_images()
     paths = [Path(p) for p in config.examples]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"examples: no such scan {missing[0]} (expected image files, e.g. CC BY scans; "
-                                "null uses the two bundled with m2dino)")
+                                "null uses m2dino's two synthetic examples)")
     return paths

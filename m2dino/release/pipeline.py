@@ -10,7 +10,7 @@ The folder::
     release.yaml                        the full resolved release config
     evaluation/<dataset>/metrics.json   the model's scores (what the card shows)
     evaluation/<dataset>/constant_metrics.json   the constant predictor's
-    loss_curves.png, examples/*.png     the training curves and overlays on CC BY scans
+    loss_curves.png, examples/*.png     the training curves and overlays on example scans
 
 Every number on the card is measured here, on the weights as stored in the folder, through the calls
 ``m2dino evaluate`` makes (`m2dino.release.scoring`).
@@ -48,10 +48,9 @@ RELEASE_YAML = "release.yaml"
 EVALUATION_DIR = "evaluation"
 EXAMPLES_DIR = "examples"
 MAX_EXAMPLE_TASKS = 6  # tiles per overlay: more are unreadable at a card's width
-BUNDLED_CREDIT = ("The scans are the two CC BY 4.0 images bundled with m2dino: HC18 `003_HC.png` (van den Heuvel "
-                  "et al., PLoS ONE 13(8): e0200412, 2018) and African fetal planes `patient001_DZA_plane1.png` "
-                  "(Sendra-Balcells et al., Scientific Reports 13, 2728, 2023); see m2dino/examples/ATTRIBUTION.md. "
-                  "A tile for an organ the scan does not show only illustrates the output format.")
+BUNDLED_CREDIT = ("The scans are m2dino's synthetic examples (m2dino.data.synthetic: a fetal head and a fetal plane), "
+                  "not real patients': they show the output format, not accuracy. A tile for an organ the scan "
+                  "does not show only illustrates the output format.")
 
 
 @dataclass

@@ -12,7 +12,7 @@
     license: null                     # the weights' licence; null: derived (see licensing.py)
     weights_dtype: fp32
     intended_use: research; not for clinical use
-    examples: null                    # scans for the card's overlays; null: the two bundled CC BY scans
+    examples: null                    # scans for the card's overlays; null: m2dino's two synthetic examples
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class ReleaseConfig:
     intended_use: str = DEFAULT_INTENDED_USE
     limitations: str | None = None            # extra limits for the card (the standard ones are always there)
     dataset_notes: dict[str, str] = field(default_factory=dict)  # dataset → source / citation line
-    examples: list[str] | None = None         # CC BY scans for the overlays (None: the bundled two)
+    examples: list[str] | None = None         # scans for the overlays, e.g. CC BY ones (None: the synthetic two)
     examples_credit: str | None = None        # attribution of `examples`
     batch_size: int = 16                      # evaluation batch (`m2dino evaluate --batch-size`)
 

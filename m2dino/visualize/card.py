@@ -17,14 +17,14 @@ SECTION = re.compile(r"^## Example\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 
 
 def default_example() -> Path:
-    """The bundled HC18 fetal-head scan (CC BY 4.0)."""
-    return next(p for p in example_images() if p.name.startswith("hc18_"))
+    """The synthetic fetal-head example scan."""
+    return example_images()[0]
 
 
 def add_card_example(model: M2DINO, directory: str | Path, image: ImageLike | None = None,
                      tasks: Sequence[str] | None = None, credit: str | None = None, tile_width: int = 360) -> Path:
-    """Draw ``model``'s predictions of ``tasks`` (default: its first six) on ``image`` (default: the bundled
-    HC18 scan), save them as ``directory/example.png`` and embed it in ``directory/README.md`` (saved by
+    """Draw ``model``'s predictions of ``tasks`` (default: its first six) on ``image`` (default: the synthetic
+    fetal-head example), save them as ``directory/example.png`` and embed it in ``directory/README.md`` (saved by
     `save_pretrained`). Running it again replaces the example. Returns the PNG's path."""
     directory = Path(directory)
     card = directory / "README.md"
@@ -33,7 +33,7 @@ def add_card_example(model: M2DINO, directory: str | Path, image: ImageLike | No
     tasks = list(tasks or model.task_ids[:MAX_TASKS])
     if image is None:
         image = default_example()
-        credit = credit or ("the bundled HC18 scan `003_HC.png` (van den Heuvel et al., PLoS ONE 2018; CC BY 4.0)")
+        credit = credit or "a synthetic fetal-head scan (m2dino.data.synthetic), not a real patient's"
     name = Path(image).name if isinstance(image, (str, Path)) else "an example scan"
     array = to_rgb_uint8(image, allow_rgba=True)
     panel = draw_panel(array, model.predict_all(array, tasks=tasks), model.task_spec, tile_width=tile_width)

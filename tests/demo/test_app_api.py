@@ -19,19 +19,19 @@ def client(demo_app):
 
 
 def test_predict_endpoint_returns_overlay_tables_and_json(client):
-    scan = example_images()[1]  # HC18, 800×540
+    scan = example_images()[0]  # the synthetic fetal head, 480×360
     overlay, summary, probabilities, json_file = client.predict(
         client_module.handle_file(str(scan)), TASKS, api_name="/predict")
     with Image.open(overlay) as image:
-        assert image.size == (3 * 480 + 2 * 4, 324)   # three tiles of 480 px, the scan's aspect kept
+        assert image.size == (3 * 480 + 2 * 4, 360)   # three tiles of 480 px, the scan's aspect kept
     assert [row[0] for row in summary["data"]] == TASKS
     assert summary["data"][2][2].endswith(" mm")      # the measurement with its unit
     rows = probabilities["data"]
     assert {row[0] for row in rows} == {"fetal_plane_cls"} and len(rows) == 6
     assert rows[0][2] >= rows[-1][2] and sum(row[2] for row in rows) == pytest.approx(1.0, abs=1e-3)
     record = json.loads(open(json_file).read())
-    assert (record["height"], record["width"]) == (540, 800)    # original pixels
-    assert record["predictions"]["fetal_head"]["classes"][0]["rle"]["size"] == [540, 800]
+    assert (record["height"], record["width"]) == (360, 480)    # original pixels
+    assert record["predictions"]["fetal_head"]["classes"][0]["rle"]["size"] == [360, 480]
     assert record["predictions"]["fetal_head_circumference"]["unit"] == "mm"
 
 

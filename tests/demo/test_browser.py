@@ -43,14 +43,14 @@ def test_upload_a_scan_and_see_the_overlay(demo_app, browser, tmp_path):
     wait = WebDriverWait(browser, 60)
     browser.get(demo_app.local_url)
     upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#scan input[type=file]")))
-    upload.send_keys(str(example_images()[1]))
+    upload.send_keys(str(example_images()[0]))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#scan img")))  # the upload is shown
     wait.until(ec.element_to_be_clickable((By.ID, "predict"))).click()
     overlay = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#overlay img")))
     wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", overlay))
-    # The overlay the browser shows is the 3-task panel of the uploaded 800×540 scan.
+    # The overlay the browser shows is the 3-task panel of the uploaded 480×360 synthetic scan.
     assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]",
-                                  overlay) == [3 * 480 + 2 * 4, 324]
+                                  overlay) == [3 * 480 + 2 * 4, 360]
     assert "fetal_head_circumference" in browser.find_element(By.ID, "summary").text
     screenshot = tmp_path / "demo.png"
     assert browser.save_screenshot(str(screenshot))

@@ -26,7 +26,7 @@ def test_release_writes_the_hub_ready_folder(released):
     release = released / "release"
     for name in ("config.json", "model.safetensors", "README.md", "release.json", "release.yaml", "loss_curves.png",
                  "evaluation/synthetic/metrics.json", "evaluation/synthetic/constant_metrics.json",
-                 "examples/hc18_003_HC.png", "examples/african_planes_patient001_DZA_plane1.png"):
+                 "examples/synthetic_fetal_head.png", "examples/synthetic_fetal_plane_cls.png"):
         assert (release / name).is_file(), name
     from safetensors import safe_open
 
