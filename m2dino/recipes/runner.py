@@ -23,7 +23,7 @@ from ..training.data_sources import TrainingData
 from ..training.engine import Trainer, TrainResult
 from ..training.output_check import check_output_dir, estimate_run_bytes
 from ..training.pretrain.sources import check_output_outside
-from ..training.run_folder import AFFINITY_OUTPUTS, has_outputs, hold_run_folder
+from ..training.run_folder import AFFINITY_OUTPUTS, hold_run_folder, refuse_previous_run
 from ..visualize.card import add_card_example
 from .building import build_model, model_config, train_config
 from .run_config import RunConfig
@@ -103,9 +103,8 @@ def check_outputs(config: RunConfig, resume: str | None, overwrite: bool) -> Non
     """Before any data is read: a new run needs an empty (or ``overwrite``) output folder that can be
     written and whose disk holds the model and its checkpoints (estimated from the model's size)."""
     output_dir = Path(config.output_dir)
-    if resume is None and not overwrite and has_outputs(output_dir):
-        raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
-                              "continue it, --overwrite to replace it, or another --output-dir")
+    if resume is None and not overwrite:
+        refuse_previous_run(output_dir)
     with torch.device("meta"):  # sizes only: no memory, no weights
         model = M2DINO(model_config(config.model, config.data.tasks or ["fetal_head"]))
     model_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())

@@ -177,15 +177,20 @@ def has_outputs(folder: Path) -> bool:
     return folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir())
 
 
+def refuse_previous_run(output_dir: Path) -> None:
+    """A folder holding another run's outputs is refused, naming the ways on."""
+    if has_outputs(output_dir):
+        raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
+                              "continue it, --overwrite to replace it, or another --output-dir")
+
+
 def claim_output_dir(output_dir: Path, overwrite: bool, outputs: Sequence[str] = RUN_OUTPUTS) -> None:
     """A new run starts in an empty folder: another run's checkpoints and log would mix with its own.
     ``overwrite`` removes that run's ``outputs`` (only the names a run writes; other files stay)."""
     output_dir = Path(output_dir)
-    if not has_outputs(output_dir):
-        return
     if not overwrite:
-        raise FileExistsError(f"output folder {output_dir} is not empty (a previous run?): pass --resume latest to "
-                              "continue it, --overwrite to replace it, or another --output-dir")
+        refuse_previous_run(output_dir)
+        return
     for name in outputs:
         path = output_dir / name
         if path.is_dir():
