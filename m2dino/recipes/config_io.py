@@ -21,6 +21,21 @@ def config_to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def config_to_yaml(config: Any) -> str:
+    """The config as YAML, fields in their dataclass order (what ``--print-config`` and ``run.yaml`` hold)."""
+    import yaml
+
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def write_config_yaml(config: Any, folder: str | Path, name: str = "run.yaml") -> Path:
+    """``folder/name`` holding the config as YAML (the folder is made if missing)."""
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_to_yaml(config))
+    return path
+
+
 def config_from_dict(cls: type, values: dict, source: str, prefix: str = "", base: Any = None) -> Any:
     """An instance of dataclass ``cls``: ``values`` laid over ``base`` (default: ``cls()``'s values)."""
     if not isinstance(values, dict):

@@ -22,12 +22,7 @@ from ..training.pretrain import (
 from ..training.semi.semi_config import METHODS, SemiConfig
 from ..training.train_config import TrainSettings
 from .building import backbone_for
-from .config_io import (
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    read_yaml_mapping,
-)
+from .config_io import apply_overrides, config_from_dict, config_to_yaml, read_yaml_mapping
 from .pretraining import pretrain
 from .run_config import (
     ROUTINGS,
@@ -354,9 +349,7 @@ def config_main(command: str, argv: Sequence[str] | None = None) -> int:
         return run_training(config, launch)
     config = config_from_dict(PretrainConfig, values, source)
     if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
+        print(config_to_yaml(config), end="")
         return 0
     return run_pretraining(config, launch)
 

@@ -11,12 +11,7 @@ import torch
 from ..training.checkpoint import latest_checkpoint
 from ..training.pretrain import PretrainConfig, PretrainTrainer
 from ..training.pretrain.sources import check_output_outside, unlabeled_sources
-from .config_io import (
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    read_yaml_mapping,
-)
+from .config_io import apply_overrides, config_from_dict, read_yaml_mapping, write_config_yaml
 from .run_config import RUN_YAML
 
 
@@ -45,18 +40,9 @@ def pretrain(config: PretrainConfig, *, resume: str | None = None, overwrite: bo
     if config.held_out:
         source = source.without(unlabeled_sources(config.held_out).sources)
     trainer = PretrainTrainer(source, config, resume=resume, overwrite=overwrite, progress=progress)
-    write_pretrain_yaml(config)
+    write_config_yaml(config, config.output_dir, RUN_YAML)
     exported = trainer.train()
     return PretrainOutcome(exported, trainer.counters["step"], len(source))
-
-
-def write_pretrain_yaml(config: PretrainConfig) -> Path:
-    import yaml
-
-    path = Path(config.output_dir) / RUN_YAML
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    return path
 
 
 def read_pretrain_yaml(path: str | Path, overrides: list[str] = ()) -> PretrainConfig:

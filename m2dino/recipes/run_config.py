@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..training.semi.semi_config import SemiConfig
 from ..training.train_config import TrainSettings
-from .config_io import config_from_dict, config_to_dict
+from .config_io import config_from_dict, config_to_dict, config_to_yaml, write_config_yaml
 
 RECIPES = ("unified", "grouped", "task_specific")
 ROUTINGS = ("task", "task+token")
@@ -134,15 +134,10 @@ class RunConfig:
         return config_from_dict(cls, values, source)
 
     def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return config_to_yaml(self)
 
     def write(self, folder: str | Path) -> Path:
-        path = Path(folder) / RUN_YAML
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_yaml())
-        return path
+        return write_config_yaml(self, folder, RUN_YAML)
 
     @classmethod
     def read(cls, path: str | Path, overrides: list[str] = ()) -> RunConfig:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..recipes import PretrainConfig, RunConfig
-from ..recipes.config_io import apply_overrides, config_from_dict, config_to_dict, read_yaml_mapping
+from ..recipes.config_io import apply_overrides, config_from_dict, config_to_dict, config_to_yaml, read_yaml_mapping
 
 # fp32 by default: the released tensors are exactly the trained ones, so fine-tuning and per-task
 # extraction start from them unrounded. bf16 halves the file (the bundled model's 25 MB budget); the
@@ -99,9 +99,7 @@ class ReleaseConfig:
         return config_to_dict(self)
 
     def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return config_to_yaml(self)
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "release config") -> ReleaseConfig:
