@@ -29,16 +29,24 @@ def evaluate_fmc_root(model: M2DINO, root: str | Path, out: str | Path, tasks: S
                       batch_size: int = 16, progress: bool = True) -> RootEvaluation:
     """``model`` over the FMC root ``root`` (only ``tasks``, else every task it has): OUT/submission in the
     challenge's format, scored by the official rules into OUT/metrics.json and OUT/metrics.md."""
-    out = Path(out)
     records = read_fmc_index(root, tasks=list(tasks) if tasks else None)
     entries, skipped = predict_records(model, records, batch_size, progress=progress)
-    written = write_submission(entries, out / "submission")
     scored = list(tasks) if tasks else sorted({r.task_id for r in records})
-    metrics = score_fmc_submission(root, written.root, tasks=scored, progress=progress)
-    # Tasks the model has no head for stay in the report as problems ("missing"), with this reason:
-    metrics["summary"]["tasks_without_head"] = skipped
+    return score_entries(entries, root, out, scored, progress, tasks_without_head=skipped)
+
+
+def score_entries(entries: Sequence[SubmissionEntry], root: str | Path, out: str | Path, tasks: Sequence[str],
+                  progress: bool = True, tasks_without_head: dict[str, int] | None = None) -> RootEvaluation:
+    """Any predictor's ``entries`` for the FMC root ``root``: written as OUT/submission and scored into
+    OUT/metrics.json and OUT/metrics.md, as `evaluate_fmc_root` does for a model."""
+    out = Path(out)
+    written = write_submission(entries, out / "submission")
+    metrics = score_fmc_submission(root, written.root, tasks=list(tasks), progress=progress)
+    if tasks_without_head is not None:
+        # Tasks the model has no head for stay in the report as problems ("missing"), with this reason:
+        metrics["summary"]["tasks_without_head"] = tasks_without_head
     files = write_metrics(metrics, out / "metrics.json")
-    return RootEvaluation(metrics, written, skipped, files)
+    return RootEvaluation(metrics, written, tasks_without_head or {}, files)
 
 
 def predict_records(model: M2DINO, records: Sequence[FMCRecord], batch_size: int = 16,

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..data.fmc import read_fmc_index
-from ..evaluation import SubmissionEntry, fit_constant_predictor, write_metrics, write_submission
-from ..evaluation.inference import evaluate_fmc_root
-from ..evaluation.scoring.fmc_root import score_fmc_submission
+from ..evaluation import SubmissionEntry, fit_constant_predictor
+from ..evaluation.inference import evaluate_fmc_root, score_entries
 from ..image import ResizeGeometry
 from ..models import M2DINO
 from ..tasks import get_task
@@ -36,7 +35,4 @@ def evaluate_constant(training: dict, root: str | Path, tasks: Sequence[str], ou
     predictors = {task: fit_constant_predictor(get_task(task), training[task], grid) for task in tasks}
     entries = [SubmissionEntry.for_record(r, predictors[r.task_id](
         ResizeGeometry.create(tuple(r.image_size), grid, "letterbox"))) for r in records]
-    written = write_submission(entries, out / "submission")
-    metrics = score_fmc_submission(root, written.root, tasks=list(tasks), progress=progress)
-    write_metrics(metrics, out / "metrics.json")
-    return metrics
+    return score_entries(entries, root, out, tasks, progress).metrics
