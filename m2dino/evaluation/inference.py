@@ -1,5 +1,7 @@
 """Batched inference of an M2DINO model over an FMC_UIA root: submission entries, and the whole
-evaluation (`m2dino evaluate` and the zoo's release pipeline both run `evaluate_fmc_root`)."""
+evaluation (`m2dino evaluate`, the zoo's release pipeline and the recipe study all run
+`evaluate_fmc_root`), and the constant predictor's evaluation over the same root (`evaluate_constant`),
+written and scored the same way so that the two are read side by side."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..data.fmc import FMCRecord, read_fmc_index
+from ..image import ResizeGeometry
 from ..models import M2DINO
 from ..models.batch_prediction import predict_batches
+from ..tasks import get_task
+from .constant_baseline import fit_constant_predictor
 from .scoring.fmc_root import score_fmc_submission
 from .scoring.per_submission import write_metrics
 from .submission import SubmissionEntry, WrittenSubmission, write_submission
@@ -47,6 +52,17 @@ def score_entries(entries: Sequence[SubmissionEntry], root: str | Path, out: str
         metrics["summary"]["tasks_without_head"] = tasks_without_head
     files = write_metrics(metrics, out / "metrics.json")
     return RootEvaluation(metrics, written, tasks_without_head or {}, files)
+
+
+def evaluate_constant(training: dict, root: str | Path, out: str | Path, tasks: Sequence[str],
+                      grid: tuple[int, int], progress: bool = True) -> RootEvaluation:
+    """The constant predictor of each task (fitted on ``training``: task → its training samples, on a
+    letterboxed ``grid``) over the FMC root ``root``, written and scored like a model's submission."""
+    records = read_fmc_index(root, tasks=list(tasks))
+    predictors = {task: fit_constant_predictor(get_task(task), training[task], grid) for task in tasks}
+    entries = [SubmissionEntry.for_record(r, predictors[r.task_id](
+        ResizeGeometry.create(tuple(r.image_size), grid, "letterbox"))) for r in records]
+    return score_entries(entries, root, out, tasks, progress)
 
 
 def predict_records(model: M2DINO, records: Sequence[FMCRecord], batch_size: int = 16,

@@ -97,13 +97,15 @@ def release(config: ReleaseConfig, *, command: str | None = None, overwrite: boo
     data = load_data(run.data, run.model.image_size, run.train.seed)  # the run's own training samples
     grid = (run.model.image_size, run.model.image_size)
     metrics, constant = {}, {}
-    from .scoring import evaluate_constant, evaluate_model
+    from ..evaluation import evaluate_constant
+    from .scoring import evaluate_model
 
     for dataset, tasks in tested.items():
         root = config.test[dataset]
         metrics[dataset] = evaluate_model(released, root, tasks, work / dataset / "model", config.batch_size,
                                           progress)
-        constant[dataset] = evaluate_constant(data.train, root, tasks, work / dataset / "constant", grid, progress)
+        constant[dataset] = evaluate_constant(data.train, root, work / dataset / "constant", tasks, grid,
+                                              progress).metrics
         target = folder / EVALUATION_DIR / dataset
         target.mkdir(parents=True, exist_ok=True)
         (target / "metrics.json").write_text(json.dumps(metrics[dataset], indent=1) + "\n")

@@ -1,0 +1,1 @@
+"""Parts of benchmarks/recipe_study.py: factors, one cell, the report."""

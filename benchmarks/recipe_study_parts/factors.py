@@ -1,0 +1,78 @@
+"""The recipe study's baseline and factors.
+
+The baseline is study v2's unified MoE model at 100 % of the labels (`aggregation.md`): ``mini``
+backbone from random init, 128 px, MoE in blocks 2-3 (4 experts, top-1, task routing), batch 16,
+10,000 steps, tasks drawn uniformly, fp32. A factor is a set of ``--set``-style overrides of that run
+config (the same keys a user writes in a YAML or on ``m2dino train --set``), compared, paired by
+seed, with the cell named by ``against`` (the baseline unless the factor needs another reference,
+such as a larger backbone that only fits the wall time in bf16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STUDY_TASKS = ["fetal_head", "fetal_plane_cls", "head_symphysis_multi", "breast_lesion", "breast_3cls",
+               "thyroid_nodule", "thyroid_nodule_det", "lung_disease_3cls", "ovary_tumor", "nerve_vessel_seg"]
+BASELINE_STEPS = 10_000
+
+
+def baseline_config(root: str, tasks: list[str], steps: int, cache_dir: str | None) -> dict:
+    """The baseline run config (a `RunConfig.from_dict` mapping) on a `build-public` root."""
+    return {
+        "recipe": "unified",
+        "data": {"sources": [f"{root}/train"], "val": f"{root}/val", "tasks": list(tasks), "cache_dir": cache_dir,
+                 "num_workers": 0},
+        "model": {"backbone": "mini", "image_size": 128, "moe_blocks": [2, 3], "num_experts": 4, "top_k": 1,
+                  "decoder_features": 32},
+        "train": {"steps": steps, "batch_size": 16, "lr": 2e-3, "backbone_lr": 1e-3, "alpha": 0.0,
+                  "warmup_steps": max(1, round(0.05 * steps)), "eval_every": steps, "mixed_precision": "no",
+                  "checkpoint_every": max(1, steps // 10)},
+        "threads": 1,
+    }
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One change to the baseline: ``overrides`` (dotted key -> value), read against ``against``."""
+
+    name: str
+    question: str
+    overrides: dict = field(default_factory=dict)
+    against: str = "baseline"
+    steps_scale: float = 1.0  # the length factor: this many times the study's step budget
+
+
+FACTORS = {f.name: f for f in [
+    Factor("baseline", "study v2's unified MoE model at 100 % (the reference)"),
+    # Only where the CPU computes bf16 natively (AMX / AVX512-BF16); elsewhere bf16 autocast is
+    # emulated and many times slower than fp32 (benchmarks/feed.py measures the ratio).
+    Factor("bf16", "bf16 autocast: faster, and no accuracy lost?",
+           {"train.mixed_precision": "bf16"}),
+    Factor("size192", "input 192 px instead of 128", {"model.image_size": 192}),
+    Factor("size224", "input 224 px instead of 128", {"model.image_size": 224}),
+    Factor("spatial_prior", "a convolutional spatial-prior branch feeding the decoders",
+           {"model.spatial_prior": True}),
+    Factor("balance_loss", "class-balanced loss for the classification tasks",
+           {"train.class_balance": "loss"}),
+    Factor("balance_sampling", "class-balanced sampling for the classification tasks",
+           {"train.class_balance": "sampling"}),
+    Factor("label_smoothing", "label smoothing 0.1",
+           {"train.label_smoothing": 0.1}),
+    Factor("steps_half", "half the steps", steps_scale=0.5),
+    Factor("steps_x2", "twice the steps", steps_scale=2.0),
+    Factor("steps_x4", "four times the steps", steps_scale=4.0),
+]}
+
+
+def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: int, cache_dir: str | None,
+                output_dir: str) -> dict:
+    """The run config of one cell: the baseline, the factor's overrides, the seed and the folder."""
+    factor_steps = max(1, round(steps * factor.steps_scale))
+    config = baseline_config(root, tasks, factor_steps, cache_dir)
+    config["train"]["seed"] = seed
+    config["output_dir"] = output_dir
+    for key, value in factor.overrides.items():
+        section, _, name = key.partition(".")
+        config.setdefault(section, {})[name] = value
+    return config
