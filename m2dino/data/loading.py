@@ -25,7 +25,7 @@ from .collection import LazySample, SampleCollection
 from .errors import DataError
 from .sample import Sample
 from .sampling import TaskSampler
-from .torch_dataset import Collate, MultiTaskDataset, SampleKey, TaskBatchSampler
+from .torch_dataset import AUGMENT_PLACES, Collate, MultiTaskDataset, SampleKey, TaskBatchSampler
 from .transforms import AugmentConfig, SampleTransform
 
 logger = logging.getLogger(__name__)
@@ -35,12 +35,18 @@ BAD_SAMPLE_KEY = "bad_samples"  # meta of a stand-in sample: the entries it repl
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    """How training batches are produced; none of it changes what the batches hold.
+    """How training batches are produced; none of it but ``augment_on`` changes what the batches hold.
 
     ``num_workers`` None: `default_num_workers`. ``pin_memory`` None: on when training on CUDA.
     ``cache_dir``: resize every image once to the model's input size and keep it there (see
     `m2dino.data.cache`). ``skip_bad_samples``: a sample whose file is missing or unreadable is
     replaced by the next readable sample of its task and counted, instead of stopping the run.
+    ``augment_on``: where the random augmentation runs (`m2dino.data.device_augment`): "device",
+    batched on the training device after the workers decoded and resized (the same parameter
+    draws, float32 without uint8 rounding between steps, so the numbers differ from "worker"'s
+    while their distributions match), or "worker", in each DataLoader worker with numpy/PIL.
+    Neither choice depends on the number of workers. It sits here, not in `AugmentConfig`,
+    because it says where work runs (like ``num_workers``), not what the augmentation is.
     """
 
     num_workers: int | None = None
@@ -49,8 +55,11 @@ class LoaderConfig:
     persistent_workers: bool = True
     cache_dir: str | None = None
     skip_bad_samples: bool = False
+    augment_on: str = "device"
 
     def __post_init__(self) -> None:
+        if self.augment_on not in AUGMENT_PLACES:
+            raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}, got {self.augment_on!r}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.prefetch_factor < 1:
@@ -73,8 +82,8 @@ class TrainDataset(MultiTaskDataset):
 
     def __init__(self, samples: Mapping[str, Sequence[Sample]], preprocessing: Preprocessing, train: bool,
                  augment: AugmentConfig | None = None, cache: ResizeCache | None = None,
-                 skip_bad_samples: bool = False) -> None:
-        super().__init__(samples, preprocessing, train, augment)
+                 skip_bad_samples: bool = False, augment_on: str = "worker") -> None:
+        super().__init__(samples, preprocessing, train, augment, augment_on)
         self.cache, self.skip_bad_samples = cache, skip_bad_samples
 
     def __getitem__(self, key: SampleKey | tuple) -> tuple[Sample, ResizeGeometry]:
@@ -167,13 +176,14 @@ def build_train_loader(samples: Mapping[str, Sequence[Sample]], sampler: TaskSam
     config = config or LoaderConfig()
     cache = ResizeCache(config.cache_dir) if config.cache_dir else None
     dataset = TrainDataset(samples, preprocessing, train=True, augment=augment, cache=cache,
-                           skip_bad_samples=config.skip_bad_samples)
+                           skip_bad_samples=config.skip_bad_samples, augment_on=config.augment_on)
     workers = default_num_workers(num_processes) if config.num_workers is None else config.num_workers
     pin = torch.device(device).type == "cuda" if config.pin_memory is None else config.pin_memory
     extra = ({"prefetch_factor": config.prefetch_factor, "persistent_workers": config.persistent_workers}
              if workers else {})
-    dataloader = DataLoader(dataset, batch_sampler=TaskBatchSampler(sampler), collate_fn=Collate(preprocessing),
-                            num_workers=workers, pin_memory=pin, **extra)
+    dataloader = DataLoader(dataset, batch_sampler=TaskBatchSampler(sampler),
+                            collate_fn=Collate(preprocessing, dataset.on_device), num_workers=workers, pin_memory=pin,
+                            **extra)
     return TrainLoader(dataloader, sampler)
 
 

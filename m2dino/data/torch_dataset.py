@@ -3,12 +3,15 @@
 
 Batch format (all samples of a batch share one task)::
 
-    {"pixel_values": float32 B×3×H×W, normalised as the model's `Preprocessing` says,
+    {"pixel_values": float32 B×3×H×W, normalised as the model's `Preprocessing` says
+                     (augmenting on the device: uint8 B×H×W×3, resized, not yet augmented),
      "task": str,
      "targets": mask -> int64 B×H×W | class -> int64 B | boxes -> list of B float32 n_i×4 |
                 keypoints -> float32 B×K×2 (x, y) | scalar -> float32 B   (model-input pixels),
      "geometry": list[ResizeGeometry], "original_size": list[(H, W)], "source": list[str],
-     "meta": list[dict]}
+     "meta": list[dict],
+     "augment": only when augmenting on the device: each sample's drawn parameters as tensors
+                (`device_augment.collate_parameters`), which `device_augment.augment_batch` applies}
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..image import Preprocessing, ResizeGeometry
 from ..tasks import get_task
+from .device_augment import DRAW_KEY, DrawParameters, collate_parameters
 from .errors import DataError
 from .sample import Sample
 from .sampling import TaskSampler
 from .transforms import AugmentConfig, SampleTransform, build_transforms
+
+AUGMENT_PLACES = ("worker", "device")
 
 
 class SampleKey(NamedTuple):
@@ -42,10 +48,14 @@ class SampleKey(NamedTuple):
 class MultiTaskDataset(Dataset):
     """Samples of several tasks, each with its own transform; ``dataset[(task, i)]`` or
     ``dataset[SampleKey(task, i, seed)]`` -> (transformed `Sample`, `ResizeGeometry`).
-    ``preprocessing`` (the model's) sizes every transform and is what `Collate` normalises with."""
+    ``preprocessing`` (the model's) sizes every transform and is what `Collate` normalises with.
+    ``augment_on="device"`` (training only): resize and draw each sample's augmentation, leaving
+    it to `device_augment.augment_batch` (``on_device`` says whether that is the case)."""
 
     def __init__(self, samples: Mapping[str, Sequence[Sample]] | Sequence[Sample], preprocessing: Preprocessing,
-                 train: bool, augment: AugmentConfig | None = None) -> None:
+                 train: bool, augment: AugmentConfig | None = None, augment_on: str = "worker") -> None:
+        if augment_on not in AUGMENT_PLACES:
+            raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}, got {augment_on!r}")
         if not isinstance(samples, Mapping):
             samples = _group_by_task(samples)
         if not samples:
@@ -58,6 +68,10 @@ class MultiTaskDataset(Dataset):
         self.train, self.preprocessing = train, preprocessing
         self.transforms: dict[str, SampleTransform] = {
             task: build_transforms(task, preprocessing, train, augment) for task in self.samples}
+        self.on_device = train and augment_on == "device"
+        if self.on_device:  # same steps, same random stream: only their draws are taken here
+            self.transforms = {task: SampleTransform(preprocessing, (DrawParameters(transform.steps),))
+                               for task, transform in self.transforms.items()}
 
     @property
     def task_sizes(self) -> dict[str, int]:
@@ -121,10 +135,11 @@ class TaskBatchSampler:
 
 class Collate:
     """``collate(items)`` -> the batch dict (see the module docstring), images normalised by
-    ``preprocessing``. Picklable for workers."""
+    ``preprocessing``, or, ``on_device``, uint8 with each sample's drawn augmentation (normalised
+    after it, on the device). Picklable for workers."""
 
-    def __init__(self, preprocessing: Preprocessing) -> None:
-        self.preprocessing = preprocessing
+    def __init__(self, preprocessing: Preprocessing, on_device: bool = False) -> None:
+        self.preprocessing, self.on_device = preprocessing, on_device
 
     def __call__(self, items: Sequence[tuple[Sample, ResizeGeometry]]) -> dict:
         if not items:
@@ -136,13 +151,21 @@ class Collate:
         sizes = {s.size for s in samples}
         if len(sizes) != 1:
             raise DataError(f"images of different sizes {sorted(sizes)} in one batch; resize them first")
-        return {"pixel_values": self.preprocessing.normalize(np.stack([s.image for s in samples])),
-                "task": samples[0].task,
-                "targets": collate_targets(samples),
-                "geometry": [geometry for _, geometry in items],
-                "original_size": [s.original_size for s in samples],
-                "source": [s.source for s in samples],
-                "meta": [s.meta for s in samples]}
+        pixels = np.stack([s.image for s in samples])
+        batch = {"pixel_values": torch.from_numpy(pixels) if self.on_device else self.preprocessing.normalize(pixels),
+                 "task": samples[0].task,
+                 "targets": collate_targets(samples),
+                 "geometry": [geometry for _, geometry in items],
+                 "original_size": [s.original_size for s in samples],
+                 "source": [s.source for s in samples],
+                 "meta": [{k: v for k, v in s.meta.items() if k != DRAW_KEY} for s in samples]}
+        if self.on_device:
+            missing = [s.source for s in samples if DRAW_KEY not in s.meta]
+            if missing:
+                raise DataError(f"{missing[0]}: no drawn augmentation to collate for the device; build the dataset "
+                                "with augment_on='device' and train=True")
+            batch[DRAW_KEY] = collate_parameters([s.meta[DRAW_KEY] for s in samples])
+        return batch
 
 
 def collate_targets(samples: Sequence[Sample]) -> torch.Tensor | list[torch.Tensor]:
@@ -154,5 +177,5 @@ def collate_targets(samples: Sequence[Sample]) -> torch.Tensor | list[torch.Tens
 def build_dataloader(dataset: MultiTaskDataset, sampler: TaskSampler, num_workers: int = 0, **kwargs) -> DataLoader:
     """A DataLoader yielding one-task batches in the sampler's order, normalised as ``dataset.preprocessing``."""
     batch_sampler = TaskBatchSampler(sampler, augment_seeds=dataset.train)
-    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=Collate(dataset.preprocessing),
-                      num_workers=num_workers, **kwargs)
+    collate = Collate(dataset.preprocessing, dataset.on_device)
+    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate, num_workers=num_workers, **kwargs)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from ..image import Preprocessing, ResizeGeometry, resize_image
 from ..tasks import TaskSpec, get_task
@@ -34,6 +34,7 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.8, 1.25)
     speckle_sigma: float = 0.15
     photometric_p: float = 0.8
+    blur_sigma: float = 0.0  # Gaussian blur of up to this sigma (px), before the speckle; 0: none
 
 
 class Step(Protocol):
@@ -77,6 +78,8 @@ def build_transforms(task: str | TaskSpec, preprocessing: Preprocessing, train: 
         steps.append(affine)
     if spec.allows("intensity"):
         steps.append(RandomIntensity(config.gain, config.gamma, config.photometric_p))
+        if config.blur_sigma > 0:
+            steps.append(RandomBlur(config.blur_sigma, config.photometric_p))
     if spec.allows("speckle"):
         steps.append(RandomSpeckle(config.speckle_sigma, config.photometric_p))
     return SampleTransform(preprocessing, tuple(steps))
@@ -120,6 +123,10 @@ class RandomAffine:
         matrix[:2, 2] = [cx, cy] - linear @ [cx, cy]
         return matrix
 
+    def draw(self, size: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """This step's random parameters (the draw `m2dino.data.device_augment` shares)."""
+        return {"matrix": self.matrix(size, rng)}
+
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         matrix = self.matrix(sample.size, rng)
         return apply_affine(sample, matrix)
@@ -144,11 +151,17 @@ class RandomIntensity:
     def __init__(self, gain: tuple[float, float], gamma: tuple[float, float], p: float = 1.0) -> None:
         self.gain, self.gamma, self.p = gain, gamma, p
 
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+    def draw(self, size: tuple[int, int], rng: np.random.Generator) -> dict[str, float]:
+        """``gain`` and ``gamma``, or nothing when the sample is left alone (shared with the device path)."""
         if rng.random() >= self.p:
+            return {}
+        return {"gain": rng.uniform(*self.gain), "gamma": rng.uniform(*self.gamma)}
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        drawn = self.draw(sample.size, rng)
+        if not drawn:
             return sample
-        gain, gamma = rng.uniform(*self.gain), rng.uniform(*self.gamma)
-        image = 255.0 * gain * (sample.image / 255.0) ** gamma
+        image = 255.0 * drawn["gain"] * (sample.image / 255.0) ** drawn["gamma"]
         return sample.replace(image=np.clip(image + 0.5, 0, 255).astype(np.uint8))
 
 
@@ -159,10 +172,37 @@ class RandomSpeckle:
     def __init__(self, sigma: float, p: float = 1.0) -> None:
         self.sigma, self.p = sigma, p
 
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+    def draw(self, size: tuple[int, int], rng: np.random.Generator) -> dict[str, float]:
+        """The noise's ``speckle`` sigma, or nothing (shared with the device path, which draws the
+        noise itself)."""
         if rng.random() >= self.p or self.sigma <= 0:
+            return {}
+        return {"speckle": rng.uniform(0.25, 1.0) * self.sigma}
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        drawn = self.draw(sample.size, rng)
+        if not drawn:
             return sample
-        sigma = rng.uniform(0.25, 1.0) * self.sigma
-        shape = 1.0 / sigma**2
+        shape = 1.0 / drawn["speckle"]**2
         noise = rng.gamma(shape, 1.0 / shape, size=sample.size)[..., None]
         return sample.replace(image=np.clip(sample.image * noise + 0.5, 0, 255).astype(np.uint8))
+
+
+class RandomBlur:
+    """Gaussian blur of sigma in [0.25, 1] × ``sigma`` px (probes and settings differ in resolution)."""
+
+    def __init__(self, sigma: float, p: float = 1.0) -> None:
+        self.sigma, self.p = sigma, p
+
+    def draw(self, size: tuple[int, int], rng: np.random.Generator) -> dict[str, float]:
+        """The ``blur`` sigma, or nothing (shared with the device path)."""
+        if rng.random() >= self.p or self.sigma <= 0:
+            return {}
+        return {"blur": rng.uniform(0.25, 1.0) * self.sigma}
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        drawn = self.draw(sample.size, rng)
+        if not drawn:
+            return sample
+        image = Image.fromarray(sample.image).filter(ImageFilter.GaussianBlur(drawn["blur"]))
+        return sample.replace(image=np.asarray(image))

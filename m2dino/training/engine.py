@@ -27,6 +27,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from ..data import Sample
+from ..data.device_augment import augment_batch
 from ..data.loading import LoaderConfig, build_train_loader
 from ..data.sampling import TaskSampler
 from ..data.unlabeled import UnlabeledSource
@@ -251,8 +252,12 @@ class Trainer:
         device = accelerator.device
         semi = self.unlabeled.for_step(self.state.step, device) if self.unlabeled is not None else {}
         with accelerator.accumulate(self.module):
-            parts = self.module(batch["pixel_values"].to(device, non_blocking=True), batch["task"],
-                                _to_device(batch["targets"], device), **semi)
+            if "augment" in batch:  # uint8 pixels: augmented and normalised here, on the training device
+                pixels, targets = augment_batch(batch, device, self.core.config.preprocessing)
+            else:
+                pixels = batch["pixel_values"].to(device, non_blocking=True)
+                targets = _to_device(batch["targets"], device)
+            parts = self.module(pixels, batch["task"], targets, **semi)
             loss = parts["loss"]
             finite = torch.isfinite(loss.detach()).float()
             if accelerator.num_processes > 1:

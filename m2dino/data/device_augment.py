@@ -1,0 +1,251 @@
+"""Training augmentation on the training device: the random geometry and intensity of
+`m2dino.data.transforms`, batched as torch ops in float32 (the same code on a CPU).
+
+Split of the work:
+
+- a DataLoader worker reads, decodes and resizes (uint8, the model's input size) and, instead of
+  augmenting, runs `DrawParameters`: the task's own steps (`transforms.RandomAffine` ... ``.draw``)
+  draw the sample's parameters from its seed (`torch_dataset.SampleKey.seed`), so both paths sample
+  the same distributions and a batch depends only on its seeds (0 or 8 workers, a resumed run:
+  bit-identical);
+- `Collate` stacks the uint8 pixels and the draws (`collate_parameters`);
+- `augment_batch`, on the training device: the affine map (image bilinear and mask nearest, exactly
+  as PIL samples them in the worker path), gamma then gain, blur, speckle (gamma noise from each
+  sample's own generator), then the model's normalisation. There is no rounding to uint8 between
+  steps (the worker path rounds after each).
+
+Labels move through `LABEL_WARPS`, one entry per label kind that moves (keyed by the kind's name),
+with the rules of that kind's numpy ``warp`` (`m2dino.tasks.label_kinds`): a mask is resampled
+nearest; a box becomes the axis-aligned box of its moved corners, clipped, and is dropped when
+nothing of it is left; keypoints move and interchangeable ones are renumbered (the kind's order
+rule). Boxes and keypoints are a few numbers: they move in float64 on the host, where the collated
+targets are (equal to the numpy path to rounding, no device sync for dropped boxes, and devices
+without float64 work too), and go to the device afterwards.
+
+Which path is faster is measured in ``benchmarks/feed_parts/augment.py``; see `LoaderConfig`'s
+``augment_on`` for the default it chose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..image import Preprocessing
+from ..tasks import LabelKind, get_task
+from .sample import Sample
+
+DRAW_KEY = "augment"  # a sample's meta entry holding its drawn parameters, between worker and Collate
+# Every draw holds these; a step that did not fire leaves its identity value.
+IDENTITY = {"gain": 1.0, "gamma": 1.0, "blur": 0.0, "speckle": 0.0}
+
+Targets = torch.Tensor | list[torch.Tensor]
+
+
+def draw_parameters(steps: Sequence[Any], size: tuple[int, int], rng: np.random.Generator) -> dict[str, Any]:
+    """The random parameters of ``steps`` for an image of ``size`` (H, W), drawn in the order the
+    worker path draws them, plus ``noise_seed`` for the speckle's noise field."""
+    drawn: dict[str, Any] = {"matrix": np.eye(3), **IDENTITY}
+    for step in steps:
+        drawn.update(step.draw(size, rng))
+    drawn["noise_seed"] = int(rng.integers(0, 2**63 - 1))
+    return drawn
+
+
+class DrawParameters:
+    """The step a worker runs instead of ``steps`` when augmenting on the device: the sample is left
+    as it is, its parameters are drawn (`draw_parameters`) into ``meta['augment']``, and the affine
+    map is recorded in ``meta['augment_affine']`` as the worker path records it."""
+
+    def __init__(self, steps: Sequence[Any]) -> None:
+        self.steps = tuple(steps)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        drawn = draw_parameters(self.steps, sample.size, rng)
+        meta = dict(sample.meta)
+        previous = meta.get("augment_affine")
+        meta["augment_affine"] = drawn["matrix"] if previous is None else drawn["matrix"] @ previous
+        meta[DRAW_KEY] = drawn
+        return Sample(sample.image, sample.task, sample.label, sample.original_size, sample.source, meta)
+
+    def __repr__(self) -> str:
+        return f"DrawParameters([{', '.join(type(s).__name__ for s in self.steps)}])"
+
+
+def collate_parameters(draws: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """A batch's draws as tensors: ``matrix`` float64 B×3×3, ``gain``/``gamma``/``blur``/``speckle``
+    float64 B, ``noise_seed`` int64 B."""
+    out = {"matrix": torch.from_numpy(np.stack([d["matrix"] for d in draws]).astype(np.float64))}
+    for key in IDENTITY:
+        out[key] = torch.tensor([float(d[key]) for d in draws], dtype=torch.float64)
+    out["noise_seed"] = torch.tensor([d["noise_seed"] for d in draws], dtype=torch.int64)
+    return out
+
+
+# ----------------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class BatchAffine:
+    """One affine map per sample (input -> output pixels, float64 on the host) onto images of
+    ``size`` (H, W), and where each output pixel's centre comes from (``source``, float32 B×H×W×2
+    (x, y) input pixels, on the device)."""
+
+    matrices: torch.Tensor
+    size: tuple[int, int]
+    source: torch.Tensor
+
+    @classmethod
+    def create(cls, matrices: torch.Tensor, size: tuple[int, int], device: torch.device) -> "BatchAffine":
+        height, width = size
+        inverse = torch.linalg.inv(matrices)[:, :2].to(device, torch.float32)  # output -> input pixels
+        ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
+        xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
+        centres = torch.stack([xs.expand(height, width), ys[:, None].expand(height, width),
+                               torch.ones(height, width, device=device)], dim=-1)  # H×W×3
+        source = torch.einsum("hwk,bjk->bhwj", centres, inverse)
+        return cls(matrices, size, source)
+
+    def inside(self) -> torch.Tensor:
+        """B×H×W: the output pixels whose source lies in the input image (the others are 0, as in PIL)."""
+        height, width = self.size
+        x, y = self.source.unbind(-1)
+        return (x >= 0) & (x < width) & (y >= 0) & (y < height)
+
+
+def warp_images(images: torch.Tensor, affine: BatchAffine) -> torch.Tensor:
+    """float B×C×H×W through ``affine``: bilinear between pixel centres, edge pixels repeated within
+    the image and 0 outside it (PIL's ``Image.transform(..., BILINEAR)``, without its rounding)."""
+    height, width = affine.size
+    x, y = affine.source.unbind(-1)
+    grid = torch.stack([2 * x / width - 1, 2 * y / height - 1], dim=-1)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return warped * affine.inside()[:, None]
+
+
+def warp_masks(masks: torch.Tensor, affine: BatchAffine) -> torch.Tensor:
+    """Integer B×H×W through ``affine``: each output pixel takes the class of the input pixel that
+    contains its source point, 0 (background) outside (PIL's NEAREST). Equal to the numpy path
+    except where a source point lies within float32 rounding of a pixel edge (see the tests)."""
+    height, width = affine.size
+    source = affine.source.floor().long()
+    column, row = source[..., 0].clamp(0, width - 1), source[..., 1].clamp(0, height - 1)
+    masks = masks.to(affine.source.device)
+    picked = masks.flatten(1).gather(1, (row * width + column).flatten(1)).view_as(masks)
+    return picked * affine.inside()
+
+
+def _map_points(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Points (B×…×2) through each sample's 3×3 map (`label_kinds.map_points`, batched)."""
+    linear, shift = matrices[:, :2, :2], matrices[:, :2, 2]
+    flat = points.reshape(len(points), -1, 2)
+    return (flat @ linear.transpose(1, 2) + shift[:, None]).reshape(points.shape)
+
+
+def _warp_mask_targets(kind: LabelKind, targets: torch.Tensor, affine: BatchAffine) -> torch.Tensor:
+    return warp_masks(targets, affine)
+
+
+def warp_boxes(kind: LabelKind, targets: Sequence[torch.Tensor], affine: BatchAffine) -> list[torch.Tensor]:
+    """Each sample's n×4 boxes (`BoxesKind.warp`'s rule): the box of the moved corners, clipped to
+    the image, dropped when empty. All boxes of the batch move in one matmul."""
+    height, width = affine.size
+    counts = [len(t) for t in targets]
+    boxes = torch.cat([t.reshape(-1, 4) for t in targets]).to(torch.float64)
+    owner = torch.repeat_interleave(torch.arange(len(targets)), torch.tensor(counts, dtype=torch.long))
+    corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)
+    moved = _map_points(affine.matrices[owner], corners)
+    out = torch.cat([moved.amin(dim=1), moved.amax(dim=1)], dim=1)
+    out = torch.minimum(out.clamp(min=0), torch.tensor([width, height, width, height], dtype=torch.float64))
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return [part[kept].to(torch.float32) for part, kept in zip(out.split(counts), keep.split(counts))]
+
+
+def warp_keypoints(kind: LabelKind, targets: torch.Tensor, affine: BatchAffine) -> torch.Tensor:
+    """B×K×2 points through each map; interchangeable points renumbered by ascending x, then y
+    (`KeypointsKind.canonical`)."""
+    points = _map_points(affine.matrices, targets.to(torch.float64))
+    if kind.spec.interchangeable_points:
+        for axis in (1, 0):  # two stable sorts: by y, then by x (x decides, ties by y: np.lexsort's order)
+            order = points[..., axis].argsort(dim=-1, stable=True)
+            points = points.gather(1, order[..., None].expand_as(points))
+    return points.to(torch.float32)
+
+
+# How each label kind's targets move through a batch's affine maps; kinds not listed do not move.
+LABEL_WARPS: dict[str, Callable[[LabelKind, Any, BatchAffine], Any]] = {
+    "mask": _warp_mask_targets, "boxes": warp_boxes, "keypoints": warp_keypoints}
+
+
+# ---------------------------------------------------------------------------------- intensity
+def _per_sample(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return values.to(device, torch.float32).view(-1, 1, 1, 1)
+
+
+def blur_images(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Each image blurred by a Gaussian of its own sigma (px; 0 leaves it as it is), separable,
+    edges repeated as PIL's ``GaussianBlur`` does."""
+    batch, channels, height, width = images.shape
+    radius = max(1, math.ceil(3 * float(sigmas.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    safe = sigmas.clamp(min=1e-6)[:, None]
+    kernels = torch.exp(-0.5 * (offsets / safe) ** 2)
+    kernels = torch.where(sigmas[:, None] > 0, kernels, (offsets == 0).to(torch.float64).expand_as(kernels))
+    kernels = (kernels / kernels.sum(dim=1, keepdim=True)).to(images.device, images.dtype)
+    weight = kernels.repeat_interleave(channels, dim=0)[:, None]  # (B·C)×1×k
+    flat = images.reshape(1, batch * channels, height, width)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), weight[:, :, None, :],
+                    groups=batch * channels)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), weight[:, :, :, None],
+                    groups=batch * channels)
+    return flat.view(batch, channels, height, width)
+
+
+def speckle_noise(sigma: float, seed: int, size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """H×W multiplicative gamma noise of mean 1 and std ``sigma`` (`transforms.RandomSpeckle`'s
+    distribution), from a generator of its own seeded by ``seed``."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    shape = 1.0 / sigma**2
+    # torch.distributions.Gamma cannot take a generator; its sampler can.
+    return torch._standard_gamma(torch.full(size, shape, device=device), generator=generator) / shape
+
+
+def augment_batch(batch: dict, device: torch.device | str, preprocessing: Preprocessing) -> tuple[torch.Tensor,
+                                                                                                 Targets]:
+    """A device-augmented batch (``batch['pixel_values']`` uint8 B×H×W×3, ``batch['augment']`` its
+    draws) -> (normalised float32 B×3×H×W pixels, targets), both on ``device``."""
+    device = torch.device(device)
+    drawn = batch[DRAW_KEY]
+    kind = get_task(batch["task"]).label_kind
+    images = batch["pixel_values"].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    size = (images.shape[-2], images.shape[-1])
+    targets = batch["targets"]
+    matrices = drawn["matrix"]
+    if not torch.equal(matrices, torch.eye(3, dtype=matrices.dtype).expand_as(matrices)):
+        affine = BatchAffine.create(matrices, size, device)
+        images = warp_images(images, affine)
+        warp = LABEL_WARPS.get(kind.name)
+        if warp is not None:
+            targets = warp(kind, targets, affine)
+    gain, gamma = drawn["gain"], drawn["gamma"]
+    if bool((gain != 1).any() or (gamma != 1).any()):
+        images = (images.pow(_per_sample(gamma, device)) * _per_sample(gain, device)).clamp_(0, 1)
+    if bool((drawn["blur"] > 0).any()):
+        images = blur_images(images, drawn["blur"])
+    for index in torch.nonzero(drawn["speckle"] > 0).flatten().tolist():
+        noise = speckle_noise(float(drawn["speckle"][index]), int(drawn["noise_seed"][index]), size, device)
+        images[index] = (images[index] * noise).clamp_(0, 1)
+    mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
+    return (images - mean) / std, _on_device(targets, device)
+
+
+def _on_device(targets: Targets, device: torch.device) -> Targets:
+    if isinstance(targets, torch.Tensor):
+        return targets.to(device, non_blocking=True)
+    return [t.to(device, non_blocking=True) for t in targets]
