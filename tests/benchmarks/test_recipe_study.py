@@ -1,0 +1,86 @@
+"""benchmarks/recipe_study.py: cells planned with their references, paired Δ, resumable by signature,
+and one whole (tiny) study on a synthetic build-public-like root."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import recipe_study  # noqa: E402
+from recipe_study_parts.cell import collapsed, signature  # noqa: E402
+from recipe_study_parts.factors import FACTORS, cell_config  # noqa: E402
+from recipe_study_parts.report import factor_rows, render  # noqa: E402
+
+
+def _cell(factor, seed, scores, val=None, ips=10.0):
+    return {"factor": factor, "seed": seed, "commit": "abc", "steps": 4, "train_seconds": 60.0,
+            "images_per_second": ips, "test": {"scores": scores, "collapsed": {}},
+            "val": {"scores": val or scores}}
+
+
+def test_paired_deltas_and_speed_ratio_are_computed_per_seed():
+    study = {"factors": {"baseline": {"question": "q", "against": "baseline"},
+                         "steps_x2": {"question": "q2", "against": "baseline"}},
+             "cells": [_cell("baseline", 0, {"a": 0.5, "b": 0.7}, ips=10), _cell("baseline", 1, {"a": 0.6, "b": 0.6}),
+                       _cell("steps_x2", 0, {"a": 0.7, "b": 0.7}, ips=5), _cell("steps_x2", 1, {"a": 0.6, "b": 0.8},
+                                                                                  ips=5)]}
+    rows = {r["factor"]: r for r in factor_rows(study)}
+    # seed 0: 0.7 - 0.6 = +0.1; seed 1: 0.7 - 0.6 = +0.1
+    assert rows["steps_x2"]["delta_test"] == pytest.approx((0.1, 0.0))
+    assert rows["baseline"]["test"] == pytest.approx((0.6, 0.0))
+    assert rows["steps_x2"]["speed_ratio"] == pytest.approx((0.5 * 0.5) ** 0.5)
+    assert "delta_test" not in rows["baseline"]
+
+
+def test_planned_cells_add_each_factors_reference_first(tmp_path):
+    args = recipe_study.parse_args(["--root", str(tmp_path), "--factors", "steps_x2", "--seeds", "0", "1"])
+    assert recipe_study.planned_cells(args) == [("baseline", 0), ("baseline", 1), ("steps_x2", 0), ("steps_x2", 1)]
+
+
+def test_signature_ignores_folders_and_loader_settings_but_not_the_recipe():
+    one = cell_config(FACTORS["baseline"], "/a", ["fetal_head"], 100, 0, "/cache/a", "/out/a")
+    two = cell_config(FACTORS["baseline"], "/b", ["fetal_head"], 100, 0, None, "/out/b")
+    two["data"]["num_workers"] = 3
+    assert signature(one, "x") == signature(two, "x")
+    longer = cell_config(FACTORS["steps_x2"], "/a", ["fetal_head"], 100, 0, "/cache/a", "/out/a")
+    assert longer["train"]["steps"] == 200
+    assert signature(longer, "x") != signature(one, "x")
+    assert signature(one, "x") != signature(one, "y")  # another data root
+
+
+def test_collapse_is_at_most_one_class_with_nonzero_f1():
+    metrics = {"classification": {"t1": {"per_class": {"class_0": {"F1": 0.6}, "class_1": {"F1": 0.0}}},
+                                  "t2": {"per_class": {"class_0": {"F1": 0.6}, "class_1": {"F1": 0.1}}}},
+               "segmentation": {"s": {"DSC": 0.5}}, "summary": {}}
+    assert collapsed(metrics, ["t1", "t2", "s"]) == {"t1": True, "t2": False}
+
+
+def test_a_tiny_study_runs_reports_and_is_reused(tmp_path):
+    root = tmp_path / "root"
+    subprocess.run([sys.executable, "-m", "m2dino.cli.main", "data", "synth", str(root), "--per-task", "4",
+                    "--size", "64", "--splits", "train", "val", "test", "--tasks", "fetal_head", "fetal_plane_cls"],
+                   check=True, capture_output=True)
+    (root / "datasheet.json").write_text('{"synthetic": true}')
+    argv = ["--root", str(root), "--tasks", "fetal_head", "fetal_plane_cls", "--factors", "steps_half",
+            "--seeds", "0", "--steps", "4", "--output-dir", str(tmp_path / "out"),
+            "--results-dir", str(tmp_path / "results")]
+    recipe_study.main(argv)
+    study = json.loads((tmp_path / "results" / "recipe_study.json").read_text())
+    assert [(c["factor"], c["steps"]) for c in study["cells"]] == [("baseline", 4), ("steps_half", 2)]
+    for cell in study["cells"]:
+        assert set(cell["test"]["scores"]) == {"fetal_head", "fetal_plane_cls"}
+        assert all(0 <= v <= 1 for v in cell["test"]["scores"].values())
+    md = (tmp_path / "results" / "recipe_study.md").read_text()
+    assert "| `steps_half` |" in md and (tmp_path / "results" / "recipe_study.png").is_file()
+    assert md == render(study)  # no interpretation written yet: the markdown is the rendering
+    record = tmp_path / "out" / "baseline" / "seed0" / "cell.json"
+    before = record.stat().st_mtime_ns
+    recipe_study.main(argv)  # every cell finished: nothing is trained again
+    assert record.stat().st_mtime_ns == before
