@@ -14,12 +14,17 @@ without communicating and a run can resume at any step:
   r, r+R, ... of it (padded by wrapping so all ranks get the same number, or truncated with
   ``drop_last``), then consecutive batches. Passes never mix inside a batch, so a batch has no
   duplicate unless the task has fewer samples than ranks.
+* A class-balanced task (``class_labels``: a classification task's label per index) replaces that
+  permutation by n draws whose classes are equally frequent (n/K each of its K classes, shuffled);
+  each class fills its draws from fresh permutations of its own samples, so a rare class repeats
+  within a pass (a batch can then hold a duplicate) and a common one is subsampled, a different
+  subset each pass. The plan stays a function of ``(seed, epoch)``: resuming is unchanged.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +42,17 @@ def task_probabilities(task_sizes: Mapping[str, int], alpha: float) -> dict[str,
     return dict(zip(task_sizes, (weights / weights.sum()).tolist()))
 
 
+def _class_members(task: str, labels: Sequence[int], size: int | None) -> list[np.ndarray]:
+    """The indices of each class present in ``labels`` (classes in increasing order)."""
+    if size is None:
+        raise DataError(f"class labels given for task {task!r}, which is not one of the sampled tasks")
+    labels = np.asarray(labels)
+    if labels.shape != (size,) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"task {task!r}: class-balanced sampling needs one integer class per sample ({size}); "
+                        f"got {labels.shape[0] if labels.ndim else 'no'} label(s) of type {labels.dtype}")
+    return [np.flatnonzero(labels == c) for c in np.unique(labels)]
+
+
 class TaskSampler:
     """Iterates ``(task_id, indices)`` per step: the indices of one batch of one task for this rank.
 
@@ -44,11 +60,13 @@ class TaskSampler:
     a new iteration after a finished epoch starts the next one. ``state_dict()`` /
     ``load_state_dict()`` resume exactly mid-epoch: the state is the epoch and the number of
     steps already yielded (with a prefetching DataLoader, save the number of steps the training
-    loop consumed instead: ``{"epoch": e, "step": n}``).
+    loop consumed instead: ``{"epoch": e, "step": n}``). ``class_labels`` names the tasks to draw
+    class-balanced, with each index's class (read from the index, so nothing is decoded).
     """
 
     def __init__(self, task_sizes: Mapping[str, int], batch_size: int, alpha: float = 0.5, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False) -> None:
+                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False,
+                 class_labels: Mapping[str, Sequence[int]] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < num_replicas:
@@ -61,6 +79,8 @@ class TaskSampler:
             if self._batches_per_pass(n) == 0:
                 raise DataError(f"task {task!r} has {n} samples: not one full batch of {batch_size} per rank "
                                 f"({num_replicas} ranks) with drop_last=True")
+        self._class_members = {task: _class_members(task, labels, self.task_sizes.get(task))
+                               for task, labels in (class_labels or {}).items()}
         self.epoch = 0
         self.step = 0
 
@@ -110,15 +130,32 @@ class TaskSampler:
         batches: list[list[int]] = []
         pass_index = 0
         while len(batches) < count:
-            permutation = self._rng("task", task, pass_index).permutation(n)
+            order = self._pass_order(task, pass_index)
             total = shard * self.num_replicas
-            padded = np.resize(permutation, total)  # wraps around when padding, truncates with drop_last
+            padded = np.resize(order, total)  # wraps around when padding, truncates with drop_last
             mine = padded[self.rank::self.num_replicas].tolist()
             step = self.batch_size
             last = len(mine) - len(mine) % step if self.drop_last else len(mine)
             batches.extend(mine[i:i + step] for i in range(0, last, step))
             pass_index += 1
         return batches[:count]
+
+    def _pass_order(self, task: str, pass_index: int) -> np.ndarray:
+        """The task's indices in one pass: a permutation, or class-balanced draws (module docstring)."""
+        rng = self._rng("task", task, pass_index)
+        n = self.task_sizes[task]
+        members = self._class_members.get(task)
+        if members is None:
+            return rng.permutation(n)
+        k = len(members)
+        # n // k slots per class, the n % k left over to random classes, then the slots shuffled.
+        slots = rng.permutation(np.concatenate([np.repeat(np.arange(k), n // k), rng.permutation(k)[:n % k]]))
+        order = np.empty(n, dtype=np.int64)
+        for c, indices in enumerate(members):
+            where = np.flatnonzero(slots == c)
+            draws = np.concatenate([rng.permutation(indices) for _ in range(-(-len(where) // len(indices)))])
+            order[where] = draws[:len(where)]
+        return order
 
     def _rng(self, *key: object) -> np.random.Generator:
         # A stable hash (not Python's salted hash()) so every process derives the same stream.

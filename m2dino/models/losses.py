@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,12 +33,40 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, dice_weight: flo
     return ce + dice_weight * (1 - dice[1:].mean())
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy, optionally class-weighted and label-smoothed: exactly `F.cross_entropy`'s
+    ``weight`` / ``label_smoothing``. With weights the batch mean is a weighted mean (divided by the
+    summed weights of the batch's labels), so the loss keeps the scale of the unweighted one; with
+    smoothing the target is ``(1 − ε)·one_hot + ε/C`` and each class's term carries its weight."""
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"classification target of shape {tuple(labels.shape)}; expected ({logits.shape[0]},)")
     if (labels < 0).any() or (labels >= logits.shape[1]).any():
         raise ValueError(f"classification target outside 0..{logits.shape[1] - 1}")
-    return F.cross_entropy(logits.float(), labels.long())
+    if class_weights is not None and class_weights.shape != logits.shape[1:]:
+        raise ValueError(f"class weights of shape {tuple(class_weights.shape)}; expected ({logits.shape[1]},)")
+    weight = None if class_weights is None else class_weights.float()
+    return F.cross_entropy(logits.float(), labels.long(), weight=weight, label_smoothing=label_smoothing)
+
+
+def class_balanced_weights(counts: Sequence[int], beta: float = 1.0) -> torch.Tensor:
+    """Per-class loss weights from the training set's class counts, scaled to mean 1 over classes.
+
+    ``w_c ∝ (1 − β) / (1 − β^n_c)``: the inverse of the "effective number of samples" (Cui et al.,
+    "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019). β = 1 is its limit,
+    inverse frequency ``w_c ∝ 1 / n_c``; a smaller β flattens the weights (β = 0 would make them
+    equal). A class absent from the training set counts as one sample: a zero weight would make a
+    batch of only that class (pseudo-labels can be) divide 0 by 0.
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    if n.ndim != 1 or n.size == 0 or (n < 0).any():
+        raise ValueError(f"class counts must be a non-empty list of non-negative numbers, got {list(counts)}")
+    if not 0 < beta <= 1:
+        raise ValueError(f"class-balance beta must be in (0, 1], got {beta}")
+    n = np.maximum(n, 1)
+    # (1 − β) / (1 − β^n) written with expm1/log so β close to 1 loses no precision.
+    weights = 1 / n if beta == 1 else np.expm1(np.log(beta)) / np.expm1(n * np.log(beta))
+    return torch.tensor(weights * n.size / weights.sum(), dtype=torch.float32)
 
 
 def focal_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0

@@ -20,7 +20,7 @@ from ..training.pretrain import (
     TeacherCollapseError,
 )
 from ..training.semi.semi_config import METHODS, SemiConfig
-from ..training.train_config import TrainSettings
+from ..training.train_config import CLASS_BALANCE, TrainSettings
 from .building import backbone_for
 from .config_io import apply_overrides, config_from_dict, config_to_yaml, read_yaml_mapping
 from .pretraining import pretrain
@@ -128,6 +128,12 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
     train.add_argument("--alpha", type=float, default=t.alpha,
                        help="task sampling ∝ n_task^alpha (0 uniform, 1 proportional)")
     train.add_argument("--loss-weighting", default=t.loss_weighting, choices=["equal", "uncertainty"])
+    train.add_argument("--class-balance", default=t.class_balance, choices=CLASS_BALANCE,
+                       help="classification tasks: draw classes equally often (sampling) or weigh the loss (loss)")
+    train.add_argument("--class-balance-beta", type=float, default=t.class_balance_beta, metavar="BETA",
+                       help="with --class-balance loss: weights (1-β)/(1-β^n_class); 1 = inverse frequency")
+    train.add_argument("--label-smoothing", type=float, default=t.label_smoothing, metavar="EPS",
+                       help="classification targets (1-EPS)·one-hot + EPS/classes")
     train.add_argument("--lora", type=int, default=t.lora_rank, metavar="R",
                        help="LoRA rank on attention and MLP/experts")
     train.add_argument("--freeze-backbone", action="store_true", help="train heads and routers only")
@@ -206,7 +212,9 @@ def run_config_from_flags(recipe: str, args: argparse.Namespace) -> RunConfig:
                           image_size=args.image_size, decoder_features=args.decoder_features)
     train = TrainSettings(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                           backbone_lr=args.backbone_lr, layer_decay=args.layer_decay, warmup_steps=args.warmup_steps,
-                          alpha=args.alpha, loss_weighting=args.loss_weighting, lora_rank=args.lora,
+                          alpha=args.alpha, loss_weighting=args.loss_weighting, class_balance=args.class_balance,
+                          class_balance_beta=args.class_balance_beta, label_smoothing=args.label_smoothing,
+                          lora_rank=args.lora,
                           freeze_backbone=args.freeze_backbone, mixed_precision=args.mixed_precision,
                           eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                           log_every=args.log_every, seed=args.seed)

@@ -53,7 +53,7 @@ from .run_session import run_session
 from .semi import SemiConfig, SemiSupervision
 from .train_config import TrainConfig
 from .trainer_loss import LossModule
-from .trainer_model import exportable_model, prepare_model
+from .trainer_model import class_labels, exportable_model, prepare_model
 from .trainer_resume import (
     config_differences,
     describe_changes,
@@ -138,7 +138,8 @@ class Trainer:
         self.state = TrainState()
         self.sampler = TaskSampler({t: len(s) for t, s in train_samples.items()}, config.batch_size, config.alpha,
                                    config.seed, num_replicas=self.accelerator.num_processes,
-                                   rank=self.accelerator.process_index)
+                                   rank=self.accelerator.process_index, class_labels=class_labels(
+                                       model, train_samples) if config.class_balance == "sampling" else None)
         # Workers decode and augment; the loader advances self.sampler per consumed batch (exact resume).
         self.loader = build_train_loader(dict(train_samples), self.sampler, model.config.preprocessing, loading,
                                          self.accelerator.device, self.accelerator.num_processes)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 LOSS_WEIGHTINGS = ("equal", "uncertainty")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+CLASS_BALANCE = ("none", "sampling", "loss")
 
 
 @dataclass
@@ -26,6 +27,11 @@ class TrainSettings:
     mixed_precision: str = "auto"    # auto = bf16 on a GPU that supports it, else fp32
     alpha: float = 0.5               # task sampling ∝ n_task^alpha
     loss_weighting: str = "equal"
+    # Classification tasks: "sampling" draws each task's classes equally often (data.sampling), "loss"
+    # weighs each class's cross-entropy by (1-β)/(1-β^n_class) (β = 1: inverse frequency; models.losses)
+    class_balance: str = "none"
+    class_balance_beta: float = 1.0
+    label_smoothing: float = 0.0     # classification targets (1-ε)·one-hot + ε/C
     lora_rank: int | None = None
     lora_alpha: float | None = None  # default 2·rank
     freeze_backbone: bool = False
@@ -41,6 +47,15 @@ class TrainSettings:
             raise ValueError(f"loss_weighting={self.loss_weighting!r}; expected one of {LOSS_WEIGHTINGS}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected one of {MIXED_PRECISION}")
+        if self.class_balance not in CLASS_BALANCE:
+            raise ValueError(f"class_balance={self.class_balance!r}; expected one of {CLASS_BALANCE}")
+        if not 0 < self.class_balance_beta <= 1:
+            raise ValueError(f"class_balance_beta must be in (0, 1], got {self.class_balance_beta}")
+        if self.class_balance_beta != 1 and self.class_balance != "loss":
+            raise ValueError(f"class_balance_beta={self.class_balance_beta} is used only with class_balance='loss', "
+                             f"got class_balance={self.class_balance!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "log_every", "max_nonfinite_in_row",
                      "keep_checkpoints"):
             if getattr(self, name) < 1:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import numpy as np
 from torch import nn
 
 from ..data.collection import as_collection
 from ..models import M2DINO
+from ..models.heads.classification import ClassificationHead
+from ..models.losses import class_balanced_weights
 from .lora import apply_lora, freeze_backbone, merge_lora
 from .train_config import TrainConfig
 
@@ -21,12 +24,27 @@ def prepare_model(core: M2DINO, config: TrainConfig, train_samples: dict[str, Se
         head = core.heads[task]
         if head.fits_training_targets:  # e.g. a measurement head standardises its targets
             head.fit_targets(as_collection(samples).labels())  # labels only: no image decoded
+    counted = class_labels(core, train_samples) if config.class_balance == "loss" else {}
+    for task in train_samples:
+        if isinstance(core.heads[task], ClassificationHead):  # set every time: a reused model drops old options
+            weights = None if task not in counted else class_balanced_weights(
+                np.bincount(counted[task], minlength=core.task_specs[task].num_classes), config.class_balance_beta)
+            core.heads[task].set_loss_options(weights, config.label_smoothing)
     core.config.training = {"lora_rank": config.lora_rank, "freeze_backbone": config.freeze_backbone,
                             "steps": config.steps, "alpha": config.alpha, "loss_weighting": config.loss_weighting,
+                            "class_balance": config.class_balance, "class_balance_beta": config.class_balance_beta,
+                            "label_smoothing": config.label_smoothing,
                             "tasks": sorted(train_samples)}
     if config.freeze_backbone:
         freeze_backbone(core)
     return apply_lora(core, config.lora_rank, config.lora_alpha) if config.lora_rank else core
+
+
+def class_labels(core: M2DINO, train_samples: dict[str, Sequence]) -> dict[str, list[int]]:
+    """Each classification task's training classes, in sample order, from the index (no image decoded
+    where the index knows the label): what class-balanced loss and sampling count."""
+    return {task: [int(label) for label in as_collection(samples).labels()]
+            for task, samples in train_samples.items() if isinstance(core.heads[task], ClassificationHead)}
 
 
 def exportable_model(model: nn.Module, core: M2DINO, config: TrainConfig) -> M2DINO:

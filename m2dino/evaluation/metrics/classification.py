@@ -96,3 +96,27 @@ def challenge_per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
         warnings.simplefilter("ignore")
         present = f1_score(y_true, y_pred, average=None, zero_division=0)
     return {f"class_{c}": {"F1": float(present[c]) if c < len(present) else 0.0} for c in range(num_classes)}
+
+
+COLLAPSE_SHARE = 0.95
+
+
+def majority_collapse(predicted: np.ndarray, share: float = COLLAPSE_SHARE) -> bool:
+    """Whether a classifier has collapsed onto one class: its most often predicted class takes at
+    least ``share`` of the predictions (every prediction one class is the extreme case).
+
+    ``predicted``: the predicted class of each test image. From a confusion matrix (rows true,
+    columns predicted) pass ``np.repeat(np.arange(C), confusion.sum(axis=0))``. A model that ignores
+    the image predicts the training set's majority class everywhere; 95 % rather than 100 % also
+    counts the near-constant models that only stray on a few images. Only the predictions are
+    read: on a test set where one class itself holds ≥ ``share`` of the images, a good model is
+    flagged too, so read it beside the truth's largest class share (the challenge's small
+    classification tasks are far below 95 %).
+    """
+    predicted = np.asarray(predicted)
+    if predicted.ndim != 1 or predicted.size == 0:
+        raise ValueError(f"expected a non-empty vector of predicted classes, got shape {predicted.shape}")
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    _, counts = np.unique(predicted, return_counts=True)
+    return bool(counts.max() / predicted.size >= share)  # a correctly rounded ratio: 57/60 >= 0.95 holds

@@ -24,12 +24,29 @@ class ClassificationHead(TaskHead):
         self.linear = nn.Linear(2 * in_dim, num_classes)
         nn.init.trunc_normal_(self.linear.weight, std=0.01)
         nn.init.zeros_(self.linear.bias)
+        # Training options, not weights: non-persistent, so a saved model's files are the same with or
+        # without them and models saved before they existed load unchanged.
+        self.register_buffer("class_weights", None, persistent=False)
+        self.label_smoothing = 0.0
+
+    def set_loss_options(self, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        """Weigh each class's cross-entropy (e.g. `class_balanced_weights` of the training counts) and
+        smooth the targets by ``label_smoothing`` (0 = one-hot) from the next `loss` on."""
+        num_classes = self.linear.out_features
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if class_weights.shape != (num_classes,) or not (class_weights > 0).all():
+                raise ValueError(f"class_weights must be {num_classes} positive numbers, got {class_weights.tolist()}")
+            class_weights = class_weights.to(self.linear.weight.device)
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.class_weights, self.label_smoothing = class_weights, float(label_smoothing)
 
     def forward(self, features, levels, task, image_size) -> ClassificationOutput:
         return ClassificationOutput(task, logits=self.linear(pooled_features(features)))
 
     def loss(self, output: ClassificationOutput, targets: torch.Tensor) -> torch.Tensor:
-        return classification_loss(output.logits, targets)
+        return classification_loss(output.logits, targets, self.class_weights, self.label_smoothing)
 
     def predict(self, output, index, geometry, spec, top_n=None) -> ClassificationPrediction:
         probs = output.probs[index].float().cpu().numpy()
