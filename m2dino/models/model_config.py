@@ -44,6 +44,7 @@ FIELD_SHAPES: dict[str, tuple] = {
     "routing": (lambda v: isinstance(v, str), f"one of {ROUTING_MODES}"),
     "task_embed_dim": (_is_int, "an integer"),
     "decoder_features": (_is_int, "an integer"),
+    "spatial_prior": (lambda v: isinstance(v, bool), "true or false"),
     "feature_blocks": (lambda v: v is None or _ints(v), "null or a list of 4 block indices"),
     "image_size": (lambda v: _is_int(v) or (_ints(v) and len(v) == 2), "an integer or [height, width]"),
     "resize_mode": (lambda v: isinstance(v, str), f"one of {RESIZE_MODES}"),
@@ -75,6 +76,7 @@ class M2DINOConfig:
     routing: str = "task"                      # "task" or "task+token"
     task_embed_dim: int = 64
     decoder_features: int = 64                 # channels of the DPT decoders (dense heads)
+    spatial_prior: bool = False                # a conv branch feeding strides 4 and 8 to the dense heads
     feature_blocks: tuple[int, ...] | None = None  # 4 blocks feeding dense heads; None = evenly spaced
     image_size: tuple[int, int] = (256, 256)   # model input (H, W) that `predict` resizes to
     resize_mode: str = "letterbox"
@@ -126,6 +128,8 @@ class M2DINOConfig:
             raise ValueError(f"M2DINOConfig.resize_mode={self.resize_mode!r}; expected one of {RESIZE_MODES}")
         if any(s <= 0 or s % 16 for s in self.image_size):
             raise ValueError(f"M2DINOConfig.image_size={self.image_size}: sides must be positive multiples of 16")
+        if not isinstance(self.spatial_prior, bool):
+            raise ValueError(f"M2DINOConfig.spatial_prior={self.spatial_prior!r}: expected true or false")
         if self.feature_blocks is not None and len(self.feature_blocks) != 4:
             raise ValueError(f"M2DINOConfig.feature_blocks needs 4 blocks, got {self.feature_blocks}")
         if not all(math.isfinite(m) for m in self.mean):

@@ -20,6 +20,7 @@ from .model_config import CONFIG_NAME, M2DINOConfig
 from .moe import FixedMixture, TaskMoE, TaskRouting
 from .outputs import MultiTaskOutput, TaskOutput
 from .predictions import Prediction
+from .spatial_prior import ModelFeatures, SpatialPrior, spatial_maps
 
 
 def resolve_task_specs(tasks: Sequence[str], saved_specs: Mapping[str, dict]) -> dict[str, TaskSpec]:
@@ -88,6 +89,9 @@ class M2DINO(nn.Module):
             # weights are placeholders until the extracted checkpoint's values load over them
             block.mlp = FixedMixture([copy.deepcopy(block.mlp) for _ in range(kept)], [1.0] * kept)
         self.heads = nn.ModuleDict({s.id: build_head(s, dim, config.decoder_features) for s in specs})
+        # Beside the backbone, never in it: its maps go to the dense heads only (None: no such module,
+        # so a model saved without the branch has the same state dict as before the option existed).
+        self.spatial_prior = SpatialPrior(config.decoder_features) if config.spatial_prior else None
 
     # ----------------------------------------------------------------------------------- tasks
     def task_spec(self, task: str) -> TaskSpec:
@@ -128,16 +132,25 @@ class M2DINO(nn.Module):
             indices[name] = rows
         return MultiTaskOutput(outputs, indices, features.aux_loss)
 
-    def forward_features(self, pixel_values: torch.Tensor, task: str | Sequence[str]) -> BackboneOutput:
+    def forward_features(self, pixel_values: torch.Tensor, task: str | Sequence[str]) -> ModelFeatures:
         """The routed backbone for a batch (one task id, or one per sample), with the feature levels
-        that the heads of those tasks read."""
+        (and the spatial prior's maps) that the heads of those tasks read."""
         tasks = [task] * pixel_values.shape[0] if isinstance(task, str) else list(task)
         needs_levels = any(self.heads[t].uses_levels for t in set(tasks) if t in self.heads)
-        return self.backbone.forward_features(pixel_values, self.routing(tasks),
-                                              self.feature_blocks if needs_levels else ())
+        features = self.backbone.forward_features(pixel_values, self.routing(tasks),
+                                                  self.feature_blocks if needs_levels else ())
+        return ModelFeatures.of(features, self._spatial_maps(pixel_values, needs_levels))
+
+    def _spatial_maps(self, pixel_values: torch.Tensor, needs_levels: bool) -> dict[int, torch.Tensor]:
+        """The spatial prior on the pixels, run only for a batch with a dense head ({} without the branch)."""
+        return self.spatial_prior(pixel_values) if needs_levels and self.spatial_prior is not None else {}
 
     def forward_head(self, task: str, features: BackboneOutput, image_size: tuple[int, int]) -> TaskOutput:
-        """One task's head on backbone features of that task's samples."""
+        """One task's head on features of that task's samples (`forward_features`: the backbone's output
+        and, for a model with the spatial prior, its maps)."""
+        if self.spatial_prior is not None and self.heads[task].uses_levels and not spatial_maps(features):
+            raise ValueError(f"task {task!r}: this model's dense heads read the spatial prior's maps, which "
+                             "these features lack; compute them with M2DINO.forward_features")
         levels = [features.intermediates[b] for b in self.feature_blocks] if features.intermediates else []
         output = self.heads[task](features, levels, task, image_size)
         output.aux_loss = features.aux_loss
@@ -214,10 +227,10 @@ class M2DINO(nn.Module):
         image_size = tuple(pixel_values.shape[-2:])
         return {t: self.forward_head(t, features.select(torch.tensor([i])), image_size) for i, t in enumerate(tasks)}
 
-    def forward_features_all(self, pixel_values: torch.Tensor, tasks: Sequence[str]) -> BackboneOutput:
+    def forward_features_all(self, pixel_values: torch.Tensor, tasks: Sequence[str]) -> ModelFeatures:
         """Backbone features of ONE image for every task in ``tasks`` (row i is ``tasks[i]``): the dense
-        blocks before the first MoE block run once, the MoE blocks on one copy of the hidden state per
-        task, grouped by expert."""
+        blocks before the first MoE block (and the spatial prior) run once, the MoE blocks on one copy
+        of the hidden state per task, grouped by expert."""
         tasks = list(tasks)
         if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
             raise ValueError(f"forward_all takes one image (1×3×H×W), got shape {tuple(pixel_values.shape)}")
@@ -233,7 +246,8 @@ class M2DINO(nn.Module):
         x, routed_levels, aux = backbone.run_blocks(x.expand(n, -1, -1), rope, grid, routing, wanted,
                                                     start=first_routed)
         levels = {**{b: m.expand(n, -1, -1, -1) for b, m in shared_levels.items()}, **routed_levels}
-        return BackboneOutput(backbone.norm(x), grid, backbone.num_prefix_tokens, levels, aux)
+        spatial = {s: m.expand(n, -1, -1, -1) for s, m in self._spatial_maps(pixel_values, needs_levels).items()}
+        return ModelFeatures(backbone.norm(x), grid, backbone.num_prefix_tokens, levels, aux, spatial)
 
     def _device(self) -> torch.device:
         return self.task_embedding.weight.device

@@ -39,7 +39,7 @@ def model_config(settings: ModelSettings, tasks: Sequence[str]) -> M2DINOConfig:
     return M2DINOConfig(backbone=backbone, backbone_overrides=overrides, tasks=list(tasks),
                         moe_blocks=settings.moe_blocks, num_experts=settings.num_experts, top_k=settings.top_k,
                         routing=settings.routing, decoder_features=settings.decoder_features,
-                        image_size=settings.image_size)
+                        image_size=settings.image_size, spatial_prior=settings.spatial_prior)
 
 
 def build_model(settings: ModelSettings, tasks: Sequence[str], seed: int) -> M2DINO:

@@ -69,6 +69,7 @@ class ModelSettings:
     routing: str = "task"
     image_size: int = 64
     decoder_features: int = 32
+    spatial_prior: bool = False           # a convolutional branch feeding strides 4 and 8 to the dense heads
 
     def __post_init__(self) -> None:
         self.moe_blocks = tuple(self.moe_blocks)

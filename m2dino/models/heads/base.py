@@ -34,7 +34,8 @@ class TaskHead(nn.Module):
     sample of its output into a typed prediction in the image's ORIGINAL pixels."""
 
     label_kind: ClassVar[str]   # the `m2dino.tasks.label_kinds` kind this head predicts
-    uses_levels: bool = False   # True: reads the intermediate patch maps (dense prediction)
+    uses_levels: bool = False   # True: reads the intermediate patch maps (dense prediction), and the
+                                # spatial prior's maps where the model has one (`spatial_maps(features)`)
     fits_training_targets: bool = False  # True: `fit_targets` wants the training labels before training
 
     def fit_targets(self, labels: list) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 from ..losses import focal_heatmap_loss
 from ..outputs import DetectionOutput
 from ..predictions import DetectionPrediction
+from ..spatial_prior import spatial_maps
 from .base import PseudoLabels, TaskHead
 from .dpt import DPTDecoder
 
@@ -55,7 +56,7 @@ class DetectionHead(TaskHead):
         self.num_classes, self.size_weight = num_classes, size_weight
 
     def forward(self, features, levels, task, image_size) -> DetectionOutput:
-        x = self.decoder(levels)
+        x = self.decoder(levels, spatial_maps(features))  # the prior's stride-4/8 maps, if any
         return DetectionOutput(task, heatmap_logits=self.heatmap(x), size=self.size(x), offset=self.offset(x),
                                stride=STRIDE, image_size=tuple(image_size))
 

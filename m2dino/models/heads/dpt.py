@@ -1,7 +1,10 @@
 """A DPT-style decoder (Ranftl et al. 2021): four ViT levels reassembled at strides 4/8/16/32 and
-fused coarse-to-fine into one stride-4 map, shared in structure by the dense-prediction heads."""
+fused coarse-to-fine into one stride-4 map, shared in structure by the dense-prediction heads.
+Maps of the spatial-prior branch (`m2dino.models.spatial_prior`) join as skips at their stride."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +64,7 @@ class DPTDecoder(nn.Module):
     """Four B×C×h×w patch maps (shallow → deep) → one B×F×4h×4w map (stride 4)."""
 
     SCALES = (4.0, 2.0, 1.0, 0.5)
+    STRIDES = (4, 8, 16, 32)   # of each reassembled level, relative to the input (patch 16 / scale)
 
     def __init__(self, in_dim: int, features: int = 64) -> None:
         super().__init__()
@@ -69,10 +73,14 @@ class DPTDecoder(nn.Module):
         self.fusion = nn.ModuleList(FusionBlock(features, upsample=i > 0) for i in range(len(self.SCALES)))
         self.features = features
 
-    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, levels: list[torch.Tensor], skips: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """``skips``: stride → B×F map (the spatial prior's), added to the level of that stride before its
+        fusion block refines it (add, then the block's convolutions: a U-Net skip); other strides ignored."""
         if len(levels) != len(self.SCALES):
             raise ValueError(f"DPT decoder expects {len(self.SCALES)} feature levels, got {len(levels)}")
+        skips = skips or {}
         maps = [layer(level) for layer, level in zip(self.reassemble, levels)]
+        maps = [m + skips[s] if s in skips else m for m, s in zip(maps, self.STRIDES)]
         x = self.fusion[3](maps[3])
         x = self.fusion[2](x, maps[2])
         x = self.fusion[1](x, maps[1])

@@ -10,6 +10,7 @@ from torch import nn
 from ..losses import keypoint_loss, scalar_loss
 from ..outputs import KeypointOutput, ScalarOutput
 from ..predictions import KeypointPrediction, ScalarPrediction
+from ..spatial_prior import spatial_maps
 from .base import PseudoLabels, TaskHead, pooled_features
 from .dpt import DPTDecoder
 
@@ -47,7 +48,7 @@ class KeypointHead(TaskHead):
                                      nn.Conv2d(features, num_keypoints, 1))
 
     def forward(self, features, levels, task, image_size) -> KeypointOutput:
-        logits = self.heatmap(self.decoder(levels))
+        logits = self.heatmap(self.decoder(levels, spatial_maps(features)))  # the prior's stride-4/8 maps
         return KeypointOutput(task, heatmap_logits=logits, keypoints=soft_argmax(logits, STRIDE))
 
     def loss(self, output: KeypointOutput, targets: torch.Tensor) -> torch.Tensor:

@@ -7,12 +7,14 @@ from torch import nn
 from ..losses import IGNORE_INDEX, segmentation_loss
 from ..outputs import SegmentationOutput
 from ..predictions import SegmentationPrediction
+from ..spatial_prior import spatial_maps
 from .base import PseudoLabels, TaskHead
 from .dpt import DPTDecoder
 
 
 class SegmentationHead(TaskHead):
-    """DPT fusion of four levels → class logits, upsampled to the input resolution."""
+    """DPT fusion of four levels (and the spatial prior's maps) → class logits, upsampled to the input
+    resolution."""
 
     label_kind, uses_levels = "mask", True
 
@@ -28,7 +30,7 @@ class SegmentationHead(TaskHead):
         self.dice_weight = dice_weight
 
     def forward(self, features, levels, task, image_size) -> SegmentationOutput:
-        logits = self.classifier(self.decoder(levels))
+        logits = self.classifier(self.decoder(levels, spatial_maps(features)))  # the prior's stride-4/8 maps
         logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
         return SegmentationOutput(task, logits=logits)
 
