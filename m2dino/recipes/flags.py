@@ -23,6 +23,7 @@ from ..training.semi.semi_config import METHODS, SemiConfig
 from ..training.train_config import CLASS_BALANCE, TrainSettings
 from .building import backbone_for
 from .config_io import apply_overrides, config_from_dict, config_to_yaml, read_yaml_mapping
+from .presets import get_preset, presets_table
 from .pretraining import pretrain
 from .run_config import (
     ROUTINGS,
@@ -339,6 +340,11 @@ def build_config_parser(command: str) -> argparse.ArgumentParser:
                         help="override one field, dotted for sections (repeatable)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the complete config as YAML and exit without training")
+    if command == "train":
+        parser.add_argument("--preset", default=None, metavar="NAME",
+                            help="start from a named, measured recipe instead of a CONFIG file (--list-presets)")
+        parser.add_argument("--list-presets", action="store_true",
+                            help="list the presets with their expected score and training time, and exit")
     add_launch_arguments(parser, what)
     return parser
 
@@ -346,8 +352,15 @@ def build_config_parser(command: str) -> argparse.ArgumentParser:
 def config_main(command: str, argv: Sequence[str] | None = None) -> int:
     """``m2dino train`` / ``m2dino pretrain`` (errors in the config raise ValueError naming the field)."""
     args = build_config_parser(command).parse_args(argv)
-    source = args.config or "--set"
-    values = apply_overrides(read_yaml_mapping(args.config) if args.config else {}, args.overrides)
+    if getattr(args, "list_presets", False):
+        print(presets_table())
+        return 0
+    preset = getattr(args, "preset", None)
+    if preset and args.config:
+        raise ValueError(f"give a CONFIG file or --preset, not both (got {args.config} and --preset {preset})")
+    source = args.config or (f"preset {preset}" if preset else "--set")
+    base = read_yaml_mapping(args.config) if args.config else get_preset(preset).run if preset else {}
+    values = apply_overrides(base, args.overrides)
     launch = launch_options(args)
     if command == "train":
         config = RunConfig.from_dict(values, source)

@@ -6,9 +6,10 @@ in which case the saved config and the model card list each change and the step 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from ..models import M2DINO
+from ..models import M2DINO, M2DINOConfig
 from .train_config import TrainConfig
 
 # Settings that do not change what is trained: resume may change them without being told.
@@ -22,16 +23,30 @@ def run_configuration(config: TrainConfig, core: M2DINO) -> dict:
 
 
 def config_differences(saved: dict, now: dict) -> list[dict]:
-    """``[{"field": "train.lr", "checkpoint": 0.002, "now": 0.001}, ...]`` (settings in FREE_ON_RESUME skipped)."""
+    """``[{"field": "train.lr", "checkpoint": 0.002, "now": 0.001}, ...]`` (settings in FREE_ON_RESUME skipped).
+
+    A setting the checkpoint does not record was added to m2dino after it was written: it trained
+    with that setting's default, so only a value other than the default is a change."""
     changes = []
-    for part in ("train", "model"):
-        before, after = saved.get(part, {}), now[part]
-        for key in sorted(set(before) | set(after)):
+    for part, config_class in (("train", TrainConfig), ("model", M2DINOConfig)):
+        before, after = {**field_defaults(config_class), **saved.get(part, {})}, now[part]
+        for key in sorted(set(saved.get(part, {})) | set(after)):
             if part == "train" and key in FREE_ON_RESUME:
                 continue
             if before.get(key) != after.get(key):
                 changes.append({"field": f"{part}.{key}", "checkpoint": before.get(key), "now": after.get(key)})
     return changes
+
+
+def field_defaults(config_class: type) -> dict:
+    """A config dataclass's defaults as its ``to_dict`` writes them (JSON types)."""
+    defaults = {}
+    for f in dataclasses.fields(config_class):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    return json.loads(json.dumps(defaults, default=list))
 
 
 def describe_changes(changes: list[dict]) -> str:

@@ -1,0 +1,54 @@
+"""Named training presets: run configs whose results were measured, shipped with the package.
+
+A preset is a YAML file in ``preset_files/``: a ``description``, the ``expected`` result (the score
+and run time the study that chose it measured, and where), and ``run``, a partial `RunConfig`
+mapping without data paths. ``m2dino train --preset NAME --set data.sources=[ROOT/train] --set
+data.val=ROOT/val`` trains it; ``m2dino train --list-presets`` lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+PRESET_SUFFIX = ".yaml"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    expected: dict       # mean_test_score, seeds, train_time, measured_by
+    run: dict            # a partial RunConfig mapping (what it leaves out keeps the default)
+
+
+def _files() -> dict[str, object]:
+    folder = resources.files("m2dino.recipes") / "preset_files"
+    return {f.name.removesuffix(PRESET_SUFFIX): f for f in folder.iterdir() if f.name.endswith(PRESET_SUFFIX)}
+
+
+def preset_names() -> list[str]:
+    return sorted(_files())
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; an unknown name is a ValueError listing the presets."""
+    files = _files()
+    if name not in files:
+        raise ValueError(f"unknown preset {name!r}; the presets are: {', '.join(sorted(files))}")
+    values = yaml.safe_load(files[name].read_text())
+    return Preset(name, values["description"], dict(values.get("expected") or {}), dict(values["run"]))
+
+
+def presets_table() -> str:
+    """A markdown table of the presets: name, what it is, its expected score and training time."""
+    lines = ["| preset | what | expected mean test score | training time | measured by |", "|---|---|---:|---|---|"]
+    for name in preset_names():
+        preset = get_preset(name)
+        expected = preset.expected
+        lines.append(f"| `{name}` | {preset.description} | {expected.get('mean_test_score', '')} "
+                     f"({expected.get('seeds', '?')} seeds) | {expected.get('train_time', '')} | "
+                     f"{expected.get('measured_by', '')} |")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Named presets (`m2dino.recipes.presets`): listed with their measured results, valid run configs,
+trained from one command, and bad input (an unknown name, a preset and a CONFIG, tasks the data lacks)
+as one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from m2dino.recipes import RunConfig
+from m2dino.recipes.flags import config_main
+from m2dino.recipes.presets import get_preset, preset_names, presets_table
+
+
+def _m2dino(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "m2dino.cli.main", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_is_a_valid_run_config_with_its_measured_result(name):
+    preset = get_preset(name)
+    config = RunConfig.from_dict(preset.run, f"preset {name}")
+    assert config.data.tasks, "a preset names the tasks it was measured on"
+    assert set(preset.expected) >= {"mean_test_score", "seeds", "train_time", "measured_by"}
+    assert 0 < preset.expected["mean_test_score"] <= 1
+    assert f"| `{name}` |" in presets_table()
+
+
+def test_list_presets_prints_the_table(capsys):
+    assert config_main("train", ["--list-presets"]) == 0
+    out = capsys.readouterr().out
+    assert "| `v2-unified-moe` |" in out and "0.682" in out
+
+
+def test_print_config_starts_from_the_preset_and_applies_overrides(capsys):
+    assert config_main("train", ["--preset", "v2-unified-moe", "--set", "train.steps=7", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    preset = get_preset("v2-unified-moe").run
+    assert printed["train"]["steps"] == 7
+    assert printed["model"]["moe_blocks"] == preset["model"]["moe_blocks"] == [2, 3]
+    assert printed["data"]["tasks"] == preset["data"]["tasks"]
+
+
+def test_an_unknown_preset_is_one_line_naming_the_presets():
+    result = _m2dino("train", "--preset", "best-ever")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"m2dino train: error: unknown preset 'best-ever'; the presets are: {', '.join(preset_names())}"]
+
+
+def test_a_preset_and_a_config_file_together_are_refused(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("train: {steps: 3}\n")
+    result = _m2dino("train", str(config), "--preset", "v2-unified-moe")
+    assert result.returncode == 2
+    assert "give a CONFIG file or --preset, not both" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_preset_whose_tasks_the_data_lacks_is_one_line(tmp_path):
+    root = tmp_path / "root"
+    assert _m2dino("data", "synth", str(root), "--per-task", "3", "--size", "48", "--splits", "train",
+                   "--tasks", "fetal_head").returncode == 0
+    result = _m2dino("train", "--preset", "v2-unified-moe", "--set", f"data.sources=[{root / 'train'}]",
+                     "--set", f"output_dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no training samples for tasks" in lines[0] and "breast_lesion" in lines[0]
+    assert not (tmp_path / "run" / "run.yaml").exists()
+
+
+def test_the_preset_trains_end_to_end_from_one_command(tmp_path):
+    out = tmp_path / "run"
+    result = _m2dino("train", "--preset", "v2-unified-moe", "--set", "data.synthetic_per_task=2",
+                     "--set", "model.image_size=32", "--set", "train.steps=2", "--set", "train.warmup_steps=1",
+                     "--set", "train.eval_every=2", "--set", f"output_dir={out}", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    saved = RunConfig.read(out / "run.yaml")
+    expected = RunConfig.from_dict(get_preset("v2-unified-moe").run)
+    assert saved.model.moe_blocks == expected.model.moe_blocks and saved.data.tasks == expected.data.tasks
+    assert saved.train.lr == expected.train.lr and saved.train.steps == 2
+    assert (out / "model.safetensors").is_file()
