@@ -47,6 +47,13 @@ class LoaderConfig:
     while their distributions match), or "worker", in each DataLoader worker with numpy/PIL.
     Neither choice depends on the number of workers. It sits here, not in `AugmentConfig`,
     because it says where work runs (like ``num_workers``), not what the augmentation is.
+    "device" is the default: on one CPU thread it costs 0.40-0.59× the worker path's CPU time per
+    image (both of its shares counted; 128 and 224 px, a mask and a class task), and on a GPU its
+    main-process share leaves the CPU. The worker path measured faster only where torch's ops in
+    the main process ran two threads on two cores already loaded ~3× (2-3× slower there; the
+    model's own step slowed 8× the same way), and it may still win on a CPU-only run whose idle
+    cores let the workers hide the augmentation behind the step (not measured):
+    ``benchmarks/feed_parts/augment.py``.
     """
 
     num_workers: int | None = None

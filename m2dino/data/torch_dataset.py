@@ -4,7 +4,8 @@
 Batch format (all samples of a batch share one task)::
 
     {"pixel_values": float32 B×3×H×W, normalised as the model's `Preprocessing` says
-                     (augmenting on the device: uint8 B×H×W×3, resized, not yet augmented),
+                     (augmenting on the device: uint8 B×H×W×3, resized, not yet augmented; B×H×W×1
+                     when every image of the batch is gray, i.e. has three equal channels),
      "task": str,
      "targets": mask -> int64 B×H×W | class -> int64 B | boxes -> list of B float32 n_i×4 |
                 keypoints -> float32 B×K×2 (x, y) | scalar -> float32 B   (model-input pixels),
@@ -152,6 +153,8 @@ class Collate:
         if len(sizes) != 1:
             raise DataError(f"images of different sizes {sorted(sizes)} in one batch; resize them first")
         pixels = np.stack([s.image for s in samples])
+        if self.on_device and (pixels[..., 1:] == pixels[..., :1]).all():
+            pixels = np.ascontiguousarray(pixels[..., :1])  # gray: a third of the device's work
         batch = {"pixel_values": torch.from_numpy(pixels) if self.on_device else self.preprocessing.normalize(pixels),
                  "task": samples[0].task,
                  "targets": collate_targets(samples),

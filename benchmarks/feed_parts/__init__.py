@@ -1,0 +1,1 @@
+"""The parts of `benchmarks/feed.py` (issue 25: feeding an accelerator)."""
