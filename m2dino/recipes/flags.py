@@ -20,7 +20,7 @@ from ..training.pretrain import (
     TeacherCollapseError,
 )
 from ..training.semi.semi_config import METHODS, SemiConfig
-from ..training.train_config import CLASS_BALANCE, TrainSettings
+from ..training.train_config import CLASS_BALANCE, DISTRIBUTED, MIXED_PRECISION, TrainSettings
 from .building import backbone_for
 from .config_io import apply_overrides, config_from_dict, config_to_yaml, read_yaml_mapping
 from .presets import get_preset, presets_table
@@ -138,7 +138,15 @@ def build_parser(recipe: str, description: str | None = None) -> argparse.Argume
     train.add_argument("--lora", type=int, default=t.lora_rank, metavar="R",
                        help="LoRA rank on attention and MLP/experts")
     train.add_argument("--freeze-backbone", action="store_true", help="train heads and routers only")
-    train.add_argument("--mixed-precision", default=t.mixed_precision, choices=["auto", "no", "bf16", "fp16"])
+    train.add_argument("--mixed-precision", default=t.mixed_precision, choices=MIXED_PRECISION,
+                       help="auto: bf16 on a GPU that supports it, else fp32; bf16 on a CPU without native bf16 "
+                            "(AMX-BF16, AVX512-BF16) warns and trains in fp32")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the training step (slow first steps, one compilation per task; where "
+                            "torch cannot compile, a message says why and training goes on eager)")
+    train.add_argument("--distributed", default=t.distributed, choices=DISTRIBUTED,
+                       help="with several processes (torchrun, accelerate launch): ddp keeps a model replica per "
+                            "process, fsdp shards weights, gradients and optimizer state across them")
     train.add_argument("--eval-every", type=int, default=t.eval_every)
     train.add_argument("--checkpoint-every", type=int, default=t.checkpoint_every)
     train.add_argument("--log-every", type=int, default=t.log_every, help="steps between JSONL/tracker log lines")
@@ -217,6 +225,7 @@ def run_config_from_flags(recipe: str, args: argparse.Namespace) -> RunConfig:
                           class_balance_beta=args.class_balance_beta, label_smoothing=args.label_smoothing,
                           lora_rank=args.lora,
                           freeze_backbone=args.freeze_backbone, mixed_precision=args.mixed_precision,
+                          compile=args.compile, distributed=args.distributed,
                           eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                           log_every=args.log_every, seed=args.seed)
     semi = None

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import set_seed
 
 from ..data import Sample
 from ..data.device_augment import augment_batch
@@ -32,7 +32,7 @@ from ..data.loading import LoaderConfig, build_train_loader
 from ..data.sampling import TaskSampler
 from ..data.unlabeled import UnlabeledSource
 from ..models import M2DINO
-from .accelerator_setup import resolve_precision, tracker
+from .accelerator_setup import make_accelerator
 from .checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -115,10 +115,9 @@ class Trainer:
                  unlabeled: UnlabeledSource | None = None, unlabeled_overlap: str = "error") -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
-        self.accelerator = accelerator or Accelerator(
-            mixed_precision=resolve_precision(config.mixed_precision), gradient_accumulation_steps=config.grad_accum,
-            log_with=tracker(), project_dir=str(self.output_dir),
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        self.accelerator = accelerator or make_accelerator(
+            config.mixed_precision, self.output_dir, config.grad_accum, config.distributed, model,
+            find_unused_parameters=True)
         set_seed(config.seed)
         missing = set(train_samples) - set(model.task_ids)
         if missing:

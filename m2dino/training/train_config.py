@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 LOSS_WEIGHTINGS = ("equal", "uncertainty")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+DISTRIBUTED = ("ddp", "fsdp")  # several processes: a replica each, or weights and optimizer state in shards
 CLASS_BALANCE = ("none", "sampling", "loss")
 
 
@@ -25,6 +26,8 @@ class TrainSettings:
     min_lr_ratio: float = 0.01       # cosine decays to this fraction of each group's lr
     clip_grad_norm: float | None = 1.0
     mixed_precision: str = "auto"    # auto = bf16 on a GPU that supports it, else fp32
+    compile: bool = False            # torch.compile the training step (eager, with a message, where torch cannot)
+    distributed: str = "ddp"         # how several processes (torchrun, accelerate launch) share the model
     alpha: float = 0.5               # task sampling ∝ n_task^alpha
     loss_weighting: str = "equal"
     # Classification tasks: "sampling" draws each task's classes equally often (data.sampling), "loss"
@@ -47,6 +50,8 @@ class TrainSettings:
             raise ValueError(f"loss_weighting={self.loss_weighting!r}; expected one of {LOSS_WEIGHTINGS}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected one of {MIXED_PRECISION}")
+        if self.distributed not in DISTRIBUTED:
+            raise ValueError(f"distributed={self.distributed!r}; expected one of {DISTRIBUTED}")
         if self.class_balance not in CLASS_BALANCE:
             raise ValueError(f"class_balance={self.class_balance!r}; expected one of {CLASS_BALANCE}")
         if not 0 < self.class_balance_beta <= 1:

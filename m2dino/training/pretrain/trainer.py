@@ -26,7 +26,7 @@ from ...data.unlabeled import UnlabeledSource
 from ...image import backbone_normalization
 from ...models.backbone import DINOv3Backbone
 from ...models.pretrained_weights import load_backbone_weights
-from ..accelerator_setup import resolve_precision, tracker
+from ..accelerator_setup import make_accelerator
 from ..checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -61,9 +61,7 @@ class PretrainTrainer:
                  overwrite: bool = False, progress: bool = True, accelerator: Accelerator | None = None,
                  step_callback: Callable[[PretrainTrainer, int], None] | None = None) -> None:
         self.config, self.output_dir = config, Path(config.output_dir)
-        self.accelerator = accelerator or Accelerator(
-            mixed_precision=resolve_precision(config.mixed_precision),
-            log_with=tracker(), project_dir=str(self.output_dir))
+        self.accelerator = accelerator or make_accelerator(config.mixed_precision, self.output_dir)
         set_seed(config.seed)
         # Held from here (a resume too) to the end of train(); a refused __init__ lets go when collected.
         self._run_lock = hold_run_folder(self.output_dir, self.accelerator)
