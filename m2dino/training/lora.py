@@ -7,12 +7,13 @@ from torch import nn
 # Linear layers of timm's blocks: fused qkv + output projection, plain MLP (fc1/fc2), SwiGLU (fc1_g/fc1_x),
 # and the same inside every MoE expert.
 LORA_TARGETS = r".*blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(experts\.experts\.\d+\.)?(fc1|fc2|fc1_g|fc1_x))"
-# New parts keep training in full: heads, routers, task embeddings.
-TRAINABLE_WITH_LORA = ("heads.", ".router.", "task_embedding")
+# New parts keep training in full: heads, routers, task embeddings, the spatial-prior branch.
+TRAINABLE_WITH_LORA = ("heads.", ".router.", "task_embedding", "spatial_prior.")
 
 
 def apply_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout: float = 0.0) -> nn.Module:
-    """Wrap ``model`` in a peft LoRA model; heads, routers and task embeddings stay fully trainable."""
+    """Wrap ``model`` in a peft LoRA model; heads, routers, task embeddings and the spatial-prior branch
+    stay fully trainable."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=dropout, target_modules=LORA_TARGETS)
