@@ -3,6 +3,8 @@
 Each chosen block's MLP becomes E experts upcycled from it, so at initialisation the model computes
 exactly what the dense backbone computes. A router turns a learned task embedding (optionally plus
 token features) into expert logits; routing runs in fp32 and takes the top-k with renormalised weights.
+The experts run as one grouped matrix multiply over their stacked weights, without a loop over experts
+or a host synchronisation (`expert_dispatch`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .expert_dispatch import mlp_linears, run_routes, run_selected
 
 ROUTING_MODES = ("task", "task+token")
 
@@ -68,10 +72,12 @@ class TaskRouter(nn.Module):
 
 
 class Experts(nn.Module):
-    """E copies of the dense MLP (any timm MLP type: Mlp, SwiGLU, GluMlp)."""
+    """E copies of the dense MLP (a timm Mlp, SwiGLU or GluMlp) and how routed tokens run through them:
+    stacked weights and one grouped matrix multiply, never a loop over experts (`expert_dispatch`)."""
 
     def __init__(self, mlp: nn.Module, num_experts: int) -> None:
         super().__init__()
+        self.linears = mlp_linears(mlp)
         self.experts = nn.ModuleList(copy.deepcopy(mlp) for _ in range(num_experts))
 
     def __len__(self) -> int:
@@ -79,6 +85,14 @@ class Experts(nn.Module):
 
     def __getitem__(self, index: int) -> nn.Module:
         return self.experts[index]
+
+    def run_routes(self, x: torch.Tensor, top_index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """S × P × D sources (samples or tokens), each through its k experts (``top_index``, ``weights``: S × k)."""
+        return run_routes(list(self.experts), self.linears, x, top_index, weights)
+
+    def run_selected(self, x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Every token through the same k experts ``chosen`` (k,) with ``weights`` (k,)."""
+        return run_selected(list(self.experts), self.linears, x, chosen, weights)
 
 
 class TaskMoE(nn.Module):
@@ -108,48 +122,21 @@ class TaskMoE(nn.Module):
         task_logits = self.router.task_logits(routing.task_embedding)          # B × E
         if self.mode == "task":
             top_index, weights, _ = self.router.select(task_logits)            # B × k
-            if routing.single_task:
-                y = self._single_route(x, top_index[0], weights[0])
+            if routing.single_task:  # one task: its k experts see every token, nothing to gather
+                y = self.experts.run_selected(x, top_index[0], weights[0])
             else:
-                y = self._dispatch_samples(x, top_index, weights)
+                y = self.experts.run_routes(x, top_index, weights)
             self._record_usage(routing.task_index, top_index, tokens_per_route=x.shape[1])
             aux = self._task_balance_loss(routing.all_task_embeddings)
         else:
             logits = task_logits[:, None, :] + self.router.token_logits(x)      # B × N × E
             top_index, weights, probs = self.router.select(logits)
-            y = self._dispatch_tokens(x, top_index, weights)
+            flat = x.reshape(-1, 1, x.shape[-1])                               # every token routes alone
+            y = self.experts.run_routes(flat, top_index.reshape(-1, self.top_k), weights.reshape(-1, self.top_k))
+            y = y.view_as(x)
             self._record_usage(routing.task_index, top_index.flatten(1), tokens_per_route=1)
             aux = self._switch_balance_loss(probs.flatten(0, 1), top_index.flatten(0, 1))
         return y, aux
-
-    def _single_route(self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """One task in the batch: its k experts see every token, no gather/scatter needed."""
-        out = None
-        for slot, expert in enumerate(experts.tolist()):
-            y = self.experts[expert](x) * weights[slot].to(x.dtype)
-            out = y if out is None else out + y
-        return out
-
-    def _dispatch_samples(self, x: torch.Tensor, top_index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Mixed tasks, task routing: each expert runs once on the samples whose task chose it."""
-        out = torch.zeros_like(x)
-        for expert in top_index.unique().tolist():
-            sample, slot = (top_index == expert).nonzero(as_tuple=True)
-            w = weights[sample, slot].to(x.dtype)[:, None, None]
-            out.index_add_(0, sample, self.experts[expert](x[sample]) * w)
-        return out
-
-    def _dispatch_tokens(self, x: torch.Tensor, top_index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Token routing: tokens are grouped per expert (sorted by expert id), never looped over."""
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch.zeros_like(flat)
-        token_expert = top_index.reshape(-1, self.top_k)
-        token_weight = weights.reshape(-1, self.top_k)
-        for expert in token_expert.unique().tolist():
-            token, slot = (token_expert == expert).nonzero(as_tuple=True)
-            w = token_weight[token, slot].to(x.dtype)[:, None]
-            out.index_add_(0, token, self.experts[expert](flat[token]) * w)
-        return out.reshape_as(x)
 
     def _task_balance_loss(self, all_task_embeddings: torch.Tensor) -> torch.Tensor:
         """Switch-style ``E·Σ f_e·P_e`` over the task table rather than the batch.
@@ -171,8 +158,9 @@ class TaskMoE(nn.Module):
     def _record_usage(self, task_index: torch.Tensor, top_index: torch.Tensor, tokens_per_route: int) -> None:
         rows = task_index[:, None].expand_as(top_index).flatten()
         flat = rows * self.num_experts + top_index.flatten()
-        counts = torch.bincount(flat, minlength=self.usage_counts.numel()).to(self.usage_counts)
-        self.usage_counts += counts.view_as(self.usage_counts) * tokens_per_route
+        # index_add_, not bincount: bincount reads its input's maximum back to the host on CUDA
+        counts = torch.full(flat.shape, float(tokens_per_route), dtype=self.usage_counts.dtype, device=flat.device)
+        self.usage_counts.view(-1).index_add_(0, flat, counts)
 
     def resize_tasks(self, num_tasks: int, keep: list[int] | None = None) -> None:
         """Resize the usage table for a new task table (``keep`` = old rows to carry, in order)."""
