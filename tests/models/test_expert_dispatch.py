@@ -12,6 +12,7 @@ from timm.layers import GluMlp, Mlp, SwiGLU
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from m2dino import M2DINO
 from m2dino.models import TaskMoE, TaskRouting
 from m2dino.training.lora import apply_lora, merge_lora
 
@@ -163,6 +164,21 @@ def test_forward_and_backward_never_wait_for_the_host(mode, tasks):
         (y.mean() + aux).backward()
     assert spy.syncs == []
     assert moe.usage_counts.sum() == len(tasks) * 7 * 2
+
+
+def test_the_bundled_zoo_model_loads_and_its_moe_blocks_equal_their_expert_modules(monkeypatch):
+    """Checkpoint compatibility: the shipped weights load into the same keys, and each MoE block's grouped
+    dispatch computes what its expert modules compute one by one (what the per-expert loop ran)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = M2DINO.from_pretrained("m2dino-mini-ccby")
+    assert model.moe_blocks and "backbone.blocks.3.mlp.experts.experts.0.fc1.weight" in model.state_dict()
+    hidden = torch.randn(4, 69, model.backbone.embed_dim)
+    with torch.no_grad():
+        for tasks in ([model.task_ids[0]] * 4, model.task_ids[:4]):
+            routing = model.routing(tasks)
+            for moe in model.moe_modules():
+                torch.testing.assert_close(moe(hidden, routing)[0], every_expert(moe, hidden, routing),
+                                           atol=2e-5, rtol=1e-5)
 
 
 def test_experts_must_be_a_timm_mlp_with_parameters_only_in_its_linears():
