@@ -14,7 +14,10 @@ Split of the work:
   samples them in the worker path), gamma then gain (one lookup per pixel in a 256-entry table per
   sample, at the uint8 values the worker path truncates to there, instead of a power per pixel),
   blur, speckle (each sample's noise from its own generator), then the model's normalisation, in
-  float32 from the table on (the worker path rounds to uint8 after every step).
+  float32 from the table on (the worker path rounds to uint8 after every step). The operations of
+  the other policies (`augment_policies`: TrivialAugment, the ultrasound transforms) run here too,
+  from `policy_ops`: their level maps join the same table, then sharpness, blur, attenuation and
+  shadow, speckle reduction, haze, speckle.
 
 Labels move through `LABEL_WARPS`, one entry per label kind that moves (keyed by the kind's name),
 with the rules of that kind's numpy ``warp`` (`m2dino.tasks.label_kinds`): a mask is resampled
@@ -42,21 +45,28 @@ import torch.nn.functional as F
 
 from ..image import Preprocessing
 from ..tasks import LabelKind, get_task
+from . import policy_ops
+from .augment_policies import POLICY_IDENTITY
 from .sample import Sample
 
 DRAW_KEY = "augment"  # a sample's meta entry holding its drawn parameters, between worker and Collate
 # Every draw holds these; a step that did not fire leaves its identity value.
-IDENTITY = {"gain": 1.0, "gamma": 1.0, "blur": 0.0, "speckle": 0.0}
+IDENTITY = {"gain": 1.0, "gamma": 1.0, "blur": 0.0, "speckle": 0.0, **POLICY_IDENTITY}
+SEEDS = ("noise_seed", "haze_seed")  # per-sample generator seeds (int64)
 
 Targets = torch.Tensor | list[torch.Tensor]
 
 
 def draw_parameters(steps: Sequence[Any], size: tuple[int, int], rng: np.random.Generator) -> dict[str, Any]:
     """The random parameters of ``steps`` for an image of ``size`` (H, W), drawn in the order the
-    worker path draws them, plus ``noise_seed`` for the speckle's noise field."""
-    drawn: dict[str, Any] = {"matrix": np.eye(3), **IDENTITY}
+    worker path draws them, plus ``noise_seed`` for the speckle's noise field. The steps' affine
+    maps compose into the one ``matrix`` (a later step's map applies after an earlier one's)."""
+    drawn: dict[str, Any] = {"matrix": np.eye(3), **IDENTITY, "haze_seed": 0}
     for step in steps:
-        drawn.update(step.draw(size, rng))
+        parameters = step.draw(size, rng)
+        if "matrix" in parameters:
+            parameters = {**parameters, "matrix": parameters["matrix"] @ drawn["matrix"]}
+        drawn.update(parameters)
     drawn["noise_seed"] = int(rng.integers(0, 2**63 - 1))
     return drawn
 
@@ -84,12 +94,13 @@ class DrawParameters:
 
 
 def collate_parameters(draws: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """A batch's draws as tensors: ``matrix`` float64 B×3×3, ``gain``/``gamma``/``blur``/``speckle``
-    float64 B, ``noise_seed`` int64 B."""
+    """A batch's draws as tensors: ``matrix`` float64 B×3×3, each key of `IDENTITY` float64 B, each
+    of `SEEDS` int64 B."""
     out = {"matrix": torch.from_numpy(np.stack([d["matrix"] for d in draws]).astype(np.float64))}
     for key in IDENTITY:
         out[key] = torch.tensor([float(d[key]) for d in draws], dtype=torch.float64)
-    out["noise_seed"] = torch.tensor([d["noise_seed"] for d in draws], dtype=torch.int64)
+    for key in SEEDS:
+        out[key] = torch.tensor([d[key] for d in draws], dtype=torch.int64)
     return out
 
 
@@ -180,10 +191,11 @@ LABEL_WARPS: dict[str, Callable[[LabelKind, Any, BatchAffine], Any]] = {
 
 
 # ---------------------------------------------------------------------------------- intensity
-def intensity_tables(gain: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def intensity_tables(gain: torch.Tensor, gamma: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
     """B×256 float32: each uint8 value's intensity in [0, 1] after gamma then gain (one table per
-    sample: `transforms.RandomIntensity`'s map, without its rounding)."""
-    values = torch.arange(256, dtype=torch.float64) / 255.0
+    sample: `transforms.RandomIntensity`'s map, without its rounding), after ``levels`` (B×256 in
+    [0, 255], the policies' level maps, `policy_ops.level_maps`) when given."""
+    values = torch.arange(256, dtype=torch.float64) / 255.0 if levels is None else levels / 255.0
     return (gain[:, None] * values.pow(gamma[:, None])).clamp(0, 1).to(torch.float32)
 
 
@@ -191,8 +203,8 @@ def lookup(images: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
     """float B×C×H×W of values in [0, 255], truncated to integers as PIL's bilinear warp does in the
     worker path, through each sample's 256-entry table."""
     batch = len(images)
-    offsets = 256 * torch.arange(batch, device=images.device, dtype=images.dtype).view(batch, 1, 1, 1)
-    return torch.take(tables.to(images.device), (images + offsets).long())
+    offsets = 256 * torch.arange(batch, device=images.device).view(batch, 1, 1, 1)
+    return torch.take(tables.to(images.device), policy_ops.whole_levels(images).add_(offsets))
 
 
 def blur_images(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
@@ -219,10 +231,11 @@ def speckle_noise(sigmas: torch.Tensor, seeds: torch.Tensor, size: tuple[int, in
     """B×1×H×W multiplicative noise of mean 1 and std ``sigmas[b]`` (1 where the sigma is 0), each
     sample's from a generator of its own seeded by ``seeds[b]``.
 
-    `transforms.RandomSpeckle` draws gamma noise of shape k = 1/sigma² ≥ 44 (sigma ≤ 0.15). Here it is
-    the proposal of Marsaglia and Tsang's gamma sampler, d·(1 + z/√(9d))³ / k with d = k − 1/3 and z
-    normal, without its rejection step: that step rejects under 0.1 % of draws at these shapes, so the
-    two distributions agree to that, and the noise is a few batched ops on normal numbers."""
+    `transforms.RandomSpeckle` draws gamma noise of shape k = 1/sigma² (44 at the default's largest
+    sigma, 0.15). Here it is the proposal of Marsaglia and Tsang's gamma sampler, d·(1 + z/√(9d))³ / k
+    with d = k − 1/3 and z normal, without its rejection step: that step rejects 0.07 % of draws at
+    k = 44, 0.26 % at sigma 0.3 (strength 2), 0.8 % at sigma 0.5, so the two distributions agree to
+    that, and the noise is a few batched ops on normal numbers."""
     noise = torch.empty(len(sigmas), 1, *size, device=device)
     for index, (sigma, seed) in enumerate(zip(sigmas.tolist(), seeds.tolist())):
         if sigma > 0:
@@ -256,9 +269,20 @@ def augment_batch(batch: dict, device: torch.device | str, preprocessing: Prepro
         warp = LABEL_WARPS.get(kind.name)
         if warp is not None:
             targets = warp(kind, targets, affine)
-    images = lookup(images, intensity_tables(drawn["gain"], drawn["gamma"]))  # now in [0, 1]
+    histograms = policy_ops.level_histograms(images) if policy_ops.needs_histograms(drawn) else None
+    levels = policy_ops.level_maps(drawn, histograms)
+    images = lookup(images, intensity_tables(drawn["gain"], drawn["gamma"], levels))  # now in [0, 1]
+    scan = policy_ops.scan_region(images) if policy_ops.any_spatial(drawn) else None
+    if scan is not None:
+        images = policy_ops.sharpen(images, drawn["sharpness"], scan)
     if bool((drawn["blur"] > 0).any()):
         images = blur_images(images, drawn["blur"])
+    factors = policy_ops.attenuation_and_shadow(drawn, size, device)
+    if factors is not None:
+        images = images * factors
+    if scan is not None:
+        images = policy_ops.bilateral(images, drawn["bilateral_spatial"], drawn["bilateral_color"], scan)
+        images = policy_ops.haze(images, drawn, scan)
     if bool((drawn["speckle"] > 0).any()):
         images = images.mul_(speckle_noise(drawn["speckle"], drawn["noise_seed"], size, device)).clamp_(0, 1)
     scale = torch.tensor([1 / s for s in preprocessing.std], device=device).view(1, 3, 1, 1)

@@ -5,6 +5,9 @@ The resize is described by a `ResizeGeometry` (original pixels -> model-input pi
 augmentations are applied after it, in model-input pixels, as one affine map (flip, rotation,
 scale about the centre) recorded in ``meta['augment_affine']``; evaluation transforms only
 resize, so ``geometry`` maps predictions back to original pixels exactly.
+
+`AugmentConfig.policy` picks the kind of augmentation: the steps below ("default"), or TrivialAugment
+or the ultrasound-specific transforms (`m2dino.data.augment_policies`, on the training device only).
 """
 
 from __future__ import annotations
@@ -17,15 +20,30 @@ from PIL import Image, ImageFilter
 
 from ..image import Preprocessing, ResizeGeometry, resize_image
 from ..tasks import TaskSpec, get_task
+from .augment_policies import TRIVIAL_OPS, ULTRASOUND_OPS, TrivialAugment, UltrasoundArtifacts, allowed_ops
 from .sample import Sample
 
 SeedLike = int | np.random.Generator | None
 
 
+POLICIES = ("default", "trivial", "ultrasound")
+DEVICE_ONLY_POLICIES = ("trivial", "ultrasound")  # no numpy/PIL path: augment_on must be "device"
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Strength of each augmentation; a task only gets those its spec allows."""
+    """What augmentation a training sample gets; a task only gets what its spec allows.
 
+    ``policy``: "default", the flips, rotation, scale, gamma/gain, optional blur and speckle below;
+    "trivial", the allowed flips then one TrivialAugment operation per image; "ultrasound", the
+    default plus each ultrasound-specific transform with probability ``ultrasound_p``
+    (`m2dino.data.augment_policies`; these two run on the training device only). ``strength``
+    multiplies every magnitude: the rotation, the log-range of scale, gain and gamma, the speckle
+    and blur sigmas, and each policy operation's maximum; probabilities stay as they are.
+    """
+
+    policy: str = "default"
+    strength: float = 1.0
     hflip_p: float = 0.5
     vflip_p: float = 0.5
     rotate_deg: float = 10.0
@@ -35,6 +53,26 @@ class AugmentConfig:
     speckle_sigma: float = 0.15
     photometric_p: float = 0.8
     blur_sigma: float = 0.0  # Gaussian blur of up to this sigma (px), before the speckle; 0: none
+    ultrasound_p: float = 0.5  # "ultrasound": each transform's probability (usaugment's default)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"augment.policy={self.policy!r}; expected one of {', '.join(POLICIES)}")
+        for name in ("strength", "rotate_deg", "speckle_sigma", "blur_sigma"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("hflip_p", "vflip_p", "photometric_p", "ultrasound_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"augment.{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        for name in ("scale", "gain", "gamma"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"augment.{name} must be a range (low, high) with 0 < low <= high, got {(low, high)}")
+
+
+def _stronger(low_high: tuple[float, float], strength: float) -> tuple[float, float]:
+    """A multiplicative range widened (or narrowed) ``strength`` times in log space."""
+    return (low_high[0] ** strength, low_high[1] ** strength)
 
 
 class Step(Protocol):
@@ -64,24 +102,33 @@ class SampleTransform:
 def build_transforms(task: str | TaskSpec, preprocessing: Preprocessing, train: bool,
                      augment: AugmentConfig | None = None) -> SampleTransform:
     """The pipeline for one task: resize to the model's input (``preprocessing``), plus, when
-    ``train``, the geometric and photometric augmentations ``get_task(task).allows(...)``."""
+    ``train``, the augmentations of ``augment.policy`` that ``get_task(task).allows(...)``."""
     spec = get_task(task)
     if not train:
         return SampleTransform(preprocessing)
     config = augment or AugmentConfig()
+    k = config.strength
+    hflip_p = config.hflip_p if spec.allows("hflip") else 0.0
+    vflip_p = config.vflip_p if spec.allows("vflip") else 0.0
+    if config.policy == "trivial":  # the flips are the standard augmentation TrivialAugment comes on top of
+        flips = RandomAffine(hflip_p=hflip_p, vflip_p=vflip_p)
+        return SampleTransform(preprocessing, ((flips,) if flips.active else ())
+                               + (TrivialAugment(allowed_ops(spec, tuple(TRIVIAL_OPS)), k),))
     steps: list[Step] = []
-    affine = RandomAffine(hflip_p=config.hflip_p if spec.allows("hflip") else 0.0,
-                          vflip_p=config.vflip_p if spec.allows("vflip") else 0.0,
-                          rotate_deg=config.rotate_deg if spec.allows("rotate") else 0.0,
-                          scale=config.scale if spec.allows("scale") else (1.0, 1.0))
+    affine = RandomAffine(hflip_p=hflip_p, vflip_p=vflip_p,
+                          rotate_deg=config.rotate_deg * k if spec.allows("rotate") else 0.0,
+                          scale=_stronger(config.scale, k) if spec.allows("scale") else (1.0, 1.0))
     if affine.active:
         steps.append(affine)
     if spec.allows("intensity"):
-        steps.append(RandomIntensity(config.gain, config.gamma, config.photometric_p))
+        steps.append(RandomIntensity(_stronger(config.gain, k), _stronger(config.gamma, k), config.photometric_p))
         if config.blur_sigma > 0:
-            steps.append(RandomBlur(config.blur_sigma, config.photometric_p))
+            steps.append(RandomBlur(config.blur_sigma * k, config.photometric_p))
     if spec.allows("speckle"):
-        steps.append(RandomSpeckle(config.speckle_sigma, config.photometric_p))
+        steps.append(RandomSpeckle(config.speckle_sigma * k, config.photometric_p))
+    ultrasound_ops = allowed_ops(spec, ULTRASOUND_OPS)
+    if config.policy == "ultrasound" and ultrasound_ops:
+        steps.append(UltrasoundArtifacts(ultrasound_ops, config.ultrasound_p, k))
     return SampleTransform(preprocessing, tuple(steps))
 
 
