@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.torch_dataset import AUGMENT_PLACES
+from ..data.transforms import DEVICE_ONLY_POLICIES, AugmentConfig
 from ..training.semi.semi_config import SemiConfig
 from ..training.train_config import TrainSettings
 from .config_io import config_from_dict, config_to_dict, config_to_yaml, write_config_yaml
@@ -40,6 +42,9 @@ class DataSettings:
     num_workers: int | None = None        # DataLoader workers (None: CPU cores per process - 1, at most 8)
     cache_dir: str | None = None          # the resize cache
     skip_bad_samples: bool = False
+    augment_on: str = "device"            # where augmentation runs: device (batched torch) or worker (numpy/PIL)
+    # policy (default, trivial, ultrasound), strength (multiplies every magnitude) and each range
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -54,6 +59,11 @@ class DataSettings:
             raise ValueError(f"data.unlabeled_overlap={self.unlabeled_overlap!r}; expected one of {UNLABELED_OVERLAP}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if self.augment_on not in AUGMENT_PLACES:
+            raise ValueError(f"data.augment_on={self.augment_on!r}; expected one of {AUGMENT_PLACES}")
+        if self.augment_on == "worker" and self.augment.policy in DEVICE_ONLY_POLICIES:
+            raise ValueError(f"data.augment.policy={self.augment.policy!r} runs on the training device only; "
+                             "set data.augment_on=device")
 
 
 @dataclass

@@ -148,10 +148,11 @@ def run_one(config: RunConfig, data: TrainingData, tasks: Sequence[str], output_
     else:
         resume_from = resume
     loading = LoaderConfig(num_workers=config.data.num_workers, cache_dir=config.data.cache_dir,
-                           skip_bad_samples=config.data.skip_bad_samples)
+                           skip_bad_samples=config.data.skip_bad_samples, augment_on=config.data.augment_on)
     trainer = Trainer(model, subset.train, subset.val, train_config(config.train, output_dir, tasks),
                       resume=resume_from, progress=progress, overwrite=overwrite,
-                      allow_config_change=allow_config_change, loading=loading, semi=config.semi,
+                      allow_config_change=allow_config_change, loading=loading, augment=config.data.augment,
+                      semi=config.semi,
                       unlabeled=unlabeled_pool(config.data, subset), unlabeled_overlap=config.data.unlabeled_overlap,
                       step_callback=step_callback)
     if on_start is not None:

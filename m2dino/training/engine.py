@@ -30,6 +30,7 @@ from ..data import Sample
 from ..data.device_augment import augment_batch
 from ..data.loading import LoaderConfig, build_train_loader
 from ..data.sampling import TaskSampler
+from ..data.transforms import AugmentConfig
 from ..data.unlabeled import UnlabeledSource
 from ..models import M2DINO
 from .accelerator_setup import make_accelerator
@@ -112,7 +113,8 @@ class Trainer:
                  step_callback: Callable[["Trainer", int], None] | None = None, progress: bool = True,
                  overwrite: bool = False, allow_config_change: bool = False,
                  loading: LoaderConfig | None = None, semi: SemiConfig | None = None,
-                 unlabeled: UnlabeledSource | None = None, unlabeled_overlap: str = "error") -> None:
+                 unlabeled: UnlabeledSource | None = None, unlabeled_overlap: str = "error",
+                 augment: AugmentConfig | None = None) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or make_accelerator(
@@ -141,7 +143,7 @@ class Trainer:
                                        model, train_samples) if config.class_balance == "sampling" else None)
         # Workers decode and augment; the loader advances self.sampler per consumed batch (exact resume).
         self.loader = build_train_loader(dict(train_samples), self.sampler, model.config.preprocessing, loading,
-                                         self.accelerator.device, self.accelerator.num_processes)
+                                         self.accelerator.device, self.accelerator.num_processes, augment)
         weighting = UncertaintyWeighting(list(train_samples)) if config.loss_weighting == "uncertainty" else None
         self.unlabeled = None if semi is None else SemiInputs(
             semi, unlabeled, val_samples, unlabeled_overlap, model.config.preprocessing, config.batch_size, config.seed,
