@@ -15,7 +15,8 @@ and runs every route through them without a loop over experts or a host synchron
 Every expert gets a gradient (zero where no route chose it), where a loop over the chosen experts
 left the others' ``.grad`` at None: knowing which experts were chosen would need the host to wait.
 Where torch has no grouped GEMM for the dtype or layout (float64, rows not a multiple of 16 bytes,
-torch < 2.9), `grouped_matmul` runs one matmul per group, reading the group sizes on the host.
+torch < 2.9, float32 under torch.compile), `grouped_matmul` runs one matmul per group, reading the
+group sizes on the host (under torch.compile: a graph break).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 def grouped_matmul(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """``x[rows of group e] @ weight[e].T`` for consecutive groups ending at ``offsets`` (int32, cumulative)."""
     row_bytes = {x.shape[-1] * x.element_size(), weight.shape[1] * weight.element_size()}
-    if GROUPED_MM is not None and x.dtype in GROUPED_MM_DTYPES and all(b % 16 == 0 for b in row_bytes):
+    # torch.compile's shape rule for grouped_mm (its meta function) takes bf16/fp16 only, eager takes fp32 too
+    dtypes = GROUPED_MM_DTYPES[1:] if torch.compiler.is_compiling() else GROUPED_MM_DTYPES
+    if GROUPED_MM is not None and x.dtype in dtypes and all(b % 16 == 0 for b in row_bytes):
         return GROUPED_MM(x, weight.transpose(-2, -1), offs=offsets)
     sizes = torch.diff(offsets, prepend=offsets.new_zeros(1)).tolist()
     return torch.cat([part @ w.T for part, w in zip(x.split(sizes), weight)])

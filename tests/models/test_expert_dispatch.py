@@ -134,6 +134,14 @@ def test_without_a_grouped_gemm_the_groups_run_one_by_one(dtype, dim):
     assert_same(run(grouped, moe, MIXED, dim, dtype), run(every_expert, moe, MIXED, dim, dtype), *tolerance)
 
 
+@pytest.mark.slow  # about 15 s of tracing
+def test_routed_experts_compile_in_fp32():
+    """torch.compile's shape rule for grouped_mm takes bf16/fp16 only: fp32 under compile runs per group."""
+    moe = make_moe(Mlp(DIM, 2 * DIM), 2, "task+token")
+    compiled = torch.compile(grouped, backend="aot_eager")
+    assert_same(run(compiled, moe, MIXED), run(every_expert, moe, MIXED))
+
+
 # Operators that read a tensor's values back to the host (a GPU would wait there).
 SYNCING = {"_local_scalar_dense", "nonzero", "bincount", "unique", "_unique", "_unique2", "unique_consecutive",
            "unique_dim", "masked_select", "item"}
