@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(func=_synth)
 
-    cache = commands.add_parser("cache", help="resize an FMC root's images (and masks) once into a resize cache, "
-                                              "ahead of training with --cache-dir")
+    cache = commands.add_parser(
+        "cache", help="resize an FMC root's images (and masks) once into a resize cache, ahead of training with "
+                      "--cache-dir",
+        description="Resize every split (train, val, test: the root's split subfolders, or the root itself) into "
+                    "large memory-mapped uint8 shards at one input size. Entries already current are kept; a "
+                    "changed source or a damaged shard is rebuilt. Several builders may run at once: they take "
+                    "turns (a lock in the cache folder).")
     cache.add_argument("root", type=Path, help="an FMC root, or a folder of split roots")
     cache.add_argument("--size", required=True, help="the model's input size: N or HxW (the recipe's --image-size)")
-    cache.add_argument("--cache-dir", type=Path, default=None, help="default: ROOT/.m2dino_cache")
+    cache.add_argument("--cache-dir", type=Path, default=None,
+                       help="default: ROOT/.m2dino_cache/HxW-MODE (a cache folder holds one size and resize mode)")
     cache.add_argument("--resize-mode", default="letterbox", choices=["letterbox", "stretch"])
     cache.add_argument("--tasks", nargs="+", help="only these task ids")
-    cache.add_argument("--workers", type=int, default=0, help="build in this many processes")
+    cache.add_argument("--workers", type=int, default=None,
+                       help="build in this many processes (default: one per CPU core; 0: in this process)")
     cache.set_defaults(func=_cache)
 
 
@@ -169,16 +177,18 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     from ..data import read_fmc
-    from ..data.cache import build_cache
+    from ..data.cache import ResizeCache
 
     size = parse_size("--size", args.size, "input_side")  # the model's input: the same bound as a config's
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers={args.workers}: expected 0 (build in this process) or more processes")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = cores if args.workers is None else args.workers
     roots = _fmc_roots(args.root)
-    cache_dir = args.cache_dir or args.root / ".m2dino_cache"
+    cache_dir = args.cache_dir or args.root / ".m2dino_cache" / f"{size[0]}x{size[1]}-{args.resize_mode}"
+    cache = ResizeCache(cache_dir, size, args.resize_mode)
     for root in roots:
-        counts = build_cache(read_fmc(root, args.tasks, lazy=True).items, cache_dir, size, args.resize_mode,
-                             args.workers)
+        counts = cache.build(read_fmc(root, args.tasks, lazy=True).items, workers)
         print(f"{root}: {counts['built']} resized, {counts['current']} already current")
     print(f"cache: {cache_dir} (train with --cache-dir {cache_dir} --image-size {size[0]})")
     return 0

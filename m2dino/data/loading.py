@@ -1,6 +1,7 @@
-"""Feeding the trainer: a dataset that decodes on access (optionally through the resize cache and
-tolerating bad files), parallel DataLoader workers, and a loader whose checkpoint state counts the
-batches the training loop consumed.
+"""Feeding the trainer: a dataset that resizes each sample once where it can (the whole training
+set in memory when it fits `LoaderConfig.memory_cache_bytes`, else the on-disk resize cache when a
+``cache_dir`` is given) and otherwise decodes on access, tolerating bad files if asked; parallel
+DataLoader workers; and a loader whose checkpoint state counts the batches the loop consumed.
 
 Batches do not depend on the number of workers: the batch sampler runs in the main process and
 hands every sample its own augmentation seed (`SampleKey.seed`), so 0, 2 or 8 workers, with or
@@ -21,8 +22,9 @@ from torch.utils.data import DataLoader
 
 from ..image import Preprocessing, ResizeGeometry
 from .cache import ResizeCache
-from .collection import LazySample, SampleCollection
+from .collection import LazySample
 from .errors import DataError
+from .memory_cache import MemoryCache, entry_at, memory_cache_bytes
 from .sample import Sample
 from .sampling import TaskSampler
 from .torch_dataset import AUGMENT_PLACES, Collate, MultiTaskDataset, SampleKey, TaskBatchSampler
@@ -38,8 +40,14 @@ class LoaderConfig:
     """How training batches are produced; none of it but ``augment_on`` changes what the batches hold.
 
     ``num_workers`` None: `default_num_workers`. ``pin_memory`` None: on when training on CUDA.
-    ``cache_dir``: resize every image once to the model's input size and keep it there (see
-    `m2dino.data.cache`). ``skip_bad_samples``: a sample whose file is missing or unreadable is
+    ``cache_dir``: resize every image once to the model's input size and keep it there, in shards
+    (`m2dino.data.cache`; missing entries are built before the first step). Without it, a training
+    set whose resized pixels (one image per image file, plus masks) fit ``memory_cache_bytes`` is
+    decoded and resized once, before the first step, and held in memory that the workers share
+    (`m2dino.data.memory_cache`); 0 turns that off, and a larger set is decoded at every use (build
+    a ``cache_dir`` for it: `m2dino data cache`). The default, 2 GiB, holds about 14,000 images at
+    224 px (10,000 with a mask each) or 43,000 at 128 px; each training process holds its own copy.
+    ``skip_bad_samples``: a sample whose file is missing or unreadable is
     replaced by the next readable sample of its task and counted, instead of stopping the run.
     ``augment_on``: where the random augmentation runs (`m2dino.data.device_augment`): "device",
     batched on the training device after the workers decoded and resized (the same parameter
@@ -62,6 +70,7 @@ class LoaderConfig:
     persistent_workers: bool = True
     cache_dir: str | None = None
     skip_bad_samples: bool = False
+    memory_cache_bytes: int = 2 * 1024**3
     augment_on: str = "device"
 
     def __post_init__(self) -> None:
@@ -69,6 +78,8 @@ class LoaderConfig:
             raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}, got {self.augment_on!r}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.memory_cache_bytes < 0:
+            raise ValueError(f"memory_cache_bytes must be >= 0 (0: off), got {self.memory_cache_bytes}")
         if self.prefetch_factor < 1:
             raise ValueError(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
 
@@ -84,13 +95,18 @@ def default_num_workers(num_processes: int = 1) -> int:
 
 
 class TrainDataset(MultiTaskDataset):
-    """`MultiTaskDataset` whose entries stay undecoded until a worker asks for them, optionally
-    resized through a `ResizeCache`, optionally replacing unreadable samples."""
+    """`MultiTaskDataset` whose entries stay undecoded until a worker asks for them, or come
+    resized from a `ResizeCache` (on disk) or a `MemoryCache` (built from these samples);
+    optionally replacing unreadable samples."""
 
     def __init__(self, samples: Mapping[str, Sequence[Sample]], preprocessing: Preprocessing, train: bool,
-                 augment: AugmentConfig | None = None, cache: ResizeCache | None = None,
+                 augment: AugmentConfig | None = None, cache: ResizeCache | MemoryCache | None = None,
                  skip_bad_samples: bool = False, augment_on: str = "worker") -> None:
         super().__init__(samples, preprocessing, train, augment, augment_on)
+        if cache is not None and (cache.image_size, cache.resize_mode) != (preprocessing.image_size,
+                                                                            preprocessing.resize_mode):
+            raise DataError(f"{cache!r} holds images at {cache.image_size} ({cache.resize_mode}), but the model "
+                            f"takes {preprocessing.image_size} ({preprocessing.resize_mode})")
         self.cache, self.skip_bad_samples = cache, skip_bad_samples
 
     def __getitem__(self, key: SampleKey | tuple) -> tuple[Sample, ResizeGeometry]:
@@ -112,23 +128,21 @@ class TrainDataset(MultiTaskDataset):
         raise DataError(f"task {key.task!r}: none of its {len(items)} samples is readable; first error: {errors[0]}")
 
     def _get(self, task: str, index: int, seed: int | None) -> tuple[Sample, ResizeGeometry]:
-        entry = _entry(self.samples[task], index)
+        entry = entry_at(self.samples[task], index)
         transform = self.transforms[task]
         try:
             if self.cache is None:
                 sample = entry.load() if isinstance(entry, LazySample) else entry
                 return transform(sample, seed)
-            pre = self.preprocessing
-            sample, geometry = self.cache.load(entry, pre.image_size, pre.resize_mode)
+            if isinstance(self.cache, MemoryCache):
+                sample, geometry = self.cache.get(task, index)
+            else:
+                sample, geometry = self.cache.load(entry)
         except DataError:
             raise
         except OSError as err:  # e.g. a file that turned unreadable under a lazy loader
             raise DataError(f"{entry.source}: {err}") from err
         return _augment(transform, sample, seed), geometry
-
-
-def _entry(items: Sequence[Sample], index: int) -> Sample | LazySample:
-    return items.entry(index) if isinstance(items, SampleCollection) else items[index]
 
 
 def _augment(transform: SampleTransform, sample: Sample, seed: int | None) -> Sample:
@@ -178,13 +192,14 @@ def build_train_loader(samples: Mapping[str, Sequence[Sample]], sampler: TaskSam
                        device: torch.device | str = "cpu", num_processes: int = 1,
                        augment: AugmentConfig | None = None) -> TrainLoader:
     """The training loader: augmented one-task batches in ``sampler``'s order, resized and
-    normalised as ``preprocessing`` (the model's) says. An unwritable ``config.cache_dir`` fails
-    here, before the first step."""
+    normalised as ``preprocessing`` (the model's) says. The resized training set is built here,
+    before the first step (in memory, or the missing entries of ``config.cache_dir``): an
+    unreadable sample (without ``skip_bad_samples``) or an unwritable cache folder fails here."""
     config = config or LoaderConfig()
-    cache = ResizeCache(config.cache_dir) if config.cache_dir else None
+    workers = default_num_workers(num_processes) if config.num_workers is None else config.num_workers
+    cache = _resized_samples(samples, preprocessing, config, workers)
     dataset = TrainDataset(samples, preprocessing, train=True, augment=augment, cache=cache,
                            skip_bad_samples=config.skip_bad_samples, augment_on=config.augment_on)
-    workers = default_num_workers(num_processes) if config.num_workers is None else config.num_workers
     pin = torch.device(device).type == "cuda" if config.pin_memory is None else config.pin_memory
     extra = ({"prefetch_factor": config.prefetch_factor, "persistent_workers": config.persistent_workers}
              if workers else {})
@@ -192,6 +207,27 @@ def build_train_loader(samples: Mapping[str, Sequence[Sample]], sampler: TaskSam
                             collate_fn=Collate(preprocessing, dataset.on_device), num_workers=workers, pin_memory=pin,
                             **extra)
     return TrainLoader(dataloader, sampler)
+
+
+def _resized_samples(samples: Mapping[str, Sequence[Sample]], preprocessing: Preprocessing, config: LoaderConfig,
+                     workers: int) -> ResizeCache | MemoryCache | None:
+    """Where the dataset finds its samples already resized: the disk cache (missing entries built
+    now, by ``workers`` processes), the memory cache when the set fits its budget, else nowhere."""
+    size, mode = preprocessing.image_size, preprocessing.resize_mode
+    if config.cache_dir:
+        cache = ResizeCache(config.cache_dir, size, mode)
+        entries = [entry_at(items, i) for items in samples.values() for i in range(len(items))]
+        cache.build(entries, workers, progress=None, verify=False, skip_unreadable=config.skip_bad_samples)
+        return cache
+    needed = memory_cache_bytes(samples, size)
+    if needed > config.memory_cache_bytes:
+        logger.info("the resized training set (%.0f MB) exceeds memory_cache_bytes (%.0f MB): decoding each "
+                    "sample at every use; a resize cache avoids that (`m2dino data cache`, --cache-dir)",
+                    needed / 1e6, config.memory_cache_bytes / 1e6)
+        return None
+    cache = MemoryCache(samples, size, mode, workers, keep_errors=config.skip_bad_samples)
+    logger.info("training set decoded and resized into memory: %.0f MB", cache.nbytes / 1e6)
+    return cache
 
 
 __all__ = ["LoaderConfig", "ResizeCache", "TrainDataset", "TrainLoader", "build_train_loader", "default_num_workers"]

@@ -1,4 +1,4 @@
-"""Training loader: lazy roots, workers, the resize cache and bad files (tiny synthetic roots)."""
+"""Training loader: lazy roots, workers, the memory and disk resize caches, bad files (tiny synthetic roots)."""
 
 import dataclasses
 import functools
@@ -16,8 +16,10 @@ from m2dino.data.loading import (
     build_train_loader,
     default_num_workers,
 )
+from m2dino.data.memory_cache import memory_cache_bytes
 from m2dino.data.sampling import TaskSampler
 from m2dino.data.synthetic import write_synthetic
+from m2dino.data.transforms import resize_sample
 from m2dino.image import Preprocessing
 
 TASKS = ["fetal_head", "fetal_plane_cls", "fetal_head_det", "fetal_femur", "fetal_head_circumference"]
@@ -33,10 +35,14 @@ def _samples(root: Path) -> dict:
     return read_fmc(root, lazy=True).by_task()
 
 
-def _batches(samples, workers: int = 0, cache_dir=None, steps: int = 4, skip: bool = False, seed: int = 3):
+LAZY = 0  # memory_cache_bytes that turns the memory cache off: every sample decoded at every use
+
+
+def _batches(samples, workers: int = 0, cache_dir=None, steps: int = 4, skip: bool = False, seed: int = 3,
+             memory: int = LoaderConfig.memory_cache_bytes):
     sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=seed)
-    loader = build_train_loader(samples, sampler, Preprocessing(32),
-                                config=LoaderConfig(num_workers=workers, cache_dir=cache_dir, skip_bad_samples=skip))
+    config = LoaderConfig(num_workers=workers, cache_dir=cache_dir, skip_bad_samples=skip, memory_cache_bytes=memory)
+    loader = build_train_loader(samples, sampler, Preprocessing(32), config=config)
     out = []
     for batch in loader:
         out.append(batch)
@@ -70,7 +76,8 @@ def _undecodable(collection) -> SampleCollection:
 def test_a_lazy_root_decodes_nothing_to_build_the_loader_or_the_scalar_statistics(root):
     samples = {task: _undecodable(items) for task, items in _samples(root).items()}
     sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3)
-    loader = build_train_loader(samples, sampler, Preprocessing(32), config=LoaderConfig(num_workers=0))
+    loader = build_train_loader(samples, sampler, Preprocessing(32),
+                                config=LoaderConfig(num_workers=0, memory_cache_bytes=LAZY))
     assert len(loader) == len(sampler)
     values = samples["fetal_head_circumference"].labels()
     assert values == [s.label for s in _samples(root)["fetal_head_circumference"]]
@@ -78,11 +85,26 @@ def test_a_lazy_root_decodes_nothing_to_build_the_loader_or_the_scalar_statistic
         next(iter(loader))
 
 
-def test_zero_and_two_workers_and_the_cache_give_bit_identical_batches(root, tmp_path):
+def test_a_set_that_fits_the_memory_budget_is_decoded_once_before_training(root, monkeypatch):
     samples = _samples(root)
-    serial, _ = _batches(samples, workers=0)
-    parallel, _ = _batches(samples, workers=2)
-    _same(serial, parallel)
+    with pytest.raises(RuntimeError, match="decoded"):  # by default every sample is decoded up front...
+        _batches({task: _undecodable(items) for task, items in samples.items()}, steps=1)
+    _, loader = _batches(samples, workers=2, steps=1)
+    assert type(loader.dataloader.dataset.cache).__name__ == "MemoryCache"
+    monkeypatch.setattr("m2dino.data.fmc.index.read_image", _explode)  # ...and never again
+    assert len([batch for _, batch in zip(range(6), loader)]) == 6
+    # One byte under what the resized set needs: decoded at every use instead.
+    needed = memory_cache_bytes(samples, (32, 32))
+    with pytest.raises(RuntimeError, match="decoded"):
+        _batches(samples, steps=1, memory=needed - 1)
+
+
+def test_zero_and_two_workers_and_both_caches_give_bit_identical_batches(root, tmp_path):
+    samples = _samples(root)
+    serial, _ = _batches(samples, workers=0, memory=LAZY)  # decoded and resized at every use
+    _same(serial, _batches(samples, workers=2, memory=LAZY)[0])
+    _same(serial, _batches(samples, workers=0)[0])  # the default: the set resized once, in memory
+    _same(serial, _batches(samples, workers=2)[0])
     cold, _ = _batches(samples, workers=0, cache_dir=tmp_path / "cache")
     warm, _ = _batches(samples, workers=2, cache_dir=tmp_path / "cache")
     _same(serial, cold)
@@ -102,28 +124,33 @@ def test_the_sampler_counts_consumed_batches_not_prefetched_ones(root):
     _same(full, head + rest)
 
 
-def test_the_cache_stores_each_image_once_and_rebuilds_a_changed_source(root, tmp_path):
+def test_the_cache_stores_each_entry_once_and_reads_a_changed_source_from_the_source(root, tmp_path):
     samples = _samples(root)
-    cache = ResizeCache(tmp_path / "cache")
+    cache = ResizeCache(tmp_path / "cache", (32, 32))
     entry = samples["fetal_head"].entry(0)
-    first, geometry = cache.load(entry, (32, 32))
+    assert cache.build([entry], progress=False)["built"] == 1
+    first, geometry = cache.load(entry)
     assert first.image.shape == (32, 32, 3) and first.label.shape == (32, 32)
     assert geometry.original_size == (40, 48) and first.original_size == (40, 48)
-    assert cache.contains(entry, (32, 32)) and not cache.contains(entry, (64, 64))
-    stored = sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").rglob("*") if p.is_file())
-    assert stored == ["image.npy", "json", "label.npy"]
-    again, _ = cache.load(entry, (32, 32))
-    assert np.array_equal(again.image, first.image) and np.array_equal(again.label, first.label)
-    # Replace the source: a new key, so the next load decodes the new pixels.
+    assert cache.contains(entry, verify=True)
+    stored = sorted(f"{p.parent.name}/{p.suffix}" if p.parent.name == "shards" else p.name
+                    for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert stored == [".build.lock", "cache.json", "shards/.bin", "shards/.json"]  # one shard: its bytes, its index
+    # Replace the source: named, and read from it until the cache is rebuilt.
     image_file = Path(entry.files[0])
     from PIL import Image
     Image.fromarray(np.full((40, 48), 200, np.uint8)).save(image_file)
     os.utime(image_file, ns=(1, 1))
-    assert not cache.contains(entry, (32, 32))
-    rebuilt, _ = cache.load(entry, (32, 32))
+    with pytest.warns(UserWarning, match=rf"{image_file}: changed since it was put in the resize cache"):
+        assert not cache.contains(entry)
+    rebuilt, _ = cache.load(entry)
     assert rebuilt.image[16, 16, 0] == 200
+    assert ResizeCache(tmp_path / "cache", (32, 32)).build([entry], progress=False)["built"] == 1
+    again, _ = ResizeCache(tmp_path / "cache", (32, 32)).load(entry)
+    assert np.array_equal(again.image, rebuilt.image)
     scalar = samples["fetal_head_circumference"].entry(0)
-    value, _ = cache.load(scalar, (32, 32))
+    cache.build([scalar], progress=False)
+    value, _ = ResizeCache(tmp_path / "cache", (32, 32)).load(scalar)
     assert value.label == scalar.label and isinstance(value.label, float)
 
 
@@ -151,12 +178,14 @@ def test_a_file_that_disappears_mid_run_stops_the_run_naming_it(root, tmp_path, 
         _batches(samples, workers=workers, steps=3)
 
 
-def test_skip_bad_samples_replaces_and_counts_them(root, tmp_path):
+@pytest.mark.parametrize("where", ["memory", "decoded at use", "disk cache"])
+def test_skip_bad_samples_replaces_and_counts_them(root, tmp_path, where):
     copy = _copy_root(root, tmp_path)
     samples = {"fetal_plane_cls": _samples(copy)["fetal_plane_cls"]}
     broken = Path(samples["fetal_plane_cls"].entry(2).files[0])
     broken.write_bytes(b"not a png any more")
-    batches, loader = _batches(samples, workers=2, steps=2, skip=True)
+    options = {"memory": {}, "decoded at use": {"memory": LAZY}, "disk cache": {"cache_dir": tmp_path / "cache"}}
+    batches, loader = _batches(samples, workers=2, steps=2, skip=True, **options[where])
     assert sum(len(b["source"]) for b in batches) == 4  # a batch of 3 and one of 1: every position filled
     assert len(loader.bad_samples) == 1 and str(broken) in loader.bad_samples[0]
     assert all(str(broken) not in b["source"] for b in batches)
@@ -169,7 +198,7 @@ def test_a_worker_crash_surfaces_instead_of_hanging(root, load):
                                                    for e in _samples(root)["fetal_plane_cls"].items)}
     expected = "(?s)DataLoader worker process.*decoded boom.png" if load.func is _explode else "exited unexpectedly"
     with pytest.raises(RuntimeError, match=expected):
-        _batches(samples, workers=2, steps=1)
+        _batches(samples, workers=2, steps=1, memory=LAZY)  # decoded in the DataLoader's workers
 
 
 def test_default_workers_leave_a_core_for_the_training_loop():
@@ -186,8 +215,8 @@ def test_the_cache_command_builds_every_entry_ahead_and_reuses_them(root, tmp_pa
     cache_dir = tmp_path / "cache"
     assert main(["data", "cache", str(root), "--size", "32", "--cache-dir", str(cache_dir), "--workers", "2"]) == 0
     assert f"{len(read_fmc(root, lazy=True))} resized, 0 already current" in capsys.readouterr().out
-    cache = ResizeCache(cache_dir)
-    assert all(cache.contains(e, (32, 32)) for e in read_fmc(root, lazy=True).items)
+    cache = ResizeCache(cache_dir, (32, 32))
+    assert all(cache.contains(e, verify=True) for e in read_fmc(root, lazy=True).items)
     assert main(["data", "cache", str(root), "--size", "32", "--cache-dir", str(cache_dir)]) == 0
     assert "0 resized" in capsys.readouterr().out
     # A warm cache needs no decoding: with the image reader broken, batches still come.
@@ -195,7 +224,7 @@ def test_the_cache_command_builds_every_entry_ahead_and_reuses_them(root, tmp_pa
     batches, _ = _batches(_samples(root), cache_dir=cache_dir, steps=3)
     assert len(batches) == 3
     with pytest.raises(RuntimeError, match="decoded"):
-        _batches(_samples(root), steps=1)
+        _batches(_samples(root), steps=1, memory=LAZY)
 
 
 def _build(args):
@@ -209,13 +238,16 @@ def test_several_processes_may_build_the_same_cache_at_once(root, tmp_path):
     from concurrent.futures import ProcessPoolExecutor
 
     cache_dir = tmp_path / "shared"
+    entries = read_fmc(root, lazy=True).items
     with ProcessPoolExecutor(3) as pool:
         counts = list(pool.map(_build, [(root, cache_dir)] * 3))
-    assert all(c["built"] + c["current"] == len(read_fmc(root, lazy=True)) for c in counts)
-    assert not [p for p in cache_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
-    cache = ResizeCache(cache_dir)
-    for entry in read_fmc(root, lazy=True).items:
-        cached, _ = cache.load(entry, (32, 32))
-        fresh, _ = ResizeCache(tmp_path / "fresh").load(entry, (32, 32))
-        assert np.array_equal(cached.image, fresh.image) and np.array_equal(np.asarray(cached.label),
-                                                                             np.asarray(fresh.label))
+    assert all(c["built"] + c["current"] == len(entries) for c in counts)
+    assert sum(c["built"] for c in counts) == len(entries)  # the lock: each entry built by one of them
+    assert not [p for p in cache_dir.rglob(".*") if p.is_file() and p.name != ".build.lock"]  # no temporary file
+    cache = ResizeCache(cache_dir, (32, 32))
+    for entry in entries:
+        cached, _ = cache.load(entry)
+        fresh = entry.load()
+        expected = resize_sample(fresh, Preprocessing(32).geometry(fresh.size))
+        assert np.array_equal(cached.image, expected.image)
+        assert np.array_equal(np.asarray(cached.label), np.asarray(expected.label))
