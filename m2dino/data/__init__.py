@@ -17,7 +17,7 @@ from .mask_io import write_mask
 from .sample import Sample
 from .sampling import TaskSampler, task_probabilities
 from .synthetic import make_synthetic_samples
-from .transforms import build_transforms, resize_sample
+from .transforms import AugmentConfig, build_transforms, resize_sample
 from .unlabeled import UnlabeledImage, UnlabeledSource
 
 if TYPE_CHECKING:
@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 _LAZY = {**dict.fromkeys(("Collate", "SampleKey"), ".torch_dataset"),
          **dict.fromkeys(("DrawParameters", "augment_batch"), ".device_augment"),
          **dict.fromkeys(("LoaderConfig", "TrainDataset", "build_train_loader"), ".loading")}
-__all__ = ["Collate", "DataError", "DrawParameters", "FMCRecord", "LazySample", "LoaderConfig", "MissingFileError",
-           "ResizeCache", "Sample", "SampleCollection", "SampleKey", "TaskSampler", "TrainDataset", "UnlabeledImage",
-           "UnlabeledSource", "augment_batch", "build_train_loader", "build_transforms", "image_key",
-           "make_synthetic_samples", "read_fmc", "read_fmc_index", "resize_sample", "task_probabilities",
-           "write_fmc", "write_mask"]
+__all__ = ["AugmentConfig", "Collate", "DataError", "DrawParameters", "FMCRecord", "LazySample", "LoaderConfig",
+           "MissingFileError", "ResizeCache", "Sample", "SampleCollection", "SampleKey", "TaskSampler",
+           "TrainDataset", "UnlabeledImage", "UnlabeledSource", "augment_batch", "build_train_loader",
+           "build_transforms", "image_key", "make_synthetic_samples", "read_fmc", "read_fmc_index", "resize_sample",
+           "task_probabilities", "write_fmc", "write_mask"]
 
 
 def __getattr__(name: str):

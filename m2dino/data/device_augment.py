@@ -272,7 +272,8 @@ def augment_batch(batch: dict, device: torch.device | str, preprocessing: Prepro
     histograms = policy_ops.level_histograms(images) if policy_ops.needs_histograms(drawn) else None
     levels = policy_ops.level_maps(drawn, histograms)
     images = lookup(images, intensity_tables(drawn["gain"], drawn["gamma"], levels))  # now in [0, 1]
-    scan = policy_ops.scan_region(images) if policy_ops.any_spatial(drawn) else None
+    spatial = policy_ops.spatial_rows(drawn)
+    scan = policy_ops.scan_region(images, spatial.to(device)) if len(spatial) else None
     if scan is not None:
         images = policy_ops.sharpen(images, drawn["sharpness"], scan)
     if bool((drawn["blur"] > 0).any()):

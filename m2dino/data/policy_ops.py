@@ -77,17 +77,27 @@ def needs_histograms(drawn: Drawn) -> bool:
 
 
 # ------------------------------------------------------------------------------ spatial ops
-def scan_region(images: torch.Tensor, fraction: float = 1 / 8) -> torch.Tensor:
+def scan_region(images: torch.Tensor, rows: torch.Tensor | None = None, fraction: float = 1 / 8) -> torch.Tensor:
     """bool B×1×H×W: the non-black pixels, closed by a square of ``fraction`` of the shorter side
-    (fills anechoic holes, e.g. fluid, up to that size; the black outside a sector stays out)."""
+    (fills anechoic holes, e.g. fluid, up to that size; the black outside a sector stays out). Only
+    the samples in ``rows`` (indices; default all) are computed, the others are all False."""
     size = max(3, int(min(images.shape[-2:]) * fraction) // 2 * 2 + 1)
-    mask = (images.amax(dim=1, keepdim=True) > 0).to(images.dtype)
+    chosen = images if rows is None else images[rows]
 
-    def dilate(x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(x, (1, size), stride=1, padding=(0, size // 2))
-        return F.max_pool2d(x, (size, 1), stride=1, padding=(size // 2, 0))
+    def grown(mask: torch.Tensor) -> torch.Tensor:  # dilation: a box sum > 0, from cumulative sums (O(1) a pixel)
+        half = size // 2
+        summed = F.pad(mask, (half + 1, half)).cumsum(-1)
+        mask = summed[..., size:] - summed[..., :-size]
+        summed = F.pad(mask, (0, 0, half + 1, half)).cumsum(-2)
+        return (summed[..., size:, :] - summed[..., :-size, :]) > 0.5  # sums of 0/1: whole numbers
 
-    return (1 - dilate(1 - dilate(mask))) > 0
+    dilated = grown((chosen.amax(dim=1, keepdim=True) > 0).to(images.dtype))
+    closed = ~grown((~dilated).to(images.dtype))  # erosion: the outside of the image counts as scan
+    if rows is None:
+        return closed
+    scan = torch.zeros(len(images), *closed.shape[1:], dtype=torch.bool, device=images.device)
+    scan[rows] = closed
+    return scan
 
 
 def _rows(images: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -176,26 +186,26 @@ def bilateral(images: torch.Tensor, spatial: torch.Tensor, color: torch.Tensor, 
     if len(rows) == 0:
         return images
     chosen = images[rows]
-    batch, channels, height, width = chosen.shape
-    window = 2 * radius + 1
-    flat = chosen.reshape(batch * channels, 1, height, width)
-    patches = F.unfold(F.pad(flat, (radius,) * 4, mode="reflect"), window).view(
-        batch, channels, window * window, height, width)
-    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    squared = (offsets[:, None] ** 2 + offsets[None, :] ** 2).flatten()
+    height, width = chosen.shape[-2:]
+    padded = F.pad(chosen, (radius,) * 4, mode="reflect")
     cpu_rows = rows.cpu()
-    sigma_s = spatial[cpu_rows].to(images.device, images.dtype).view(-1, 1, 1, 1, 1)
-    sigma_c = color[cpu_rows].to(images.device, images.dtype).view(-1, 1, 1, 1, 1)
-    weights = torch.exp(-squared.view(1, 1, -1, 1, 1) / (2 * sigma_s**2)
-                        - (patches - chosen[:, :, None]) ** 2 / (2 * sigma_c**2))
-    filtered = (weights * patches).sum(dim=2) / weights.sum(dim=2)
+    spatial_scale = (0.5 / spatial[cpu_rows] ** 2).to(images.device, images.dtype).view(-1, 1, 1, 1)
+    color_scale = (0.5 / color[cpu_rows] ** 2).to(images.device, images.dtype).view(-1, 1, 1, 1)
+    total, weight_sum = torch.zeros_like(chosen), torch.zeros_like(chosen)
+    for dy in range(2 * radius + 1):  # one offset at a time: no (2r+1)² copy of the batch
+        for dx in range(2 * radius + 1):
+            neighbour = padded[..., dy:dy + height, dx:dx + width]
+            weight = (neighbour - chosen).square_().mul_(color_scale)
+            weight = weight.add_(spatial_scale * float((dy - radius) ** 2 + (dx - radius) ** 2)).neg_().exp_()
+            total.addcmul_(weight, neighbour)
+            weight_sum.add_(weight)
     images = images.clone()
-    images[rows] = torch.where(scan[rows], filtered, chosen)
+    images[rows] = torch.where(scan[rows], total / weight_sum, chosen)
     return images
 
 
-def any_spatial(drawn: Drawn) -> bool:
-    """Whether a sample drew an operation that needs the scan region."""
-    return bool((drawn["sharpness"] != 1).any() | (drawn["haze"] > 0).any()
-                | ((drawn["bilateral_spatial"] > 0) & (drawn["bilateral_color"] > 0)).any())
-
+def spatial_rows(drawn: Drawn) -> torch.Tensor:
+    """The samples (indices) that drew an operation that needs the scan region."""
+    active = ((drawn["sharpness"] != 1) | (drawn["haze"] > 0)
+              | ((drawn["bilateral_spatial"] > 0) & (drawn["bilateral_color"] > 0)))
+    return torch.nonzero(active, as_tuple=True)[0]
