@@ -30,6 +30,7 @@ import numpy as np
 
 from ..tasks import TaskSpec
 from .errors import DataError
+from .sample import Sample
 
 # Each drawn parameter of these policies and its identity value: every draw holds all of them
 # (`device_augment.draw_parameters`), so a batch collates into one tensor per key.
@@ -114,7 +115,7 @@ class _DeviceOnly:
 
     policy = ""
 
-    def __call__(self, sample, rng: np.random.Generator):
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         raise DataError(f"{sample.source}: augmentation policy {self.policy!r} runs on the training device only; "
                         "set augment_on='device' (data.augment_on in a run config)")
 
