@@ -59,6 +59,12 @@ FACTORS = {f.name: f for f in [
            {"train.class_balance": "sampling"}),
     Factor("label_smoothing", "label smoothing 0.1",
            {"train.label_smoothing": 0.1}),
+    Factor("aug_strong", "augmentation twice as strong (rotation, scale, gain, gamma, speckle)",
+           {"data.augment.strength": 2.0}),
+    Factor("aug_trivial", "TrivialAugment: one natural-image op per image (Müller & Hutter 2021)",
+           {"data.augment.policy": "trivial"}),
+    Factor("aug_ultrasound", "ultrasound-specific ops: depth attenuation, shadow, haze, speckle reduction",
+           {"data.augment.policy": "ultrasound"}),
     Factor("steps_half", "half the steps", steps_scale=0.5),
     Factor("steps_x2", "twice the steps", steps_scale=2.0),
     Factor("steps_x4", "four times the steps", steps_scale=4.0),
@@ -73,6 +79,9 @@ def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: i
     config["train"]["seed"] = seed
     config["output_dir"] = output_dir
     for key, value in factor.overrides.items():
-        section, _, name = key.partition(".")
-        config.setdefault(section, {})[name] = value
+        *sections, name = key.split(".")
+        target = config
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
     return config

@@ -84,3 +84,11 @@ def test_a_tiny_study_runs_reports_and_is_reused(tmp_path):
     before = record.stat().st_mtime_ns
     recipe_study.main(argv)  # every cell finished: nothing is trained again
     assert record.stat().st_mtime_ns == before
+
+
+def test_nested_override_keys_reach_their_section():
+    config = cell_config(FACTORS["aug_trivial"], "/a", ["fetal_head"], 100, 0, None, "/out")
+    assert config["data"]["augment"] == {"policy": "trivial"}
+    from m2dino.recipes import RunConfig
+
+    assert RunConfig.from_dict(config).data.augment.policy == "trivial"
