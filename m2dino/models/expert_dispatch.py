@@ -9,8 +9,8 @@ and runs every route through them without a loop over experts or a host synchron
   Linear as one grouped GEMM (``torch.nn.functional.grouped_mm``, CPU and CUDA in torch ≥ 2.9; the
   fast CUDA kernel needs bf16 on sm90+, elsewhere torch loops over groups itself) and put back in
   source order, where the k outputs are summed with their weights in the input's dtype.
-- `run_selected`: every source takes the same k experts (a single-task batch): a batched matmul over
-  those k experts' weights, with no gather or scatter of the activations.
+- `run_selected`: every source takes the same k experts (a single-task batch): those k experts as one
+  MLP k times as wide, with no gather or scatter of the activations.
 
 Every expert gets a gradient (zero where no route chose it), where a loop over the chosen experts
 left the others' ``.grad`` at None: knowing which experts were chosen would need the host to wait.
@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from timm.layers import GluMlp, Mlp, SwiGLU
 from torch import nn
 
@@ -105,13 +106,14 @@ def grouped_matmul(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor)
     return torch.cat([part @ w.T for part, w in zip(x.split(sizes), weight)])
 
 
-def run_mlp(template: nn.Module, linear: Linear, x: torch.Tensor) -> torch.Tensor:
-    """``template``'s forward (its activation, dropout and norm) with each Linear replaced by ``linear``."""
+def run_mlp(template: nn.Module, linear: Linear, x: torch.Tensor, experts: int = 1) -> torch.Tensor:
+    """``template``'s forward (its activation, dropout and norm) with each Linear replaced by ``linear``;
+    ``experts``: how many experts' features lie side by side in the hidden layer (GluMlp halves each)."""
     if isinstance(template, SwiGLU):
         h = template.act(linear("fc1_g", x)) * linear("fc1_x", x)
     elif isinstance(template, GluMlp):
-        a, b = linear("fc1", x).chunk(2, dim=-1)
-        h = a * template.act(b) if template.gate_last else template.act(a) * b
+        a, b = linear("fc1", x).unflatten(-1, (experts, -1)).chunk(2, dim=-1)
+        h = (a * template.act(b) if template.gate_last else template.act(a) * b).flatten(-2)
     else:
         h = template.act(linear("fc1", x))
     return template.drop2(linear("fc2", template.norm(template.drop1(h))))
@@ -152,16 +154,24 @@ def run_routes(experts: Sequence[nn.Module], names: tuple[str, ...], x: torch.Te
 
 def run_selected(experts: Sequence[nn.Module], names: tuple[str, ...], x: torch.Tensor, chosen: torch.Tensor,
                  weights: torch.Tensor) -> torch.Tensor:
-    """Every token of ``x`` (… × D) through the same k experts ``chosen`` (k,) with ``weights`` (k,)."""
-    dtype = compute_dtype(x)
+    """Every token of ``x`` (… × D) through the same k experts ``chosen`` (k,) with ``weights`` (k,).
+
+    The k experts act as one MLP k times as wide: their input layers side by side, and the output
+    layer ``[w_1·W_1 … w_k·W_k]`` with bias ``Σ w_j·b_j``, which sums the weighted experts inside the
+    matmul (``Σ_j w_j·(h_j·W_jᵀ + b_j)``). With k = 1 that is the expert's own MLP (its weight is 1).
+    The MLP's output dropout (zero in DINOv3) then drops from the mixture, not from each expert."""
     stacked = _stacked(experts, names)
+    k = chosen.shape[0]
 
     def linear(name: str, h: torch.Tensor) -> torch.Tensor:
         weight, bias = stacked[name]
-        y = torch.matmul(h.to(dtype), weight[chosen].to(dtype).transpose(-2, -1))
-        return y if bias is None else y + bias[chosen].to(dtype)[:, None]
+        weight, bias = weight[chosen], None if bias is None else bias[chosen]     # k × out × in, k × out
+        if name == names[-1]:
+            w = weights.to(weight.dtype)
+            weight = (weight * w[:, None, None]).permute(1, 0, 2).flatten(1)       # out × (k·in)
+            bias = None if bias is None else (bias * w[:, None]).sum(dim=0)
+        else:
+            weight, bias = weight.flatten(0, 1), None if bias is None else bias.flatten()  # (k·out) × in
+        return F.linear(h, weight, bias)  # autocast applies as in each expert's nn.Linear
 
-    flat = x.reshape(-1, x.shape[-1])
-    y = run_mlp(experts[0], linear, flat)                              # k × tokens × D
-    y = (y * weights.to(x.dtype)[:, None, None]).sum(dim=0)
-    return y.view_as(x)
+    return run_mlp(experts[0], linear, x, experts=k)
