@@ -52,6 +52,7 @@ from .run_folder import (
 )
 from .run_session import run_session
 from .semi import SemiConfig, SemiSupervision
+from .step_compile import compile_step
 from .train_config import TrainConfig
 from .trainer_loss import LossModule
 from .trainer_model import class_labels, exportable_model, prepare_model
@@ -150,6 +151,8 @@ class Trainer:
             self.accelerator.process_index, (loading or LoaderConfig()).num_workers or 0, config.steps)
         module = LossModule(self.model, self.core, weighting,
                             SemiSupervision(semi, self.model, self.core) if semi is not None else None)
+        if config.compile:  # in place, so the weights, checkpoints and saved model are those of the eager module
+            compile_step(module, self.accelerator.device, len(train_samples), say=self.accelerator.print)
         optimizer = torch.optim.AdamW(parameter_groups(module, config, self.core.backbone.depth), betas=(0.9, 0.999))
         scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
         self.module, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)

@@ -13,7 +13,7 @@ from ..models import M2DINO, M2DINOConfig
 from .train_config import TrainConfig
 
 # Settings that do not change what is trained: resume may change them without being told.
-FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile")
 
 
 def run_configuration(config: TrainConfig, core: M2DINO) -> dict:

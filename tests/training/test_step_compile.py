@@ -69,3 +69,18 @@ def test_without_a_cpp_compiler_inductor_is_not_tried(monkeypatch):
     assert said == ["--compile: inductor needs a C++ compiler on the CPU (No working C++ compiler found in "
                     "torch._inductor.config.cpp.cxx: ('no-such-c++-compiler',)); training eager"]
     assert "forward" not in vars(module)  # left eager, untouched
+
+
+def test_the_trainer_compiles_its_step_when_asked(monkeypatch, tmp_path, capsys):
+    from torch._inductor import config as inductor_config
+
+    from m2dino.training import Trainer
+
+    from .fake_data import fake_data
+    from .test_engine import config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))  # the wiring, not inductor's time
+    train, val = fake_data(tasks=TASKS)
+    result = Trainer(tiny_model(TASKS), train, val, config(tmp_path, steps=2, compile=True), progress=False).train()
+    assert result.steps_done == 2
+    assert "--compile: inductor needs a C++ compiler on the CPU" in capsys.readouterr().out
