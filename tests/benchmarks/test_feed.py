@@ -1,0 +1,58 @@
+"""benchmarks/feed.py: the report marks each target from the recorded ratios, a part that needs HC18
+refuses a missing folder up front, and a quick run measures and writes feed.{md,json}."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import feed  # noqa: E402
+from feed_parts.report import render, write_report  # noqa: E402
+
+
+def _record(loader_ratio: float, moe_ratio: float) -> dict:
+    return {"command": "python benchmarks/feed.py", "device": "a CPU", "quick": False,
+            "machine": {"cpus": 2, "torch": "2"},
+            "parts": {"loader": {"seconds": 1.0, "rows": [
+                          {"backbone": "mini", "size": 64, "batch_size": 16, "workers": 2, "ratio": loader_ratio,
+                           "prepared_step_s": 0.1}]},
+                      "moe": {"seconds": 1.0, "rows": [
+                          {"scope": "model", "batch_size": 8, "image_size": 224, "experts": 4, "top_k": 1,
+                           "tasks": "single", "old_vs_dense": 1.5, "new_vs_dense": moe_ratio, "new_vs_old": 0.7}]}}}
+
+
+def test_targets_are_marked_from_the_ratios():
+    met = render(_record(1.04, 1.08))
+    assert "| mini | 64 | 16 | 2 | 1.04 | yes |" in met and "| 1.50 | 1.08 | yes | 0.70 |" in met
+    missed = render(_record(1.30, 1.40))
+    assert "| 1.30 | **no** |" in missed and "| 1.40 | **no** |" in missed
+
+
+def test_the_interpretation_survives_a_new_rendering(tmp_path):
+    write_report(_record(1.0, 1.0), tmp_path)
+    md = tmp_path / "feed.md"
+    md.write_text(md.read_text().replace("_Not written yet: read the tables below._", "Hand-written reading."))
+    write_report(_record(1.2, 1.0), tmp_path)
+    text = md.read_text()
+    assert "Hand-written reading." in text and "| 1.20 |" in text
+
+
+def test_small_data_without_hc18_is_refused_before_measuring(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        feed.parse_args(["--parts", "small_data", "--hc18", str(tmp_path / "nowhere")])
+    assert "no training_set/ folder" in capsys.readouterr().err
+
+
+def test_a_quick_run_writes_the_report(tmp_path):
+    feed.main(["--quick", "--parts", "decode", "loader", "--results-dir", str(tmp_path)])
+    record = json.loads((tmp_path / "feed.json").read_text())
+    assert set(record["parts"]) == {"decode", "loader"}
+    assert {r["source"] for r in record["parts"]["decode"]["rows"]} >= {"PNG", "cache"}
+    assert record["parts"]["loader"]["rows"][0]["ratio"] > 0
+    assert "Does the model wait on the loader?" in (tmp_path / "feed.md").read_text()
