@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.report import command_line, portable_path  # noqa: E402
-from recipe_study_parts.cell import finished, git_commit, root_checksum, run_cell, signature  # noqa: E402
+from recipe_study_parts.cell import STOPPED, finished, git_commit, root_checksum, run_cell, signature  # noqa: E402
 from recipe_study_parts.factors import BASELINE_STEPS, FACTORS, STUDY_TASKS, cell_config  # noqa: E402
 from recipe_study_parts.report import write_report  # noqa: E402
 
@@ -115,6 +115,10 @@ def run_cells(args, cells: list[tuple[str, int]], argv: Sequence[str]) -> None:
             if process.returncode != 0:
                 for other, _ in running.values():
                     other.terminate()  # SIGTERM: the trainer checkpoints and the cell resumes next time
+                    other.wait()
+                if process.returncode == STOPPED:
+                    raise SystemExit(f"cell {cell[0]} seed {cell[1]} was stopped; the running cells checkpointed: "
+                                     "run the same command again to continue")
                 raise SystemExit(f"cell {cell[0]} seed {cell[1]} failed (exit {process.returncode}); "
                                  f"see {cell_folder(args, *cell) / 'log.txt'}")
             print(f"finished {cell[0]} seed {cell[1]} in {(time.time() - since) / 60:.1f} min "

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 RECORD = "cell.json"
+STOPPED = 143  # exit status of a cell stopped by a request, as the trainer's own commands use
 
 
 def root_checksum(root: Path) -> str:
@@ -72,8 +73,9 @@ def run_cell(config: dict, root: Path, folder: Path, commit: str) -> dict:
     run = RunConfig.from_dict({**config, "output_dir": str(folder / "run")}, f"recipe study cell {folder.name}")
     started = time.time()
     outcome = train(run, resume="latest", overwrite=True, progress=False)
-    if outcome.interrupted:
-        raise SystemExit(f"{folder}: interrupted; run the study again to continue it from its latest checkpoint")
+    if outcome.interrupted:  # a stop request (SIGTERM): the trainer wrote a checkpoint
+        print(f"{folder}: stopped; run the study again to continue it from its latest checkpoint", flush=True)
+        raise SystemExit(STOPPED)
     train_seconds = time.time() - started
     result = outcome.runs[0].result
     model = M2DINO.from_pretrained(result.output_dir)
