@@ -18,7 +18,9 @@ and interleaved (`harness.timing.PairedTimer`) where it compares two ways of doi
     python benchmarks/feed.py --quick                          # a smoke run of tiny counts, in a temporary folder
     python benchmarks/feed.py --rerender                       # the markdown again from the json
 
-Writes benchmarks/results/feed.{md,json} (``feed_cuda.*`` on a GPU); the interpretation between the
+Writes benchmarks/results/feed.{md,json} (``feed_cuda.*`` on a GPU). Parts an earlier run on the same
+device recorded there are kept (each with its own command), so the benchmark can run in parts;
+``--fresh`` starts over. The interpretation between the
 ``interpretation`` markers is written by hand and kept when the report is rendered again.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -55,6 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results-dir", default=None, help="default benchmarks/results")
     p.add_argument("--work-dir", default=None, help="where the synthetic root and caches go (default: temporary)")
     p.add_argument("--rerender", action="store_true", help="render the markdown again from the json")
+    p.add_argument("--fresh", action="store_true", help="drop the parts an earlier run recorded in the json")
     args = p.parse_args(argv)
     if args.results_dir is None:
         default = REPO / "benchmarks" / "results"
@@ -137,10 +141,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = run_parts(args, work)
     device = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
               else f"{cpu_name()} (CPU)")
-    record = {"command": command_line(["benchmarks/feed.py", *argv]).strip(), "device": device,
+    command = command_line(["benchmarks/feed.py", *argv]).strip()
+    for result in results.values():
+        result["command"] = command
+    # Parts measured by an earlier run on the same device stay (the benchmark runs in parts); --fresh drops them.
+    earlier = json.loads(json_path.read_text()) if json_path.is_file() and not args.fresh else {}
+    kept = {part: result for part, result in earlier.get("parts", {}).items()
+            if part not in results and earlier.get("device") == device}
+    record = {"command": command, "device": device,
               "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                          "cpus": len(__import__("os").sched_getaffinity(0))},
-              "quick": args.quick, "hc18": portable_path(Path(args.hc18)), "parts": results}
+                          "cpus": len(os.sched_getaffinity(0))},
+              "quick": args.quick, "hc18": portable_path(Path(args.hc18)),
+              "parts": {part: (results | kept)[part] for part in PARTS if part in results | kept}}
     args.results_dir.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(record, indent=1) + "\n")
     print(write_report(record, args.results_dir, name))

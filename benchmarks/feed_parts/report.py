@@ -86,7 +86,8 @@ def render(record: dict) -> str:
              "", "## Interpretation", "", MARK_START, PLACEHOLDER, MARK_END]
     for part, result in record["parts"].items():
         title, table = SECTIONS[part]
-        lines += ["", f"## {title}", "", f"_{result['seconds']:.0f} s to measure._", ""] + table(result["rows"])
+        how = f"`{result['command']}`, " if result.get("command") and result["command"] != record["command"] else ""
+        lines += ["", f"## {title}", "", f"_{how}{result['seconds']:.0f} s to measure._", ""] + table(result["rows"])
     return "\n".join(lines) + "\n"
 
 

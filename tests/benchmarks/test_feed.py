@@ -56,3 +56,13 @@ def test_a_quick_run_writes_the_report(tmp_path):
     assert {r["source"] for r in record["parts"]["decode"]["rows"]} >= {"PNG", "cache"}
     assert record["parts"]["loader"]["rows"][0]["ratio"] > 0
     assert "Does the model wait on the loader?" in (tmp_path / "feed.md").read_text()
+
+
+def test_parts_of_an_earlier_run_on_the_same_device_are_kept(tmp_path):
+    feed.main(["--quick", "--parts", "decode", "--results-dir", str(tmp_path)])
+    feed.main(["--quick", "--parts", "loader", "--results-dir", str(tmp_path)])
+    record = json.loads((tmp_path / "feed.json").read_text())
+    assert list(record["parts"]) == ["decode", "loader"]
+    assert "--parts decode" in record["parts"]["decode"]["command"]
+    feed.main(["--quick", "--parts", "loader", "--fresh", "--results-dir", str(tmp_path)])
+    assert list(json.loads((tmp_path / "feed.json").read_text())["parts"]) == ["loader"]
