@@ -3,6 +3,7 @@ benchmark's own scorer (the same code as `m2dino score`), in memory."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,14 +51,27 @@ def evaluate_model(model: M2DINO, samples_by_task: dict[str, Sequence[Sample]], 
     truths, predictions, masks = [], {}, {}
     for task, samples in samples_by_task.items():
         kind = model.task_spec(task).label_kind.name
-        images = (sample.image for sample in samples)
-        for index, (pred, sample) in enumerate(zip(predict_batches(model, images, task, batch_size), samples)):
+        for index, (pred, sample) in enumerate(_predicted(model, samples, task, batch_size)):
             key = f"{task}/{index:06d}"
             truths.append(sample_ground_truth(sample, key))
             if isinstance(pred, SegmentationPrediction):
                 masks[key] = pred.mask
             predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
     return score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
+
+
+def _predicted(model: M2DINO, samples: Sequence[Sample], task: str, batch_size: int):
+    """(prediction, sample) in order, each sample decoded once: a lazy validation set decodes on
+    every iteration, so the images and the ground truth come from the same pass."""
+    decoded: deque[Sample] = deque()  # the samples of the batch being predicted
+
+    def images():
+        for sample in samples:
+            decoded.append(sample)
+            yield sample.image
+
+    for prediction in predict_batches(model, images(), task, batch_size):
+        yield prediction, decoded.popleft()
 
 
 def error_scales(samples_by_task: dict[str, Sequence[Sample]]) -> dict[str, float]:
