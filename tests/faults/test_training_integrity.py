@@ -3,7 +3,6 @@ writes it; a cache entry changed on disk is caught; a repeated CSV row is report
 re-saved held-out image is still held out; a pretraining output folder never lies inside its data."""
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -16,8 +15,7 @@ import torch
 from PIL import Image
 
 from m2dino.cli.main import main
-from m2dino.data import UnlabeledSource, read_fmc, read_fmc_index
-from m2dino.data.cache import ResizeCache
+from m2dino.data import UnlabeledSource, read_fmc_index
 from m2dino.data.errors import DataError
 from m2dino.data.synthetic import write_synthetic
 from m2dino.recipes import DataSettings, ModelSettings, RunConfig, TrainSettings, pretrain, runner
@@ -174,41 +172,13 @@ def test_pretraining_into_a_locked_folder_is_refused(tmp_path):
     holder.close()
 
 
-# ------------------------------------------------------------------------------------ cache checksum
+# ------------------------------------------------------------------------------------------ fixtures
+# A cache entry changed on disk (an edited or truncated shard) is named and read from its source:
+# tests/data/test_resize_cache.py.
 @pytest.fixture
 def fmc_root(tmp_path):
     return write_synthetic(tmp_path / "fmc", per_task=3, image_size=(40, 48), splits=("train",),
                            tasks=["fetal_plane_cls"])["train"]
-
-
-def test_a_cache_entry_overwritten_with_same_size_garbage_is_named_and_rebuilt(fmc_root, tmp_path):
-    entry = read_fmc(fmc_root, lazy=True).items[0]
-    ResizeCache(tmp_path / "cache").load(entry, (32, 32))
-    image_file = next((tmp_path / "cache").rglob("*.image.npy"))
-    data = bytearray(image_file.read_bytes())
-    data[-100:] = bytes(range(100))  # same size, header intact: np.load would read it without a word
-    image_file.write_bytes(bytes(data))
-    fresh = ResizeCache(tmp_path / "cache")  # another process: checks each entry at its first use
-    with pytest.warns(UserWarning, match=rf"{image_file}: does not match its checksum in .*\.json \(changed on disk\); "
-                                         "rebuilding the resize-cache entry"):
-        sample, _ = fresh.load(entry, (32, 32))
-    expected, _ = ResizeCache(tmp_path / "other").load(entry, (32, 32))
-    assert np.array_equal(sample.image, expected.image)
-    assert np.array_equal(np.load(image_file), expected.image)  # the entry on disk is repaired
-
-
-def test_an_old_cache_entry_without_checksum_is_rebuilt_once(fmc_root, tmp_path):
-    entry = read_fmc(fmc_root, lazy=True).items[0]
-    cache = ResizeCache(tmp_path / "cache")
-    cache.load(entry, (32, 32))
-    info_file = next((tmp_path / "cache").rglob("*.json"))
-    info = json.loads(info_file.read_text())
-    info_file.write_text(json.dumps({k: v for k, v in info.items() if k != "checksum"}))
-    with pytest.warns(UserWarning, match=rf"{info_file}: no checksum \(an entry written by an older m2dino\)"):
-        assert not ResizeCache(tmp_path / "cache").contains(entry, (32, 32), verify=True)  # m2dino data cache
-    with pytest.warns(UserWarning, match="no checksum.*rebuilding the resize-cache entry from its source"):
-        ResizeCache(tmp_path / "cache").load(entry, (32, 32))
-    assert "checksum" in json.loads(info_file.read_text())
 
 
 # ----------------------------------------------------------------------------------- duplicate rows
