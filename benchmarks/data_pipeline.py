@@ -116,10 +116,10 @@ def step_times(root: Path, backbone: str, image_size: int, batch_size: int, roun
     from m2dino.data import LoaderConfig, ResizeCache, TaskSampler, build_train_loader, read_fmc
 
     lazy = read_fmc(root, lazy=True).by_task()
-    cache = ResizeCache(cache_dir)
     size = (image_size, image_size)
+    cache = ResizeCache(cache_dir, size, "letterbox")
     # In-memory, pre-resized: what a small dataset that fits in RAM costs (the reference).
-    resident = {t: [cache.load(e, size)[0] for e in items.items] for t, items in lazy.items()}
+    resident = {t: [cache.load(e)[0] for e in items.items] for t, items in lazy.items()}
     torch.manual_seed(0)
     model = M2DINO(M2DINOConfig(backbone=backbone, tasks=list(lazy), image_size=image_size))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -143,11 +143,16 @@ def step_times(root: Path, backbone: str, image_size: int, batch_size: int, roun
 
         return step
 
-    reference = stepper(resident, LoaderConfig(num_workers=0))
-    variants = {"PNG, 0 workers": stepper(lazy, LoaderConfig(num_workers=0)),
-                "PNG, 2 workers": stepper(lazy, LoaderConfig(num_workers=2)),
-                "cache, 0 workers": stepper(lazy, LoaderConfig(num_workers=0, cache_dir=str(cache_dir))),
-                "in-memory (A/A control)": stepper(resident, LoaderConfig(num_workers=0))}
+    # The worker path and no automatic memory cache: what this section measured when it was committed
+    # (benchmarks/feed.py measures today's defaults).
+    def loading(workers: int, cache: str | None = None) -> LoaderConfig:
+        return LoaderConfig(num_workers=workers, cache_dir=cache, memory_cache_bytes=0, augment_on="worker")
+
+    reference = stepper(resident, loading(0))
+    variants = {"PNG, 0 workers": stepper(lazy, loading(0)),
+                "PNG, 2 workers": stepper(lazy, loading(2)),
+                "cache, 0 workers": stepper(lazy, loading(0, str(cache_dir))),
+                "in-memory (A/A control)": stepper(resident, loading(0))}
     timer = PairedTimer(inner=inner, warmup=2)
     compared = timer.compare(reference, variants, rounds)
     return {"backbone": backbone, "image_size": image_size, "batch_size": batch_size, "rounds": rounds,
@@ -167,13 +172,13 @@ def throughput(root: Path, sizes: list[int], samples_per_size: int, cache_dir: P
     rows = []
     for size in sizes:
         for source in ("PNG", "cache", "cache, no augmentation"):
-            cache = ResizeCache(cache_dir) if source.startswith("cache") else None
+            on_disk = source.startswith("cache")
+            cache = ResizeCache(cache_dir / f"{size}", (size, size), "letterbox") if on_disk else None
             dataset = TrainDataset(lazy, Preprocessing(size), train=source != "cache, no augmentation",
-                                   cache=cache)
+                                   cache=cache, augment_on="worker")
             collate = Collate(dataset.preprocessing)
-            if cache is not None:  # warm it first: this measures reading, not building
-                for key in keys:
-                    cache.load(dataset.samples[key.task].entry(key.index), (size, size))
+            if cache is not None:  # build it first: this measures reading, not building
+                cache.build([dataset.samples[key.task].entry(key.index) for key in keys], progress=False)
             start = time.perf_counter()
             for first in range(0, len(keys), 16):  # batches of one task are what a worker collates
                 chunk = [dataset[k] for k in keys[first:first + 16]]
