@@ -4,7 +4,8 @@ A ViT sees the image in 16-pixel patches, so its finest map is at stride 16 and 
 invent the stride-4 detail from it; trained from scratch on a few hundred scans it has little to
 invent it from. The branch adds what a U-Net's encoder gives: a few strided 3×3 convolutions on the
 pixels (the locality and translation-equivariance prior of a CNN), read out at strides 4 and 8 and
-projected to the decoder width, where the DPT decoder adds them to its reassembled ViT levels. It is the idea of ViT-Adapter's spatial prior module (Chen et al.,
+projected to the decoder width, where the DPT decoder adds them to its reassembled ViT levels. It is
+the idea of ViT-Adapter's spatial prior module (Chen et al.,
 ICLR 2023) and SAMUS's CNN branch (Lin et al., 2023), kept to its cheapest form: the maps go only to
 the decoders, as skip connections, and never into the ViT, so the backbone computes exactly what
 DINOv3 computes and pretrained weights load unchanged.
