@@ -1,8 +1,15 @@
-"""Evaluation: the benchmark's metrics, the submission format (write and read) and scoring."""
+"""Evaluation: the benchmark's metrics, the submission format (write and read) and scoring.
+
+Scoring needs numpy only; running a model over a root (`evaluate_fmc_root`, `evaluate_constant`,
+`RootEvaluation`, from `.inference`) needs torch and is imported on first use (PEP 562), so
+`m2dino score` never pays for importing torch.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from .constant_baseline import CONSTANT_FITS, ConstantPredictor, fit_constant_predictor
 from .ground_truth import GroundTruth, ground_truth_from_fmc
-from .inference import RootEvaluation, evaluate_constant, evaluate_fmc_root
 from .report import markdown_report
 from .scoring.per_submission import score_submission, write_metrics
 from .submission import SubmissionEntry, WrittenSubmission, prediction_mask_path, write_submission
@@ -13,3 +20,14 @@ __all__ = ["CONSTANT_FITS", "ConstantPredictor", "GroundTruth", "InvalidPredicti
            "fit_constant_predictor", "ground_truth_from_fmc",
            "markdown_report", "prediction_mask_path", "read_submission", "score_submission", "write_metrics",
            "write_submission"]
+
+if TYPE_CHECKING:
+    from .inference import RootEvaluation, evaluate_constant, evaluate_fmc_root
+
+_LAZY = dict.fromkeys(("RootEvaluation", "evaluate_constant", "evaluate_fmc_root"), ".inference")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
