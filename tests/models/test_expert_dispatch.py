@@ -76,9 +76,15 @@ def run(forward, moe: TaskMoE, tasks: list[int], dim: int = DIM, dtype=torch.flo
 
 
 def assert_same(got: dict, want: dict, atol: float = 2e-5, rtol: float = 1e-5) -> None:
+    """Close within float rounding at each tensor's own scale: the two sides sum in different orders, and
+    how far that moves a sum of large terms depends on the CPU's matmul kernels (a CI machine with other
+    vector units than this one differed by 5e-5 on a gradient entry of 1.3 whose terms reach 100). A wrong
+    expert or weight moves entries by a sizeable fraction of the tensor's scale, far beyond this."""
     assert got.keys() == want.keys()
     for name, value in got.items():
-        torch.testing.assert_close(value, want[name], atol=atol, rtol=rtol, msg=lambda m, name=name: f"{name}: {m}")
+        scaled_atol = atol * max(1.0, float(want[name].abs().max()))
+        torch.testing.assert_close(value, want[name], atol=scaled_atol, rtol=rtol,
+                                   msg=lambda m, name=name: f"{name}: {m}")
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
