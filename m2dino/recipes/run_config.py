@@ -134,6 +134,19 @@ class RunConfig:
             raise ValueError(f"two_stage_steps must be >= 0, got {self.two_stage_steps}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        self._check_fsdp()
+
+    def _check_fsdp(self) -> None:
+        """FSDP is built and tested for supervised training (evaluation, saving and resuming gather the
+        shards); these features read or rewrap the whole model mid-run, which under FSDP lives in shards."""
+        if self.train.distributed != "fsdp":
+            return
+        used = [name for name, on in (("semi", self.semi is not None), ("two_stage_steps", self.two_stage_steps),
+                                      ("affinity_every", self.affinity_every), ("train.lora_rank", self.train.lora_rank))
+                if on]
+        if used:
+            raise ValueError(f"train.distributed='fsdp' with {', '.join(used)}: not supported under FSDP yet (they use "
+                             "the whole model mid-run, which FSDP keeps in shards); use train.distributed='ddp'")
 
     # ------------------------------------------------------------------ dict / YAML round trip
     def to_dict(self) -> dict:

@@ -66,9 +66,13 @@ def tracker() -> str | None:
 def sharded_module_names(model: M2DINO) -> list[str]:
     """The classes FSDP shards one by one: each block's attention and MLP (or task-MoE). Not the blocks
     themselves: `DINOv3Backbone.run_block` calls a block's parts, never the block, and FSDP gathers a
-    shard in the forward hook of the module that is called."""
-    blocks = model.backbone.blocks
-    return sorted({type(block.attn).__name__ for block in blocks} | {type(block.mlp).__name__ for block in blocks})
+    shard in the forward hook of the module that is called. For the same reason a class that also occurs
+    inside one of those parts stays in an outer shard: a task-MoE's experts are copies of the dense MLP
+    whose weights the grouped dispatch reads without calling them (the dense blocks' MLPs then go into
+    the root's shard)."""
+    parts = [part for block in model.backbone.blocks for part in (block.attn, block.mlp)]
+    inner = {type(module).__name__ for part in parts for module in list(part.modules())[1:]}
+    return sorted({type(part).__name__ for part in parts} - inner)
 
 
 def fsdp_plugin(model: M2DINO) -> FullyShardedDataParallelPlugin:

@@ -197,6 +197,7 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
     sharded = _is_sharded(accelerator)
     try:
         if sharded:  # the shards are reachable only through accelerate (it pickles the optimizer and RNG states)
+            complete_optimizer_state(optimizer)
             accelerator.save_state(str(tmp), safe_serialization=True)
         else:
             rank = accelerator.process_index
@@ -234,6 +235,27 @@ def save_training_state(accelerator, directory: Path, step: int, keep: int, *, m
             _remove(old)
     accelerator.wait_for_everyone()
     return target
+
+
+def complete_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Give every trainable parameter that no step has reached yet (an expert or a head not yet drawn,
+    the task embedding of a dense model) the state Adam/AdamW starts from: step 0, zero moments. They
+    continue from it exactly as from no state (their first step makes the same one), but torch's sharded
+    loader (DCP, strict) refuses a checkpoint without it ("Missing key in checkpoint state_dict:
+    optimizer.state.model.task_embedding.weight.step"). Other optimizers are left as they are."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper holds the torch optimizer
+    if not isinstance(inner, (torch.optim.Adam, torch.optim.AdamW)):
+        return
+    for group in inner.param_groups:
+        on_device = group.get("capturable") or group.get("fused")  # where Adam keeps its step counter
+        for p in group["params"]:
+            if p.requires_grad and not inner.state[p]:
+                state = {"step": torch.zeros((), dtype=torch.float32, device=p.device if on_device else None),
+                         "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                         "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                if group.get("amsgrad"):
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                inner.state[p] = state
 
 
 def _is_sharded(accelerator) -> bool:

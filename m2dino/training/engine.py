@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 
 from ..data import Sample
 from ..data.device_augment import augment_batch
@@ -55,7 +55,7 @@ from .semi import SemiConfig, SemiSupervision
 from .step_compile import compile_step
 from .train_config import TrainConfig
 from .trainer_loss import LossModule
-from .trainer_model import class_labels, exportable_model, prepare_model
+from .trainer_model import class_labels, exportable_model, gather_exportable_model, prepare_model
 from .trainer_resume import (
     config_differences,
     describe_changes,
@@ -164,6 +164,7 @@ class Trainer:
         self.history: list[dict] = []
         self.run_id = uuid.uuid4().hex  # retention deletes only checkpoints carrying this run's id
         self.config_changes: list[dict] = []
+        self._gathered_final: M2DINO | None = None  # under FSDP, the trained model whole (main process)
         if resume is not None:
             self._resume(resume, allow_config_change)
 
@@ -231,7 +232,7 @@ class Trainer:
                     accelerator.log({"loss": record["loss"], f"loss/{record['task']}": record["task_loss"],
                                      "balance_loss": record["balance_loss"], "lr": record["lr"]}, step=step)
                 if step % config.eval_every == 0 and step < config.steps:
-                    metrics, scores = self._evaluate(log)
+                    metrics, scores = self._evaluate(log, self._gathered_model())
                 if config.checkpoint_every and step % config.checkpoint_every == 0:
                     self.save_checkpoint()
                 if self.step_callback is not None:
@@ -244,10 +245,11 @@ class Trainer:
             else:
                 # The trained weights first: best/ and the final checkpoint are optional, and a full
                 # disk while writing them must not cost the run's result.
-                metrics, scores = self._evaluate(log, save_best=False)
-                self._save_final(metrics)
+                gathered = self._gathered_final = self._gathered_model()
+                metrics, scores = self._evaluate(log, gathered, save_best=False)
+                self._save_final(metrics, gathered)
                 if accelerator.is_main_process and self.state.best_step == self.state.step:
-                    self._save_model(self.output_dir / "best", metrics)
+                    self._save_model(self.output_dir / "best", metrics, gathered)
                 self.save_checkpoint()
         return TrainResult(self.output_dir, metrics, scores, self.state.best_score, self.state.best_step,
                            self.state.step, self.state.nonfinite_total, interrupted, self.history)
@@ -319,12 +321,20 @@ class Trainer:
         return None
 
     # ------------------------------------------------------------------- evaluation & saving
-    def _evaluate(self, log, save_best: bool = True) -> tuple[dict, dict[str, float]]:
+    def _gathered_model(self) -> M2DINO | None:
+        """Under FSDP the trained model whole on the main process (every process must call this, at the
+        same step: each sends its shards), else None (the model is whole in every process already)."""
+        return gather_exportable_model(self.accelerator, self.module, self.core, self.config)
+
+    def _evaluate(self, log, gathered: M2DINO | None, save_best: bool = True) -> tuple[dict, dict[str, float]]:
+        """Score the held-out samples on the main process (``gathered``: `_gathered_model`'s result);
+        the others wait."""
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         metrics, scores = {}, {}
         if accelerator.is_main_process and self.val_samples:
-            metrics = evaluate_model(self.core, self.val_samples, batch_size=self.config.batch_size)
+            model = gathered if gathered is not None else self.core
+            metrics = evaluate_model(model, self.val_samples, batch_size=self.config.batch_size)
             scores = normalised_task_scores(metrics, error_scales(self.val_samples))
             mean = float(np.mean(list(scores.values())))
             entry = {"step": self.state.step, "eval": compact_metrics(metrics), "scores": scores, "mean_score": mean}
@@ -337,21 +347,28 @@ class Trainer:
             if mean > self.state.best_score:
                 self.state.best_score, self.state.best_step = mean, self.state.step
                 if save_best:
-                    self._save_model(self.output_dir / "best", metrics)
+                    self._save_model(self.output_dir / "best", metrics, gathered)
         accelerator.wait_for_everyone()
         return metrics, scores
 
     def exportable_model(self) -> M2DINO:
-        """The plain M2DINO (LoRA merged into a copy; training continues on the original)."""
+        """The plain M2DINO (LoRA merged into a copy; training continues on the original). Under FSDP
+        the weights exist whole only where a finished `train` gathered them: on the main process."""
+        if self._gathered_final is not None:
+            return self._gathered_final
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            raise RuntimeError("under FSDP the whole model exists only on the main process, once train() finished "
+                               "(each process holds a shard of the weights until then)")
         return exportable_model(self.model, self.core, self.config)
 
-    def _save_model(self, directory: Path, metrics: dict) -> None:
-        save_model(self.exportable_model(), directory, metrics, self._recorded_config(),
-                   f"M2DINO ({len(self.train_samples)} tasks, step {self.state.step})")
+    def _save_model(self, directory: Path, metrics: dict, gathered: M2DINO | None) -> None:
+        save_model(gathered if gathered is not None else self.exportable_model(), directory, metrics,
+                   self._recorded_config(), f"M2DINO ({len(self.train_samples)} tasks, step {self.state.step})")
 
-    def _save_final(self, metrics: dict) -> None:
+    def _save_final(self, metrics: dict, gathered: M2DINO | None) -> None:
         if self.accelerator.is_main_process:
-            save_final_outputs(self.output_dir, self.exportable_model(), metrics, self._recorded_config(),
+            model = gathered if gathered is not None else self.exportable_model()
+            save_final_outputs(self.output_dir, model, metrics, self._recorded_config(),
                                f"M2DINO ({len(self.train_samples)} tasks, {self.state.step} steps)", self.partner,
                                self.val_samples, self.config.batch_size)
 

@@ -7,6 +7,8 @@ import copy
 from collections.abc import Sequence
 
 import numpy as np
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch import nn
 
 from ..data.collection import as_collection
@@ -52,3 +54,23 @@ def exportable_model(model: nn.Module, core: M2DINO, config: TrainConfig) -> M2D
     if config.lora_rank:
         return merge_lora(copy.deepcopy(model))
     return core
+
+
+def gather_exportable_model(accelerator: Accelerator, module: nn.Module, core: M2DINO,
+                            config: TrainConfig) -> M2DINO | None:
+    """Under FSDP: the trained model whole, as `exportable_model` gives it, in a new M2DINO on the main
+    process (None on the others). Every process must call this: each sends its shards. Elsewhere None,
+    without a collective: every process holds the whole model (``core``) already.
+
+    ``module`` is the prepared `LossModule`; its ``model.`` entries are the model (LoRA-wrapped with
+    ``config.lora_rank``, as `prepare_model` made it)."""
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return None
+    state = accelerator.get_state_dict(module)  # full, on the main process's CPU; empty elsewhere
+    if not accelerator.is_main_process:
+        return None
+    whole = M2DINO(core.config)
+    model = apply_lora(whole, config.lora_rank, config.lora_alpha) if config.lora_rank else whole
+    model.load_state_dict({key.removeprefix("model."): value for key, value in state.items()
+                           if key.startswith("model.")})
+    return merge_lora(model).to(accelerator.device)

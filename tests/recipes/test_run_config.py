@@ -74,6 +74,13 @@ def test_a_bad_field_is_one_error_naming_it(override, message):
         RunConfig.from_dict(apply_overrides({}, [override]), "run.yaml")
 
 
+@pytest.mark.parametrize("feature", ["two_stage_steps=100", "affinity_every=500", "train.lora_rank=4"])
+def test_fsdp_refuses_what_needs_the_whole_model_mid_run(feature):
+    with pytest.raises(ValueError, match=rf"train.distributed='fsdp' with {feature.split('=')[0]}: not supported"):
+        RunConfig.from_dict(apply_overrides({}, ["train.distributed=fsdp", feature]), "run.yaml")
+    assert RunConfig.from_dict(apply_overrides({}, [feature])).train.distributed == "ddp"  # fine without FSDP
+
+
 def test_a_yaml_file_that_is_not_a_plain_mapping_is_refused_by_name(tmp_path):
     tagged = tmp_path / "tagged.yaml"
     tagged.write_text("train: !!python/object/apply:os.system ['true']\n")

@@ -35,19 +35,6 @@ def batch(step: int, rank: int) -> tuple[torch.Tensor, str, torch.Tensor]:
     return pixels, task, targets
 
 
-def complete_optimizer_state(optimizer) -> None:
-    """AdamW's state (step 0, zero moments: what its first step creates, so nothing changes) for every
-    parameter no step has reached yet (the task embedding of a dense model, a head or an expert not yet
-    drawn). Without it torch's sharded load (DCP, strict) refuses the checkpoint: "Missing key in
-    checkpoint state_dict: optimizer.state.model.task_embedding.weight.step". The engine's checkpoints
-    need the same before ``accelerator.save_state`` (m2dino.training.checkpoint, sharded branch)."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if p.requires_grad and not optimizer.state[p]:
-                optimizer.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
-                                      "exp_avg_sq": torch.zeros_like(p)}
-
-
 def main(output: Path, steps: int, checkpoint_at: int, resume: str | None) -> None:
     torch.manual_seed(0)
     model = M2DINO(M2DINOConfig(backbone="test", tasks=TASKS, moe_blocks=(), decoder_features=8, image_size=32))
@@ -70,7 +57,6 @@ def main(output: Path, steps: int, checkpoint_at: int, resume: str | None) -> No
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if step + 1 == checkpoint_at:
-            complete_optimizer_state(optimizer)
             save_training_state(accelerator, output / "checkpoints", step + 1, 2, module=module, optimizer=optimizer,
                                 scheduler=scheduler, state={"counters": {"step": step + 1}}, run_id="fsdp-test")
     weights = accelerator.get_state_dict(module)  # every process takes part; the main one gets them all

@@ -112,7 +112,7 @@ def test_a_recipe_reports_user_errors_as_one_line_and_status_2(tmp_path, capsys)
 def test_the_final_model_is_saved_before_best_and_the_final_checkpoint(tmp_path, monkeypatch):
     train, val = fake_data(TASKS, n_train=4, n_val=2)
 
-    def best_fails(self, directory, metrics):
+    def best_fails(self, directory, metrics, gathered):
         raise OSError(errno.ENOSPC, f"no space left to write {directory}")
 
     monkeypatch.setattr(Trainer, "_save_model", best_fails)
