@@ -152,11 +152,21 @@ def _resize(image_size: tuple[int, int], resize_mode: str, entry: Sample | LazyS
     except OSError as err:  # e.g. a file that turned unreadable under a lazy loader
         return f"{entry.source}: {err}"
     geometry = ResizeGeometry.create(sample.size, image_size, resize_mode)
-    return resize_sample(sample, geometry), geometry
+    last = _last_resized.get("image")
+    shared = last is not None and last[0] is sample.image and last[1] == geometry
+    resized = resize_sample(sample, geometry, last[2] if shared else None)
+    _last_resized["image"] = (sample.image, geometry, resized.image)
+    return resized, geometry
+
+
+# The last source image `_resize` resized (held, so its identity cannot pass to another array) and the
+# result, per process: an adapter hands one scan's tasks the same decoded array (HC18: four tasks),
+# and the build visits them one after the other, so each scan is resized once.
+_last_resized: dict[str, tuple[np.ndarray, ResizeGeometry, np.ndarray]] = {}
 
 
 def _files(entry: Sample | LazySample) -> tuple[str, ...]:
-    return tuple(entry.files) if isinstance(entry, LazySample) else ()
+    return tuple(entry.files) if isinstance(entry, LazySample) else (entry.source,)
 
 
 def entry_at(items: Sequence[Sample], index: int) -> Sample | LazySample:

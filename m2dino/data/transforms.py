@@ -132,10 +132,11 @@ def build_transforms(task: str | TaskSpec, preprocessing: Preprocessing, train: 
     return SampleTransform(preprocessing, tuple(steps))
 
 
-def resize_sample(sample: Sample, geometry: ResizeGeometry) -> Sample:
+def resize_sample(sample: Sample, geometry: ResizeGeometry, resized_image: np.ndarray | None = None) -> Sample:
     """The sample on the model-input grid: image bilinear (antialiased), mask nearest, boxes and
-    keypoints through ``geometry``; letterbox padding is 0 (and background for masks)."""
-    image = resize_image(sample.image, geometry)
+    keypoints through ``geometry``; letterbox padding is 0 (and background for masks).
+    ``resized_image``: the image already resized with ``geometry`` (another task of the same scan)."""
+    image = resize_image(sample.image, geometry) if resized_image is None else resized_image
     label = sample.spec.label_kind.resize(sample.label, geometry)
     return Sample(image, sample.task, label, sample.original_size, sample.source, dict(sample.meta))
 

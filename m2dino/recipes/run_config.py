@@ -141,9 +141,9 @@ class RunConfig:
         shards); these features read or rewrap the whole model mid-run, which under FSDP lives in shards."""
         if self.train.distributed != "fsdp":
             return
-        used = [name for name, on in (("semi", self.semi is not None), ("two_stage_steps", self.two_stage_steps),
-                                      ("affinity_every", self.affinity_every), ("train.lora_rank", self.train.lora_rank))
-                if on]
+        features = (("semi", self.semi is not None), ("two_stage_steps", self.two_stage_steps),
+                    ("affinity_every", self.affinity_every), ("train.lora_rank", self.train.lora_rank))
+        used = [name for name, on in features if on]
         if used:
             raise ValueError(f"train.distributed='fsdp' with {', '.join(used)}: not supported under FSDP yet (they use "
                              "the whole model mid-run, which FSDP keeps in shards); use train.distributed='ddp'")

@@ -63,7 +63,7 @@ from .trainer_resume import (
     run_configuration,
 )
 from .trainer_semi import SemiInputs
-from .validation import error_scales, evaluate_model, normalised_task_scores
+from .validation import normalised_task_scores, validate
 
 
 class NonFiniteLossError(RuntimeError):
@@ -334,8 +334,8 @@ class Trainer:
         metrics, scores = {}, {}
         if accelerator.is_main_process and self.val_samples:
             model = gathered if gathered is not None else self.core
-            metrics = evaluate_model(model, self.val_samples, batch_size=self.config.batch_size)
-            scores = normalised_task_scores(metrics, error_scales(self.val_samples))
+            metrics, scales = validate(model, self.val_samples, batch_size=self.config.batch_size)
+            scores = normalised_task_scores(metrics, scales)
             mean = float(np.mean(list(scores.values())))
             entry = {"step": self.state.step, "eval": compact_metrics(metrics), "scores": scores, "mean_score": mean}
             self.history.append(entry)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,18 +47,39 @@ def sample_ground_truth(sample: Sample, key: str) -> GroundTruth:
     return GroundTruth(**common, label=kind.row_label(sample.label))
 
 
+class Validation(NamedTuple):
+    """What one pass over held-out samples gives: the metrics dict (same keys as `m2dino score`) and
+    each error-metric task's error scale (`error_scales`)."""
+
+    metrics: dict
+    error_scales: dict[str, float]
+
+
 def evaluate_model(model: M2DINO, samples_by_task: dict[str, Sequence[Sample]], batch_size: int = 16) -> dict:
     """The metrics dict (same keys as `m2dino score`) for held-out samples, scored in memory."""
-    truths, predictions, masks = [], {}, {}
+    return validate(model, samples_by_task, batch_size).metrics
+
+
+def validate(model: M2DINO, samples_by_task: dict[str, Sequence[Sample]], batch_size: int = 16) -> Validation:
+    """`evaluate_model`'s metrics and the error scales, from one pass: a lazy validation set decodes
+    every sample at each iteration, and the scales need the same labels and sizes the scorer reads."""
+    truths, predictions, masks, scales = [], {}, {}, {}
     for task, samples in samples_by_task.items():
         kind = model.task_spec(task).label_kind.name
+        labels, sizes = [], []
         for index, (pred, sample) in enumerate(_predicted(model, samples, task, batch_size)):
             key = f"{task}/{index:06d}"
             truths.append(sample_ground_truth(sample, key))
+            labels.append(sample.label)
+            sizes.append(sample.original_size)
             if isinstance(pred, SegmentationPrediction):
                 masks[key] = pred.mask
             predictions.setdefault(kind, {}).setdefault(task, {})[key] = pred
-    return score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
+        scale = _error_scale(task, labels, sizes)
+        if scale is not None:
+            scales[task] = scale
+    metrics = score_submission(truths, InMemorySubmission(predictions, masks)) if truths else {"summary": {}}
+    return Validation(metrics, scales)
 
 
 def _predicted(model: M2DINO, samples: Sequence[Sample], task: str, batch_size: int):
@@ -78,10 +100,15 @@ def error_scales(samples_by_task: dict[str, Sequence[Sample]]) -> dict[str, floa
     """The error that scores 0 for each task with an error metric (see `KindEvaluation.error_scale`)."""
     scales = {}
     for task, samples in samples_by_task.items():
-        scale = EVALUATIONS[get_task(task).label_kind.name].error_scale
-        if scale is not None:
-            scales[task] = scale([s.label for s in samples], [s.original_size for s in samples])
+        if EVALUATIONS[get_task(task).label_kind.name].error_scale is not None:
+            decoded = list(samples)  # once: a lazy collection decodes at every iteration
+            scales[task] = _error_scale(task, [s.label for s in decoded], [s.original_size for s in decoded])
     return scales
+
+
+def _error_scale(task: str, labels: list, sizes: list[tuple[int, int]]) -> float | None:
+    scale = EVALUATIONS[get_task(task).label_kind.name].error_scale
+    return None if scale is None else scale(labels, sizes)
 
 
 def normalised_task_scores(metrics: dict, scales: dict[str, float]) -> dict[str, float]:

@@ -90,3 +90,24 @@ def test_layout_errors_name_the_file_and_row(hc18):
         load_dataset("hc18", hc18)
     with pytest.raises(MissingFileError, match="expected the HC18 layout"):
         load_dataset("hc18", hc18 / "nowhere")
+
+
+def test_hole_filling_equals_scipys_binary_fill_holes():
+    """The one-pass fill gives scipy's pixels: nested rings, a ring cut by the border, a diagonal gap
+    (4-connectivity: the inside leaks out through it), random blobs."""
+    from scipy import ndimage
+
+    from m2dino.data.adapters.hc18 import _fill_holes
+
+    yy, xx = np.mgrid[:60, :80]
+    ring = lambda cy, cx, r: np.abs(np.hypot(yy - cy, xx - cx) - r) < 1.0  # noqa: E731
+    diagonal_gap = np.zeros((60, 80), bool)
+    diagonal_gap[10:20, 10], diagonal_gap[10:20, 20], diagonal_gap[10, 10:21] = True, True, True
+    diagonal_gap[19, 10:20] = True
+    diagonal_gap[19, 19], diagonal_gap[20, 20] = False, True  # corners touch only diagonally
+    rng = np.random.default_rng(0)
+    cases = [ring(30, 40, 20) | ring(30, 40, 8), ring(5, 40, 12), diagonal_gap,
+             *(ndimage.binary_dilation(rng.random((60, 80)) < 0.05, iterations=2) for _ in range(5))]
+    for contour in cases:
+        assert np.array_equal(_fill_holes(contour), ndimage.binary_fill_holes(contour))
+    assert _fill_holes(cases[0]).sum() > cases[0].sum()  # the fixtures do have holes

@@ -251,3 +251,31 @@ def test_several_processes_may_build_the_same_cache_at_once(root, tmp_path):
         expected = resize_sample(fresh, Preprocessing(32).geometry(fresh.size))
         assert np.array_equal(cached.image, expected.image)
         assert np.array_equal(np.asarray(cached.label), np.asarray(expected.label))
+
+
+def test_a_scan_shared_by_several_tasks_is_resized_once_with_the_same_result(monkeypatch):
+    """HC18's adapter gives a scan's four tasks one decoded array; the memory cache resizes it once."""
+    from m2dino.data import Sample, transforms
+    from m2dino.data.memory_cache import MemoryCache
+    from m2dino.image import ResizeGeometry
+
+    rng = np.random.default_rng(0)
+    samples: dict[str, list] = {"fetal_head": [], "fetal_head_det": [], "fetal_head_circumference": []}
+    for scan in range(2):
+        image = rng.integers(0, 255, (50, 60, 3), dtype=np.uint8)
+        mask = np.zeros((50, 60), np.uint8)
+        mask[10:30, 15 + scan:40] = 1
+        for task, label in (("fetal_head", mask), ("fetal_head_det", np.array([[15.0 + scan, 10, 40, 30]])),
+                            ("fetal_head_circumference", 150.0 + scan)):
+            samples[task].append(Sample(image, task, label, source=f"scan{scan}.png"))
+    calls = []
+    resize = transforms.resize_image
+    monkeypatch.setattr(transforms, "resize_image", lambda *args: calls.append(1) or resize(*args))
+    cache = MemoryCache(samples, (32, 32), progress=False)
+    assert len(calls) == 2
+    for task, items in samples.items():
+        for index, sample in enumerate(items):
+            got, geometry = cache.get(task, index)
+            want = resize_sample(sample, ResizeGeometry.create(sample.size, (32, 32), "letterbox"))
+            assert np.array_equal(got.image, want.image)
+            assert np.array_equal(np.asarray(got.label), np.asarray(want.label))
