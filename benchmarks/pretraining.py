@@ -43,20 +43,20 @@ from harness.report import (
     read_result,
     write_result,
 )
-from pretraining_parts.cells import CellStore
-from pretraining_parts.pretrain_stage import (
-    ensure_backbone,
-    pool_counts,
-    pretrain_command,
-    wall_time,
-)
-from pretraining_parts.probe import (
+from m2dino.evaluation.linear_probe import (
     PROBE_CS,
     PROBE_TRAIN_FRACTION,
     build_backbone_model,
     extract,
     fit_probe,
     load_probe_data,
+)
+from pretraining_parts.cells import CellStore
+from pretraining_parts.pretrain_stage import (
+    ensure_backbone,
+    pool_counts,
+    pretrain_command,
+    wall_time,
 )
 from pretraining_parts.recipe_runs import Job, RecipeCell, recipe_command, run_pool
 from pretraining_parts.report import INITS, comparison_row, render, table

@@ -8,12 +8,13 @@ import shlex
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "release", help="train, evaluate and package a zoo model (Hub-ready folder with its card)",
+        "release", help="train, evaluate and package a zoo model or backbone (Hub-ready folder with its card)",
         description="Optional pretraining, training (run: a unified run config), evaluation on the test split of "
                     "every training dataset (the code `m2dino evaluate` runs) beside the constant predictor, and "
                     "one Hub-ready folder: config.json, model.safetensors, README.md model card with model-index, "
-                    "release.json, loss curves and example overlays. README.md ('Releasing a model') lists the "
-                    "release YAML's fields.")
+                    "release.json, loss curves and example overlays. A YAML with 'kind: backbone' releases a "
+                    "pretrained backbone alone (pretraining resumed from its checkpoints, linear probes against "
+                    "random init on its card). README.md ('Releasing a model') lists the release YAML's fields.")
     parser.add_argument("config", help="release YAML (name, run, test, licenses, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field, e.g. --set run.train.steps=500 (repeatable)")
@@ -29,15 +30,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..release import ReleaseConfig, hub_token, release  # deferred: torch loads only when a release runs
+    # deferred: torch loads only when a release runs
+    from ..recipes.config_io import apply_overrides, read_yaml_mapping
+    from ..release import (
+        BackboneReleaseConfig,
+        ReleaseConfig,
+        hub_token,
+        is_backbone_release,
+        release,
+        release_backbone,
+    )
     from .device import resolve_device
 
-    config = ReleaseConfig.read(args.config, args.overrides)
+    values = apply_overrides(read_yaml_mapping(args.config), args.overrides)
     if args.push:
         hub_token(args.push)  # no token: one line before any work
-    device = resolve_device(args.device)
-    outcome = release(config, command=_command_line(args), overwrite=args.overwrite, device=device,
-                      progress=not args.quiet, push=args.push)
+    if is_backbone_release(values):
+        outcome = release_backbone(BackboneReleaseConfig.from_dict(values, args.config), command=_command_line(args),
+                                   overwrite=args.overwrite, progress=not args.quiet, push=args.push)
+    else:
+        outcome = release(ReleaseConfig.from_dict(values, args.config), command=_command_line(args),
+                          overwrite=args.overwrite, device=resolve_device(args.device), progress=not args.quiet,
+                          push=args.push)
     if not args.quiet:
         print(f"wrote {outcome.folder} (licence {outcome.license.license})")
     return 0

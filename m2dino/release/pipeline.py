@@ -239,13 +239,15 @@ def write_release_json(folder: Path, config: ReleaseConfig, model: M2DINO, rows,
 
 
 def zoo_entry(release_folder: str | Path, hub_id: str | None = None, bundled: str | None = None) -> dict:
-    """The registry entry (`m2dino/models/zoo.json`'s format) of a release folder, from its release.json.
+    """The registry entry (`m2dino/models/zoo.json`'s format) of a model or backbone release folder, from
+    its release.json.
     ``hub_id`` defaults to where it was pushed; ``bundled`` is the folder relative to the registry file."""
     path = Path(release_folder) / RELEASE_JSON
     if not path.is_file():
         raise FileNotFoundError(f"{release_folder}: no {RELEASE_JSON} (expected a folder made by m2dino release)")
     record = json.loads(path.read_text())
-    return {"name": record["name"], "kind": "model", "hub_id": hub_id or record.get("hub_id"), "revision": None,
+    return {"name": record["name"], "kind": record.get("kind", "model"), "hub_id": hub_id or record.get("hub_id"),
+            "revision": None,
             "bundled": bundled, "backbone": record["backbone"], "params": record["params"],
             "input_size": record["input_size"], "tasks": record["tasks"],
             "training_data": [{"dataset": d["dataset"], "license": d["license"],

@@ -1,6 +1,7 @@
-"""(a) Frozen backbone + linear probe: pooled features [CLS ‖ mean patch token] of every image, then a
-standardised logistic regression fit on a seeded 80 % of the train split, its C chosen on the val split,
-scored on the test split (accuracy and macro F1)."""
+"""Frozen backbone + linear probe, how a backbone release and `benchmarks/pretraining.py` measure what a
+backbone's features hold: pooled features [CLS ‖ mean patch token] of every image of a classification
+task's FMC root, then a standardised logistic regression fit on a seeded 80 % of the train split, its C
+chosen on the val split, scored on the test split (accuracy and macro F1)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from m2dino import M2DINO, M2DINOConfig
-from m2dino.data import read_fmc_index
-from m2dino.models.heads import pooled_features
+from ..data import read_fmc_index
+from ..models import M2DINO, M2DINOConfig
+from ..models.heads import pooled_features
 
 SPLITS = ("train", "val", "test")
 PROBE_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -31,11 +32,11 @@ class ProbeData:
     labels: dict[str, np.ndarray]
 
 
-def build_backbone_model(task: str, weights: str | None, seed: int, image_size: int) -> M2DINO:
-    """The `mini` model as the recipes build it (``torch.manual_seed(seed)`` first): with ``weights`` None
-    the seed decides the random backbone, so random-init cells vary the backbone with the seed."""
+def build_backbone_model(task: str, weights: str | None, seed: int, image_size: int, backbone: str = "mini") -> M2DINO:
+    """The model as the recipes build it (``torch.manual_seed(seed)`` first): with ``weights`` None the
+    seed decides the random backbone, so random-init cells vary the backbone with the seed."""
     torch.manual_seed(seed)
-    config = M2DINOConfig(backbone="mini", tasks=[task], moe_blocks=(), image_size=(image_size, image_size))
+    config = M2DINOConfig(backbone=backbone, tasks=[task], moe_blocks=(), image_size=(image_size, image_size))
     return M2DINO(config, backbone_weights=weights).eval()
 
 
