@@ -35,6 +35,7 @@ from ..models.hub import save_weights
 from ..recipes import pretrain, train
 from ..recipes.run_data import load_data
 from ..recipes.runner import check_outputs
+from ..training.checkpoint import latest_checkpoint
 from ..visualize import draw_panel
 from .card import card_data, datasheet_table, render_card, result_rows, results_table
 from .checks import check_release, example_paths
@@ -74,11 +75,13 @@ def release(config: ReleaseConfig, *, command: str | None = None, overwrite: boo
     run = copy.deepcopy(config.run)
     check_outputs(run, None, overwrite)  # the training folder too, before a long pretraining
     token = hub_token(push) if push else None
-    if config.pretrain is not None:
-        outcome = pretrain(config.pretrain, overwrite=overwrite, progress=progress)
+    if config.pretrain is not None:  # resumed where its folder has checkpoints: a long pretraining runs in parts
+        checkpoints = Path(config.pretrain.output_dir) / "checkpoints"
+        resume = None if overwrite or latest_checkpoint(checkpoints) is None else "latest"
+        outcome = pretrain(config.pretrain, resume=resume, overwrite=overwrite, progress=progress)
         if outcome.backbone is None or outcome.steps_done < config.pretrain.steps:
             raise RuntimeError(f"pretraining stopped at step {outcome.steps_done} of {config.pretrain.steps}: "
-                               f"resume it (m2dino pretrain --resume latest) and release from its backbone")
+                               "run the release again to resume it")
         run.model.pretrained = str(outcome.backbone)
         run.model.backbone = run.model.backbone or config.pretrain.backbone
     trained = train(run, overwrite=overwrite, progress=progress)

@@ -98,3 +98,23 @@ def test_zoo_entry_is_a_valid_registry_entry(released, tmp_path):
     registry.write_text(json.dumps({"format": 1, "entries": [entry]}))
     loaded = zoo_module.load_zoo(registry)
     assert loaded["m2dino-test-synthetic"].hub_id == "org/m2dino-test-synthetic"
+
+
+@pytest.mark.slow
+def test_a_release_continues_its_pretraining_from_the_folders_checkpoints(synthetic_roots, tmp_path):
+    """pretrain.output_dir already holds a finished pretraining (made in parts with `m2dino pretrain`): the
+    release exports it again and trains on it instead of starting the pretraining over."""
+    pretrain = {"output_dir": str(tmp_path / "pretrain"), "backbone": "test", "steps": 2, "batch_size": 3,
+                "warmup_steps": 1, "log_every": 1, "threads": 1, "data": [f"fmc:{synthetic_roots['train']}"],
+                "crops": {"global_size": 32, "local_size": 16, "local_crops": 2},
+                "loss": {"prototypes": 32, "ibot_prototypes": 16, "head_hidden": 32, "head_bottleneck": 16}}
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
+    assert main(["pretrain", str(tmp_path / "pretrain.yaml"), "--no-progress"]) == 0
+    log = (tmp_path / "pretrain" / "log.jsonl").read_text()
+    values = release_values(synthetic_roots, tmp_path, pretrain=pretrain)
+    values["run"]["model"].pop("backbone")
+    values["run"]["train"]["steps"] = 1
+    assert main(["release", str(write_release_yaml(tmp_path / "release.yaml", values)), "--quiet"]) == 0
+    assert (tmp_path / "pretrain" / "log.jsonl").read_text() == log  # not one more pretraining step
+    run = yaml.safe_load((tmp_path / "run" / "run.yaml").read_text())
+    assert run["model"]["pretrained"] == str(tmp_path / "pretrain" / "backbone.safetensors")
