@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from m2dino.data import DataError, Sample, read_fmc
+from m2dino.data import DataError, Sample
 from m2dino.data.augment_policies import (
     POLICY_IDENTITY,
     TRIVIAL_OPS,
@@ -20,7 +20,6 @@ from m2dino.data.augment_policies import (
     allowed_ops,
 )
 from m2dino.data.device_augment import IDENTITY, SEEDS, augment_batch, collate_parameters, draw_parameters
-from m2dino.data.loading import LoaderConfig, build_train_loader
 from m2dino.data.policy_ops import (
     attenuation_and_shadow,
     bilateral,
@@ -30,12 +29,12 @@ from m2dino.data.policy_ops import (
     scan_region,
     sharpen,
 )
-from m2dino.data.sampling import TaskSampler
-from m2dino.data.synthetic import write_synthetic
 from m2dino.data.torch_dataset import Collate, MultiTaskDataset, collate_targets
 from m2dino.data.transforms import AugmentConfig, build_transforms
 from m2dino.image import Preprocessing
 from m2dino.tasks import get_task
+
+from .helpers import assert_same_batches, augmented_batches, write_moving_root
 
 CPU = torch.device("cpu")
 
@@ -349,31 +348,16 @@ def test_zero_strength_policies_are_the_identity_of_their_kind():
 
 
 # ------------------------------------------------------------------------------ determinism
-TASKS = ["fetal_head", "fetal_head_det", "fetal_femur", "fetal_plane_cls"]
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synthetic")
-    return write_synthetic(out, 4, (40, 48), splits=("train",), tasks=TASKS)["train"]
-
-
-def _batches(root: Path, workers: int, policy: str, steps: int = 4) -> list[tuple]:
-    samples = read_fmc(root, lazy=True).by_task()
-    sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=5)
-    pre = Preprocessing(32)
-    loader = build_train_loader(samples, sampler, pre, config=LoaderConfig(num_workers=workers),
-                                augment=AugmentConfig(policy=policy, ultrasound_p=1.0))
-    return [(batch["task"], *augment_batch(batch, CPU, pre)) for batch, _ in zip(loader, range(steps))]
+    return write_moving_root(tmp_path_factory.mktemp("synthetic"))
 
 
 @pytest.mark.parametrize("policy", ["trivial", "ultrasound"])
 def test_zero_and_two_workers_give_bit_identical_policy_batches(root, policy):
-    serial, parallel = _batches(root, 0, policy), _batches(root, 2, policy)
-    for (task, pixels, targets), (task2, pixels2, targets2) in zip(serial, parallel, strict=True):
-        assert task == task2 and torch.equal(pixels, pixels2)
-        pairs = zip(targets, targets2) if isinstance(targets, list) else [(targets, targets2)]
-        assert all(torch.equal(a, b) for a, b in pairs)
+    augment = AugmentConfig(policy=policy, ultrasound_p=1.0)
+    assert_same_batches(augmented_batches(root, 0, augment=augment, steps=4),
+                        augmented_batches(root, 2, augment=augment, steps=4))
 
 
 def test_collated_draws_hold_every_policy_parameter():

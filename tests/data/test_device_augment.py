@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from m2dino.data import DataError, Sample, read_fmc
+from m2dino.data import DataError, Sample
 from m2dino.data.device_augment import (
     BatchAffine,
     augment_batch,
@@ -19,15 +19,13 @@ from m2dino.data.device_augment import (
     warp_keypoints,
     warp_masks,
 )
-from m2dino.data.loading import LoaderConfig, build_train_loader
-from m2dino.data.sampling import TaskSampler
-from m2dino.data.synthetic import write_synthetic
+from m2dino.data.loading import LoaderConfig
 from m2dino.data.torch_dataset import Collate, MultiTaskDataset
 from m2dino.data.transforms import AugmentConfig, RandomAffine, apply_affine
 from m2dino.image import Preprocessing
 from m2dino.tasks import get_task
 
-from .helpers import gray
+from .helpers import MOVING_TASKS, assert_same_batches, augmented_batches, gray, write_moving_root
 
 CPU = torch.device("cpu")
 
@@ -245,36 +243,16 @@ def test_collating_for_the_device_without_drawn_parameters_is_refused():
         LoaderConfig(augment_on="gpu")
 
 
-TASKS = ["fetal_head", "fetal_head_det", "fetal_femur", "fetal_plane_cls"]
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synthetic")
-    return write_synthetic(out, 4, (40, 48), splits=("train",), tasks=TASKS)["train"]
-
-
-def _augmented_batches(root: Path, workers: int, augment_on: str, steps: int = 5) -> list[tuple]:
-    samples = read_fmc(root, lazy=True).by_task()
-    sampler = TaskSampler({t: len(s) for t, s in samples.items()}, batch_size=3, seed=5)
-    pre = Preprocessing(32)
-    loader = build_train_loader(samples, sampler, pre, config=LoaderConfig(num_workers=workers, augment_on=augment_on))
-    out = []
-    for batch, _ in zip(loader, range(steps)):
-        pixels, targets = augment_batch(batch, CPU, pre) if augment_on == "device" else (batch["pixel_values"],
-                                                                                          batch["targets"])
-        out.append((batch["task"], pixels, targets))
-    return out
+    return write_moving_root(tmp_path_factory.mktemp("synthetic"))
 
 
 @pytest.mark.parametrize("augment_on", ["device", "worker"])
 def test_zero_and_two_workers_give_bit_identical_augmented_batches(root, augment_on):
-    serial, parallel = _augmented_batches(root, 0, augment_on), _augmented_batches(root, 2, augment_on)
+    serial = augmented_batches(root, 0, augment_on)
     assert {task for task, _, _ in serial} & {"fetal_head", "fetal_head_det", "fetal_femur"}  # labels that move
-    for (task, pixels, targets), (task2, pixels2, targets2) in zip(serial, parallel, strict=True):
-        assert task == task2 and pixels.dtype == torch.float32 and torch.equal(pixels, pixels2)
-        pairs = zip(targets, targets2) if isinstance(targets, list) else [(targets, targets2)]
-        assert all(torch.equal(a, b) for a, b in pairs)
+    assert_same_batches(serial, augmented_batches(root, 2, augment_on))
 
 
 def test_training_with_device_augmentation_resumes_exactly_with_two_workers(root, tmp_path):
@@ -282,7 +260,7 @@ def test_training_with_device_augmentation_resumes_exactly_with_two_workers(root
     from m2dino.training.data_sources import load_training_data
     from tests.training.test_engine import tiny_model, weights
 
-    data = load_training_data(str(root), TASKS, image_size=32)
+    data = load_training_data(str(root), MOVING_TASKS, image_size=32)
 
     def config(out: Path) -> TrainConfig:
         return TrainConfig(output_dir=str(out), steps=4, batch_size=3, eval_every=1000, warmup_steps=2, log_every=1)
@@ -291,14 +269,14 @@ def test_training_with_device_augmentation_resumes_exactly_with_two_workers(root
         if step == 2:
             trainer.request_stop()
 
-    serial = tiny_model(TASKS)
+    serial = tiny_model(MOVING_TASKS)
     Trainer(serial, data.train, data.val, config(tmp_path / "a"), progress=False,
             loading=LoaderConfig(num_workers=0, augment_on="device")).train()
     parallel = LoaderConfig(num_workers=2, augment_on="device")
-    first = Trainer(tiny_model(TASKS), data.train, data.val, config(tmp_path / "b"), step_callback=stop_at_2,
+    first = Trainer(tiny_model(MOVING_TASKS), data.train, data.val, config(tmp_path / "b"), step_callback=stop_at_2,
                     progress=False, loading=parallel).train()
     assert first.steps_done == 2
-    resumed = tiny_model(TASKS, seed=7)
+    resumed = tiny_model(MOVING_TASKS, seed=7)
     Trainer(resumed, data.train, data.val, config(tmp_path / "b"), resume="latest", progress=False,
             loading=parallel).train()
     for key, value in weights(serial).items():
