@@ -43,7 +43,7 @@ from harness.report import (
     read_result,
     write_result,
 )
-from m2dino.evaluation.linear_probe import (
+from m2dino.evaluation import (
     PROBE_CS,
     PROBE_TRAIN_FRACTION,
     build_backbone_model,

@@ -8,17 +8,16 @@ Differences against task-specific are paired by seed (the same seed draws the sa
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from harness.report import interpretation_block
+
 PARADIGM_NAMES = {"task_specific": "task-specific", "grouped": "grouped", "affinity": "affinity-grouped",
                   "unified": "unified"}
 GROUPED = ("grouped", "affinity")  # paradigms with one model per group
-MARK_START, MARK_END = "<!-- interpretation -->", "<!-- /interpretation -->"
-DEFAULT_INTERPRETATION = "_(to be written after looking at the numbers)_"
 
 
 # ------------------------------------------------------------------------------------ numbers
@@ -395,14 +394,6 @@ def _plot_data_limited(ax, limited: list[dict], fractions: list[float]) -> None:
 
 
 # ---------------------------------------------------------------------------------- markdown
-def _kept_interpretation(md_path: Path) -> str:
-    if md_path.is_file():
-        match = re.search(re.escape(MARK_START) + r"\n(.*?)\n" + re.escape(MARK_END), md_path.read_text(), re.S)
-        if match:
-            return match.group(1).strip()
-    return DEFAULT_INTERPRETATION
-
-
 def setup_text(study: dict) -> str:
     s = study["settings"]
     groups = "; ".join(f"`{g}` = {', '.join(f'`{t}`' for t in ts)}" for g, ts in s["groups"].items())
@@ -497,9 +488,7 @@ def write_report(study: dict, results_dir: Path) -> str:
         "",
         "## Interpretation",
         "",
-        MARK_START,
-        _kept_interpretation(md_path),
-        MARK_END,
+        *interpretation_block(md_path),
         "",
         setup_text(study),
         "",

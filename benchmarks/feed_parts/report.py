@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-MARK_START, MARK_END = "<!-- interpretation -->", "<!-- /interpretation -->"
-PLACEHOLDER = "_Not written yet: read the tables below._"
+from harness.report import interpretation_block
+
 LOADER_TARGET, MOE_TARGET = 1.05, 1.10
 
 
@@ -78,12 +77,13 @@ SECTIONS = {
 }
 
 
-def render(record: dict) -> str:
+def render(record: dict, previous: Path | None = None) -> str:
+    """The report of ``record``, keeping the interpretation written into ``previous`` (the report it replaces)."""
     lines = ["# Feeding an accelerator", "",
              f"Command: `{record['command']}`. Device: **{record['device']}**, {record['machine']['cpus']} CPU "
              f"core(s) for this process, torch {record['machine']['torch']}"
              + (" (a quick smoke run: tiny counts, read nothing into it)" if record.get("quick") else "") + ".",
-             "", "## Interpretation", "", MARK_START, PLACEHOLDER, MARK_END]
+             "", "## Interpretation", "", *interpretation_block(previous)]
     for part, result in record["parts"].items():
         title, table = SECTIONS[part]
         how = f"`{result['command']}`, " if result.get("command") and result["command"] != record["command"] else ""
@@ -93,10 +93,6 @@ def render(record: dict) -> str:
 
 def write_report(record: dict, results_dir: Path, name: str = "feed") -> str:
     path = Path(results_dir) / f"{name}.md"
-    text = render(record)
-    if path.is_file():
-        found = re.search(re.escape(MARK_START) + r"(.*?)" + re.escape(MARK_END), path.read_text(), re.S)
-        if found and found.group(1).strip() != PLACEHOLDER:
-            text = text.replace(f"{MARK_START}\n{PLACEHOLDER}\n{MARK_END}", f"{MARK_START}{found.group(1)}{MARK_END}")
+    text = render(record, path)
     path.write_text(text)
     return text

@@ -103,3 +103,22 @@ def fmt_ms(r: dict) -> str:
 
 def mark(ok: bool) -> str:
     return "✅" if ok else "❌"
+
+
+# A report's hand-written reading of its numbers sits between these markers; rendering the report
+# again (new measurements, --rerender) keeps it.
+MARK_START, MARK_END = "<!-- interpretation -->", "<!-- /interpretation -->"
+PLACEHOLDER = "_Not written yet: read the tables below._"
+
+
+def interpretation_block(previous: Path | str | None) -> list[str]:
+    """The markers and what the previous report (a path, its text, or None) held between them, else the
+    placeholder: markdown lines to put under a report's Interpretation heading."""
+    return [MARK_START, kept_interpretation(previous), MARK_END]
+
+
+def kept_interpretation(previous: Path | str | None) -> str:
+    if isinstance(previous, Path):
+        previous = previous.read_text() if previous.is_file() else None
+    found = re.search(re.escape(MARK_START) + r"\n?(.*?)\n?" + re.escape(MARK_END), previous or "", re.S)
+    return found.group(1).strip() if found and found.group(1).strip() else PLACEHOLDER

@@ -3,13 +3,11 @@ interpretation kept) and recipe_study.png (each factor's Δ of the mean test sco
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-MARK_START, MARK_END = "<!-- interpretation -->", "<!-- /interpretation -->"
-PLACEHOLDER = "_Not written yet: read the tables below._"
+from harness.report import interpretation_block
 
 
 def cell_mean(cell: dict, split: str = "test") -> float:
@@ -56,7 +54,8 @@ def factor_rows(study: dict) -> list[dict]:
     return rows
 
 
-def render(study: dict) -> str:
+def render(study: dict, previous: Path | None = None) -> str:
+    """The report of ``study``, keeping the interpretation written into ``previous`` (the report it replaces)."""
     rows = factor_rows(study)
     constant = study["constant"]["scores"]
     tasks = study["tasks"]
@@ -67,7 +66,7 @@ def render(study: dict) -> str:
              "train, chosen on val, reported on test. Baseline: study v2's unified MoE model at 100 % "
              f"(`mini`, 128 px, MoE blocks 2-3 with 4 experts top-1, batch 16, {study['steps']:,} steps, fp32).",
              "", "![Δ of the mean test score per factor](recipe_study.png)", "",
-             "## Interpretation", "", MARK_START, PLACEHOLDER, MARK_END, "",
+             "## Interpretation", "", *interpretation_block(previous), "",
              "## Factors", "",
              "Mean normalised score over the tasks (DSC for segmentation, (accuracy + macro F1)/2 for "
              "classification, IoU for detection), mean ± SD over seeds; Δ is paired by seed against the "
@@ -115,13 +114,6 @@ def render(study: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def keep_interpretation(text: str, previous: str) -> str:
-    found = re.search(re.escape(MARK_START) + r"(.*?)" + re.escape(MARK_END), previous, re.S)
-    if not found or found.group(1).strip() == PLACEHOLDER:
-        return text
-    return text.replace(f"{MARK_START}\n{PLACEHOLDER}\n{MARK_END}", f"{MARK_START}{found.group(1)}{MARK_END}")
-
-
 def plot(study: dict, path: Path) -> None:
     import matplotlib
 
@@ -143,9 +135,7 @@ def plot(study: dict, path: Path) -> None:
 
 def write_report(study: dict, results_dir: Path) -> str:
     md = results_dir / "recipe_study.md"
-    text = render(study)
-    if md.is_file():
-        text = keep_interpretation(text, md.read_text())
+    text = render(study, md)
     md.write_text(text)
     plot(study, results_dir / "recipe_study.png")
     return text

@@ -1,8 +1,8 @@
 """Evaluation: the benchmark's metrics, the submission format (write and read) and scoring.
 
 Scoring needs numpy only; running a model over a root (`evaluate_fmc_root`, `evaluate_constant`,
-`RootEvaluation`, from `.inference`) needs torch and is imported on first use (PEP 562), so
-`m2dino score` never pays for importing torch.
+`RootEvaluation`, from `.inference`) and the frozen-backbone linear probe (`.linear_probe`) need torch
+and are imported on first use (PEP 562), so `m2dino score` never pays for importing torch.
 """
 
 from importlib import import_module
@@ -15,16 +15,28 @@ from .scoring.per_submission import score_submission, write_metrics
 from .submission import SubmissionEntry, WrittenSubmission, prediction_mask_path, write_submission
 from .submission_reader import InvalidPrediction, Submission, SubmissionFormatError, read_submission
 
-__all__ = ["CONSTANT_FITS", "ConstantPredictor", "GroundTruth", "InvalidPrediction", "RootEvaluation", "Submission",
-           "SubmissionEntry", "SubmissionFormatError", "WrittenSubmission", "evaluate_constant", "evaluate_fmc_root",
-           "fit_constant_predictor", "ground_truth_from_fmc",
-           "markdown_report", "prediction_mask_path", "read_submission", "score_submission", "write_metrics",
-           "write_submission"]
+__all__ = ["CONSTANT_FITS", "PROBE_CS", "PROBE_TRAIN_FRACTION", "ConstantPredictor", "GroundTruth",
+           "InvalidPrediction", "ProbeData", "RootEvaluation", "Submission", "SubmissionEntry",
+           "SubmissionFormatError", "WrittenSubmission", "build_backbone_model", "evaluate_constant",
+           "evaluate_fmc_root", "extract", "fit_constant_predictor", "fit_probe", "ground_truth_from_fmc",
+           "load_probe_data", "markdown_report", "prediction_mask_path", "read_submission", "score_submission",
+           "write_metrics", "write_submission"]
 
 if TYPE_CHECKING:
     from .inference import RootEvaluation, evaluate_constant, evaluate_fmc_root
+    from .linear_probe import (
+        PROBE_CS,
+        PROBE_TRAIN_FRACTION,
+        ProbeData,
+        build_backbone_model,
+        extract,
+        fit_probe,
+        load_probe_data,
+    )
 
-_LAZY = dict.fromkeys(("RootEvaluation", "evaluate_constant", "evaluate_fmc_root"), ".inference")
+_LAZY = {**dict.fromkeys(("RootEvaluation", "evaluate_constant", "evaluate_fmc_root"), ".inference"),
+         **dict.fromkeys(("PROBE_CS", "PROBE_TRAIN_FRACTION", "ProbeData", "build_backbone_model", "extract",
+                          "fit_probe", "load_probe_data"), ".linear_probe")}
 
 
 def __getattr__(name: str):

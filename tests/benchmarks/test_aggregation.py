@@ -157,7 +157,9 @@ def test_report_keeps_a_hand_written_interpretation(tmp_path):
     write_report(study, tmp_path)
     md = (tmp_path / "aggregation.md").read_text()
     assert "2 of 3** tasks" in md and (tmp_path / "aggregation.png").is_file()
-    md = md.replace("_(to be written after looking at the numbers)_", "Grouping helps breast at 100 %.")
+    from harness.report import PLACEHOLDER
+
+    md = md.replace(PLACEHOLDER, "Grouping helps breast at 100 %.")
     (tmp_path / "aggregation.md").write_text(md)
     write_report(study, tmp_path)
     assert "Grouping helps breast at 100 %." in (tmp_path / "aggregation.md").read_text()
