@@ -135,6 +135,7 @@ class Trainer:
         self.core = model
         self.train_samples, self.val_samples = train_samples, val_samples
         self.semi_config = semi
+        self.augment = augment or AugmentConfig()
         config.semi = semi.to_dict() if semi is not None else None  # recorded, and compared on resume
         self.model = prepare_model(model, config, train_samples)
         self.state = TrainState()
@@ -174,7 +175,8 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"--resume latest: no checkpoint under {self.output_dir / 'checkpoints'}")
         saved = read_state(path)
-        changes = config_differences(saved["configuration"], run_configuration(self.config, self.core))
+        now = run_configuration(self.config, self.core, self.augment)
+        changes = config_differences(saved["configuration"], now)
         if changes and not allow_config_change:
             raise CheckpointError(f"{path} was trained with another configuration ({describe_changes(changes)}); "
                                   "resume with the same "
@@ -384,7 +386,8 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         state = {"counters": self.state.state_dict(), "sampler": self.sampler.state_dict(),
-                 "configuration": run_configuration(self.config, self.core), "config_changes": self.config_changes,
+                 "configuration": run_configuration(self.config, self.core, self.augment),
+                 "config_changes": self.config_changes,
                  **({"unlabeled": self.unlabeled.state_dict()} if self.unlabeled is not None else {})}
         return save_training_state(self.accelerator, self.output_dir / "checkpoints", self.state.step,
                                    self.config.keep_checkpoints, module=self.module, optimizer=self.optimizer,

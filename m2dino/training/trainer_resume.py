@@ -1,6 +1,6 @@
 """Resuming a training run: what must match the checkpoint, and putting changed settings into effect.
 
-``resume`` refuses a different training or model configuration unless ``allow_config_change=True``,
+``resume`` refuses a different training, model or augmentation configuration unless ``allow_config_change=True``,
 in which case the saved config and the model card list each change and the step it took effect.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from ..data.transforms import AugmentConfig
 from ..models import M2DINO, M2DINOConfig
 from .train_config import TrainConfig
 
@@ -16,10 +17,12 @@ from .train_config import TrainConfig
 FREE_ON_RESUME = ("output_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile")
 
 
-def run_configuration(config: TrainConfig, core: M2DINO) -> dict:
-    """What resume compares: the training config and the model's architecture (not its training record)."""
+def run_configuration(config: TrainConfig, core: M2DINO, augment: AugmentConfig) -> dict:
+    """What resume compares: the training config, the model's architecture (not its training record)
+    and the augmentation (another policy or strength trains another model)."""
     model = {k: v for k, v in json.loads(json.dumps(core.config.to_dict())).items() if k != "training"}
-    return {"train": json.loads(json.dumps(config.to_dict())), "model": model}
+    return {"train": json.loads(json.dumps(config.to_dict())), "model": model,
+            "augment": json.loads(json.dumps(dataclasses.asdict(augment), default=list))}
 
 
 def config_differences(saved: dict, now: dict) -> list[dict]:
@@ -28,7 +31,7 @@ def config_differences(saved: dict, now: dict) -> list[dict]:
     A setting the checkpoint does not record was added to m2dino after it was written: it trained
     with that setting's default, so only a value other than the default is a change."""
     changes = []
-    for part, config_class in (("train", TrainConfig), ("model", M2DINOConfig)):
+    for part, config_class in (("train", TrainConfig), ("model", M2DINOConfig), ("augment", AugmentConfig)):
         before, after = {**field_defaults(config_class), **saved.get(part, {})}, now[part]
         for key in sorted(set(saved.get(part, {})) | set(after)):
             if part == "train" and key in FREE_ON_RESUME:

@@ -3,12 +3,14 @@ unchanged while it keeps its default, and a change when it does not."""
 
 from __future__ import annotations
 
+from m2dino.data.transforms import AugmentConfig
 from m2dino.training.train_config import TrainConfig
 from m2dino.training.trainer_resume import config_differences, field_defaults
 
 
 def _configuration(**train) -> dict:
-    return {"train": {**field_defaults(TrainConfig), **train}, "model": {"image_size": 64}}
+    return {"train": {**field_defaults(TrainConfig), **train}, "model": {"image_size": 64},
+            "augment": field_defaults(AugmentConfig)}
 
 
 def test_a_setting_the_checkpoint_predates_is_unchanged_at_its_default():
@@ -29,3 +31,11 @@ def test_recorded_settings_are_compared_and_free_ones_skipped():
     assert config_differences(saved, now) == [{"field": "train.lr", "checkpoint": 0.002, "now": 0.001}]
     assert config_differences({"train": saved["train"], "model": {"image_size": 32}}, now)[-1] == {
         "field": "model.image_size", "checkpoint": 32, "now": 64}
+
+
+def test_a_checkpoint_without_augmentation_settings_trained_with_the_defaults():
+    now = _configuration()
+    saved = {"train": now["train"], "model": now["model"]}  # written before resume compared augmentation
+    assert config_differences(saved, now) == []
+    now["augment"]["strength"] = 2.0
+    assert config_differences(saved, now) == [{"field": "augment.strength", "checkpoint": 1.0, "now": 2.0}]

@@ -101,6 +101,19 @@ def test_resume_with_other_settings_stops_with_the_list_of_differences(stopped_r
         Trainer(tiny_model(image_size=64), train, val, config(path, lr=2e-3), resume="latest", progress=False)
 
 
+def test_resume_with_another_augmentation_is_a_change_too(stopped_run, tmp_path):
+    from m2dino.data.transforms import AugmentConfig
+
+    path, train, val = copy_run(stopped_run, tmp_path)
+    stronger = AugmentConfig(policy="trivial", strength=2.0)
+    with pytest.raises(CheckpointError, match=r"augment.policy: 'default' there, 'trivial' now; "
+                                              r"augment.strength: 1.0 there, 2.0 now"):
+        Trainer(tiny_model(), train, val, config(path), resume="latest", progress=False, augment=stronger)
+    resumed = Trainer(tiny_model(), train, val, config(path), resume="latest", progress=False,
+                      augment=AugmentConfig())  # the same augmentation, given explicitly: no change
+    assert resumed.state.step == 2 and resumed.config_changes == []
+
+
 def test_an_allowed_change_takes_effect_and_is_recorded(stopped_run, tmp_path):
     path, train, val = copy_run(stopped_run, tmp_path)
     trainer = Trainer(tiny_model(), train, val, config(path, lr=2e-3), resume="latest", progress=False,
