@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.loading import LoaderConfig
 from ..data.torch_dataset import AUGMENT_PLACES
 from ..data.transforms import DEVICE_ONLY_POLICIES, AugmentConfig
 from ..training.semi.semi_config import SemiConfig
@@ -41,6 +42,7 @@ class DataSettings:
     unlabeled_overlap: str = "error"      # unlabelled images that are validation images: error or exclude
     num_workers: int | None = None        # DataLoader workers (None: CPU cores per process - 1, at most 8)
     cache_dir: str | None = None          # the resize cache
+    memory_cache_bytes: int = LoaderConfig.memory_cache_bytes  # a resized training set this small stays in RAM
     skip_bad_samples: bool = False
     augment_on: str = "device"            # where augmentation runs: device (batched torch) or worker (numpy/PIL)
     # policy (default, trivial, ultrasound), strength (multiplies every magnitude) and each range
@@ -57,6 +59,9 @@ class DataSettings:
             raise ValueError(f"data.synthetic_per_task must be >= 2, got {self.synthetic_per_task}")
         if self.unlabeled_overlap not in UNLABELED_OVERLAP:
             raise ValueError(f"data.unlabeled_overlap={self.unlabeled_overlap!r}; expected one of {UNLABELED_OVERLAP}")
+        if self.memory_cache_bytes < 0:
+            raise ValueError(f"data.memory_cache_bytes must be >= 0 (0: decode at every use), got "
+                             f"{self.memory_cache_bytes}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
         if self.augment_on not in AUGMENT_PLACES:

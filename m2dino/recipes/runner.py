@@ -148,7 +148,8 @@ def run_one(config: RunConfig, data: TrainingData, tasks: Sequence[str], output_
     else:
         resume_from = resume
     loading = LoaderConfig(num_workers=config.data.num_workers, cache_dir=config.data.cache_dir,
-                           skip_bad_samples=config.data.skip_bad_samples, augment_on=config.data.augment_on)
+                           skip_bad_samples=config.data.skip_bad_samples, augment_on=config.data.augment_on,
+                           memory_cache_bytes=config.data.memory_cache_bytes)
     trainer = Trainer(model, subset.train, subset.val, train_config(config.train, output_dir, tasks),
                       resume=resume_from, progress=progress, overwrite=overwrite,
                       allow_config_change=allow_config_change, loading=loading, augment=config.data.augment,

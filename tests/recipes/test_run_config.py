@@ -156,3 +156,21 @@ def test_only_the_cli_and_the_flags_module_use_argparse():
             if any(name.split(".")[0] == "argparse" for name in names):
                 offenders.append(str(path.relative_to(package.parent)))
     assert offenders == []
+
+
+@pytest.mark.parametrize("budget, cached", [(None, True), (0, False)])
+def test_data_memory_cache_bytes_reaches_the_trainers_loader(tmp_path, budget, cached):
+    """The default budget keeps a small training set decoded in memory; 0 decodes at every use."""
+    from m2dino.recipes import DataSettings, ModelSettings, TrainSettings, train
+
+    data = DataSettings(tasks=["fetal_head"], synthetic_per_task=4, num_workers=0,
+                        **({} if budget is None else {"memory_cache_bytes": budget}))
+    config = RunConfig(output_dir=str(tmp_path / "run"), data=data,
+                       model=ModelSettings(backbone="test", image_size=32, decoder_features=8),
+                       train=TrainSettings(steps=1, batch_size=2, eval_every=1, warmup_steps=0))
+    seen = []
+    train(config, progress=False, step_callback=lambda trainer, step: seen.append(
+        type(trainer.loader.dataloader.dataset.cache).__name__))
+    assert seen == (["MemoryCache"] if cached else ["NoneType"])
+    with pytest.raises(ValueError, match="data.memory_cache_bytes must be >= 0"):
+        RunConfig.from_dict(apply_overrides({}, ["data.memory_cache_bytes=-1"]))
