@@ -167,7 +167,7 @@ def run_one(config: RunConfig, data: TrainingData, tasks: Sequence[str], output_
         result = refit_classification_heads(trainer.exportable_model(), subset,
                                             train_config(config.train, output_dir, tasks), config.two_stage_steps,
                                             loading, progress=progress, resume=resume is not None,
-                                            overwrite=overwrite)
+                                            overwrite=overwrite, augment=config.data.augment)
     return result
 
 

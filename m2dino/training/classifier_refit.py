@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..data.loading import LoaderConfig
+from ..data.transforms import AugmentConfig
 from ..models import M2DINO
 from ..models.heads import build_head
 from .checkpoint import latest_checkpoint
@@ -33,9 +34,9 @@ def reset_classification_heads(model: M2DINO) -> list[str]:
 
 def refit_classification_heads(model: M2DINO, data: TrainingData, stage_one: TrainConfig, steps: int,
                                loading: LoaderConfig | None = None, progress: bool = True, resume: bool = False,
-                               overwrite: bool = False) -> TrainResult:
+                               overwrite: bool = False, augment: AugmentConfig | None = None) -> TrainResult:
     """``--two-stage-steps``: re-initialise ``model``'s classification heads and train only them for
-    ``steps`` steps on the labelled data, into ``OUTPUT/stage2``."""
+    ``steps`` steps on the labelled data, into ``OUTPUT/stage2``, with the first stage's augmentation."""
     tasks = [t for t in reset_classification_heads(model) if t in data.train]
     if not tasks:
         raise ValueError(f"--two-stage-steps: none of the trained tasks {sorted(data.train)} is a classification "
@@ -46,5 +47,5 @@ def refit_classification_heads(model: M2DINO, data: TrainingData, stage_one: Tra
                      eval_every=max(1, steps), tasks=tasks)
     checkpoint = "latest" if resume and latest_checkpoint(output_dir / "checkpoints") is not None else None
     trainer = Trainer(model, {t: data.train[t] for t in tasks}, data.val, config, resume=checkpoint,
-                      progress=progress, overwrite=overwrite, loading=loading)
+                      progress=progress, overwrite=overwrite, loading=loading, augment=augment)
     return trainer.train()

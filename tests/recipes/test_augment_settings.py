@@ -56,3 +56,20 @@ def test_the_trainer_augments_with_the_run_configs_policy(tmp_path):
     assert all(isinstance(seen[task], TrivialAugment) and seen[task].strength == 2.0
                for task in ("fetal_head", "breast_2cls"))
     assert RunConfig.read(tmp_path / "run" / "run.yaml").data.augment.policy == "trivial"
+
+
+def test_the_classification_refit_stage_augments_like_the_first(tmp_path):
+    """--two-stage-steps trains the heads again with the run's augmentation (its checkpoint records it)."""
+    import json
+
+    from m2dino.training.checkpoint import STATE_NAME, latest_checkpoint
+
+    config = RunConfig(output_dir=str(tmp_path / "run"), two_stage_steps=1,
+                       data=DataSettings(tasks=["fetal_head", "breast_2cls"], synthetic_per_task=4, num_workers=0,
+                                         augment=AugmentConfig(policy="trivial", strength=2.0)),
+                       model=ModelSettings(backbone="test", image_size=32, decoder_features=8),
+                       train=TrainSettings(steps=1, batch_size=2, eval_every=1, warmup_steps=0))
+    train(config, progress=False)
+    state = json.loads((latest_checkpoint(tmp_path / "run" / "stage2" / "checkpoints") / STATE_NAME).read_text())
+    assert (state["configuration"]["augment"]["policy"], state["configuration"]["augment"]["strength"]) == (
+        "trivial", 2.0)
