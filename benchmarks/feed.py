@@ -11,7 +11,9 @@ and interleaved (`harness.timing.PairedTimer`) where it compares two ways of doi
 - ``moe``: the MoE step against dense (target ≤ 1.10 at batch 8 and 128), and the grouped dispatch
   against the per-expert loop it replaced;
 - ``small_data``: HC18 at 128 px, 100 steps, whole process: today's default against the eager path of
-  commit 55763b7 (wall and CPU time; needs a git checkout and HC18).
+  commit 55763b7 (wall and CPU time; needs a git checkout and HC18);
+- ``compile_accuracy``: HC18 at 128 px, 1,500 steps, seeds 0 and 1, eager against ``--compile``: the
+  final model's validation scores (does compiling change what is learnt?; needs HC18).
 
     python benchmarks/feed.py                                  # every part on the CPU, ~30-40 min
     python benchmarks/feed.py --parts loader moe --device cuda  # on a GPU: writes feed_cuda.{md,json}
@@ -44,7 +46,7 @@ from feed_parts.report import write_report  # noqa: E402
 from harness.machine import cpu_name  # noqa: E402
 from harness.report import command_line, portable_path  # noqa: E402
 
-PARTS = ("decode", "augment", "policies", "step", "loader", "moe", "small_data")
+PARTS = ("decode", "augment", "policies", "step", "loader", "moe", "small_data", "compile_accuracy")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -64,9 +66,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default = REPO / "benchmarks" / "results"
         args.results_dir = tempfile.mkdtemp(prefix="feed-quick-") if args.quick else str(default)
     args.results_dir = Path(args.results_dir)
-    if "small_data" in args.parts and not args.rerender and not (Path(args.hc18) / "training_set").is_dir():
+    needs_hc18 = sorted({"small_data", "compile_accuracy"} & set(args.parts))
+    if needs_hc18 and not args.rerender and not (Path(args.hc18) / "training_set").is_dir():
         p.error(f"--hc18 {args.hc18}: no training_set/ folder (HC18's published layout); pass --hc18 PATH or "
-                "leave small_data out of --parts")
+                f"leave {' and '.join(needs_hc18)} out of --parts")
     return args
 
 
@@ -116,11 +119,16 @@ def run_parts(args, work: Path) -> dict:
 
             rows = moe_ratios((2,) if quick else (8, 128), args.device, backbone="test" if quick else "mini",
                               image_sizes={2: 32} if quick else {8: 224, 128: 128}, rounds=1 if quick else 3)
-        else:
+        elif part == "small_data":
             from feed_parts.small_data import small_data_paired, summarise
 
             pairs = small_data_paired(Path(args.hc18), runs=1 if quick else 3, steps=5 if quick else 100)
             rows = [{"summary": summarise(pairs), "pairs": pairs}]
+        else:
+            from feed_parts.compile_accuracy import compile_accuracy, summarise
+
+            runs = compile_accuracy(Path(args.hc18), seeds=(0,) if quick else (0, 1), steps=4 if quick else 1500)
+            rows = [{"summary": summarise(runs), "runs": runs}]
         results[part] = {"rows": rows, "seconds": round(time.time() - started, 1)}
         print(f"part {part}: {results[part]['seconds']:.0f} s", flush=True)
     return results

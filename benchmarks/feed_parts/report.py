@@ -66,6 +66,18 @@ def _small_data(rows: list[dict]) -> list[str]:
                         "is faster / smaller)."]
 
 
+def _compile_accuracy(rows: list[dict]) -> list[str]:
+    runs, summary = rows[0]["runs"], rows[0]["summary"]
+    tasks = list(runs[0]["eager"]["scores"])
+    lines = _table(["seed", "variant", *tasks, "mean", "wall s"],
+                   [[r["seed"], variant, *(f"{r[variant]['scores'][t]:.3f}" for t in tasks),
+                     f"{r[variant]['mean']:.3f}", f"{r[variant]['wall_s']:.0f}"]
+                    for r in runs for variant in ("eager", "compiled")])
+    return lines + ["", f"{runs[0]['steps']} steps. Compiled − eager mean score, averaged over {summary['seeds']} "
+                        f"seed(s): {summary['mean_difference']:+.3f}; the eager runs' seed-to-seed SD: "
+                        f"{summary['eager_seed_sd']:.3f}."]
+
+
 SECTIONS = {
     "decode": ("Decode: one worker, PNG vs the sharded cache", _decode),
     "augment": ("Augmentation: device path vs worker path", _augment),
@@ -74,6 +86,7 @@ SECTIONS = {
     "loader": ("Does the model wait on the loader?", _loader),
     "moe": ("MoE step vs dense, grouped dispatch vs the per-expert loop", _moe),
     "small_data": ("Small data: HC18, 128 px, 100 steps, whole process, today vs 55763b7", _small_data),
+    "compile_accuracy": ("Does --compile change what a run learns? HC18, 128 px, eager vs compiled", _compile_accuracy),
 }
 
 

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,13 +35,14 @@ print(json.dumps({"returncode": code, "wall_s": wall, "cpu_s": usage.ru_utime + 
 """
 
 
-def training_command(hc18_root: Path, steps: int, image_size: int, output_dir: Path) -> list[str]:
+def training_command(hc18_root: Path, steps: int, image_size: int, output_dir: Path, seed: int = 0,
+                     extra: Sequence[str] = ()) -> list[str]:
     """The flags both commits accept: everything but the data path is fixed explicitly, so the two
-    runs train the same model the same way."""
+    runs train the same model the same way (``extra``: flags only today's commit knows)."""
     return [sys.executable, "recipes/unified.py", "--data", f"hc18:{hc18_root}", "--image-size", str(image_size),
             "--steps", str(steps), "--batch-size", "16", "--backbone", "mini", "--moe-blocks", "2,3",
-            "--eval-every", str(10 * steps), "--mixed-precision", "no", "--seed", "0", "--output-dir", str(output_dir),
-            "--no-progress"]
+            "--eval-every", str(10 * steps), "--mixed-precision", "no", "--seed", str(seed),
+            "--output-dir", str(output_dir), "--no-progress", *extra]
 
 
 def timed_run(checkout: Path, command: list[str]) -> dict:

@@ -43,10 +43,31 @@ def test_the_interpretation_survives_a_new_rendering(tmp_path):
     assert "Hand-written reading." in text and "| 1.20 |" in text
 
 
-def test_small_data_without_hc18_is_refused_before_measuring(tmp_path, capsys):
+@pytest.mark.parametrize("parts", [["small_data"], ["compile_accuracy", "decode"]])
+def test_parts_that_train_on_hc18_refuse_a_missing_folder_before_measuring(tmp_path, capsys, parts):
     with pytest.raises(SystemExit):
-        feed.parse_args(["--parts", "small_data", "--hc18", str(tmp_path / "nowhere")])
-    assert "no training_set/ folder" in capsys.readouterr().err
+        feed.parse_args(["--parts", *parts, "--hc18", str(tmp_path / "nowhere")])
+    assert f"no training_set/ folder (HC18's published layout); pass --hc18 PATH or leave {parts[0]} out" in \
+        capsys.readouterr().err
+
+
+def test_compile_accuracy_reports_each_seeds_difference_beside_the_seed_spread():
+    from feed_parts.compile_accuracy import summarise
+
+    def run(seed, eager, compiled):
+        return {"seed": seed, "steps": 1500, "difference": compiled - eager,
+                **{variant: {"scores": {"fetal_head": mean, "fetal_head_det": mean}, "mean": mean, "wall_s": 60.0}
+                   for variant, mean in (("eager", eager), ("compiled", compiled))}}
+
+    runs = [run(0, 0.50, 0.52), run(1, 0.60, 0.59)]
+    summary = summarise(runs)
+    assert summary["mean_difference"] == pytest.approx(0.005)
+    assert summary["eager_seed_sd"] == pytest.approx(0.0707, 1e-3)  # SD of 0.50 and 0.60
+    record = {**_record(1.0, 1.0), "parts": {"compile_accuracy": {"seconds": 9.0,
+                                                                   "rows": [{"summary": summary, "runs": runs}]}}}
+    text = render(record)
+    assert "| 0 | compiled | 0.520 | 0.520 | 0.520 | 60 |" in text
+    assert "averaged over 2 seed(s): +0.005; the eager runs' seed-to-seed SD: 0.071." in text
 
 
 def test_a_quick_run_writes_the_report(tmp_path):
