@@ -10,7 +10,9 @@ studies that drive the engine themselves (benchmarks/aggregation.py).
 ``m2dino train run.yaml --set train.steps=500`` and ``m2dino pretrain`` start them from YAML; the
 recipes (`unified`, `grouped`, `task_specific`, `semi_supervised`, `pretrain`, each with
 ``main(argv)``) from flags: ``python -m m2dino.recipes.unified`` or ``accelerate launch -m
-m2dino.recipes.unified``.
+m2dino.recipes.unified``. Once the `pretrain` recipe module is imported, Python binds the package's
+``pretrain`` attribute to that module; code inside m2dino therefore imports the function from
+`m2dino.recipes.pretraining`, which always holds it.
 """
 
 from ..training.pretrain.pretrain_config import PretrainConfig

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..image.preprocessing import backbone_normalization
 from ..models.backbone import DINOv3Backbone
-from ..recipes import pretrain
+from ..recipes.pretraining import pretrain
 from ..training.checkpoint import latest_checkpoint
 from ..training.pretrain.curves import CURVES_FILE, read_log
 from ..training.pretrain.trainer import FINAL_LOSS_RECORDS, LOSS_NAMES

@@ -32,9 +32,9 @@ from .. import __version__
 from ..image import to_rgb_uint8
 from ..models import M2DINO
 from ..models.hub import save_weights
-from ..recipes import pretrain, train
+from ..recipes.pretraining import pretrain
 from ..recipes.run_data import load_data
-from ..recipes.runner import check_outputs
+from ..recipes.runner import check_outputs, train
 from ..training.checkpoint import latest_checkpoint
 from ..visualize import draw_panel
 from .card import card_data, datasheet_table, render_card, result_rows, results_table
