@@ -65,6 +65,10 @@ FACTORS = {f.name: f for f in [
            {"data.augment.policy": "trivial"}),
     Factor("aug_ultrasound", "ultrasound-specific ops: depth attenuation, shadow, haze, speckle reduction",
            {"data.augment.policy": "ultrasound"}),
+    # The zoo's self-supervised backbone (m2dino-mini-us-ccby): pretrained on the train split of the four
+    # CC BY datasets and CC0/CC BY muscle scans only, the study root's val and test images held out.
+    Factor("us_pretrained", "the ultrasound-pretrained backbone as the start instead of random init",
+           {"model.pretrained": "m2dino-mini-us-ccby"}),
     Factor("steps_half", "half the steps", steps_scale=0.5),
     Factor("steps_x2", "twice the steps", steps_scale=2.0),
     Factor("steps_x4", "four times the steps", steps_scale=4.0),
