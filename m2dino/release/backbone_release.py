@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..image.preprocessing import backbone_normalization
-from ..models.backbone import DINOv3Backbone
+from ..models.backbone import DINOv3Backbone, resolve_backbone
 from ..recipes.pretraining import pretrain
 from ..training.checkpoint import latest_checkpoint
 from ..training.pretrain.curves import CURVES_FILE, read_log
@@ -138,10 +138,12 @@ def write_backbone(exported: Path, folder: Path, config: BackboneReleaseConfig) 
 
     load_backbone_weights(backbone, folder / WEIGHTS_FILE)  # the stored file must load (it is what users get)
     mean, std = backbone_normalization(backbone.timm_name)
+    # timm's Hub config: create_model(architecture, **model_args) builds this size (m2dino's small
+    # backbones are timm architectures with other widths and depths).
     (folder / "config.json").write_text(json.dumps({
-        "architecture": backbone.timm_name, "m2dino_backbone": config.pretrain.backbone,
-        "num_features": backbone.embed_dim, "pretrained_cfg": {"input_size": [3, size, size], "mean": mean,
-                                                               "std": std}}, indent=1) + "\n")
+        "architecture": backbone.timm_name, "model_args": resolve_backbone(backbone.name)[1].overrides,
+        "m2dino_backbone": backbone.name, "num_features": backbone.embed_dim,
+        "pretrained_cfg": {"input_size": [3, size, size], "mean": mean, "std": std}}, indent=1) + "\n")
     return backbone
 
 
@@ -208,8 +210,9 @@ def backbone_card(config: BackboneReleaseConfig, backbone: DINOv3Backbone, probe
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     parts = [
         f"---\n{data.to_yaml()}\n---\n", f"# {config.name}\n",
-        f"A DINOv3 ViT backbone (`{pretrain.backbone}`, timm architecture `{backbone.timm_name}`, "
-        f"{params / 1e6:.2f} M parameters) pretrained by `m2dino pretrain` (DINO + iBOT self-distillation with "
+        f"A DINOv3 ViT backbone (`{pretrain.backbone}` = `{backbone.name}`: timm's `{backbone.timm_name}`"
+        f"{architecture_changes(backbone.name)}, {params / 1e6:.2f} M parameters) pretrained by "
+        "`m2dino pretrain` (DINO + iBOT self-distillation with "
         f"KoLeo) on {images} unlabelled ultrasound images, {pretrain.steps} steps of {pretrain.batch_size} "
         f"({pretrain.crops.global_size}-px global and {pretrain.crops.local_size}-px local crops), from "
         f"{pretrain.pretrained or 'random initialisation'}. The backbone alone, without heads: a start for your "
@@ -259,7 +262,7 @@ def write_backbone_release_json(folder: Path, config: BackboneReleaseConfig, bac
     size = config.pretrain.crops.global_size
     record = {
         "name": config.name, "kind": "backbone", "m2dino_version": __version__, "hub_id": hub_id,
-        "backbone": backbone.timm_name, "params": sum(p.numel() for p in backbone.parameters()),
+        "backbone": backbone.name, "params": sum(p.numel() for p in backbone.parameters()),
         "input_size": [size, size], "tasks": [], "weights_dtype": config.weights_dtype,
         "license": decision.license, "license_reason": decision.reason, "pretraining_images": images,
         "training_data": [{"dataset": d, "license": lic, "note": config.dataset_notes.get(d)}
@@ -273,6 +276,12 @@ def write_backbone_release_json(folder: Path, config: BackboneReleaseConfig, bac
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
 
+
+
+def architecture_changes(name: str) -> str:
+    """`` with embed_dim 128, depth 4`` for a backbone that changes timm's architecture, else ``""``."""
+    overrides = resolve_backbone(name)[1].overrides
+    return " with " + ", ".join(f"{key} {value}" for key, value in overrides.items()) if overrides else ""
 
 
 def final_losses(log: Path) -> dict[str, float]:

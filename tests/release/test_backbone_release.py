@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from m2dino.cli.main import main
 from m2dino.models import M2DINO, M2DINOConfig
-from m2dino.models.backbone import DINOv3Backbone
+from m2dino.models.backbone import DINOv3Backbone, resolve_backbone
 from m2dino.models.pretrained_weights import load_backbone_weights
 from m2dino.release import BackboneReleaseConfig, release_backbone, zoo_entry
 from m2dino.release.backbone_release import probe_summary
@@ -65,7 +65,10 @@ def test_a_backbone_release_pretrains_probes_and_loads_by_zoo_name(probe_root, t
     assert stored.keys() == exported.keys()
     assert all(stored[k].dtype == torch.bfloat16 and torch.equal(stored[k], exported[k].to(torch.bfloat16))
                for k in stored if exported[k].is_floating_point())
-    assert json.loads((folder / "config.json").read_text())["architecture"] == DINOv3Backbone("test").timm_name
+    timm_config = json.loads((folder / "config.json").read_text())
+    name, spec = resolve_backbone("test")
+    assert (timm_config["architecture"], timm_config["model_args"], timm_config["m2dino_backbone"]) == (
+        spec.timm_name, spec.overrides, name)
 
     # The card's probe table is what probe.json holds: every seed of both inits.
     probes = json.loads((folder / "probe.json").read_text())
@@ -80,7 +83,7 @@ def test_a_backbone_release_pretrains_probes_and_loads_by_zoo_name(probe_root, t
 
     # A zoo entry of kind backbone: --pretrained NAME / backbone_weights=NAME load the stored weights.
     entry = zoo_entry(folder, bundled="release")
-    assert (entry["kind"], entry["tasks"], entry["input_size"]) == ("backbone", [], [32, 32])
+    assert (entry["kind"], entry["backbone"], entry["tasks"], entry["input_size"]) == ("backbone", name, [], [32, 32])
     (tmp_path / "zoo.json").write_text(json.dumps({"format": 1, "entries": [entry]}))
     monkeypatch.setenv("M2DINO_ZOO_FILE", str(tmp_path / "zoo.json"))
     from m2dino import list_pretrained
