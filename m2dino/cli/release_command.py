@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="upload the folder to this Hub model repo (needs a token: huggingface-cli login or "
                              "HF_TOKEN)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier release folder and training run folder")
+                        help="replace an earlier release folder and training run folder (never a pretraining: it "
+                             "resumes from its latest checkpoint; delete its folder to start it over)")
     parser.add_argument("--device", default="auto", help="evaluation device: cpu, cuda, cuda:1, ... (default: "
                                                          "cuda when available)")
     parser.add_argument("--quiet", action="store_true")

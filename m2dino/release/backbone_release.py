@@ -32,8 +32,6 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..image.preprocessing import backbone_normalization
 from ..models.backbone import DINOv3Backbone, resolve_backbone
-from ..recipes.pretraining import pretrain
-from ..training.checkpoint import latest_checkpoint
 from ..training.pretrain.curves import CURVES_FILE, read_log
 from ..training.pretrain.trainer import FINAL_LOSS_RECORDS, LOSS_NAMES
 from .backbone_config import BackboneReleaseConfig
@@ -41,6 +39,7 @@ from .card import STANDARD_LIMITS
 from .checks import fmc_root_tasks
 from .licensing import LicenseDecision, weights_license
 from .pipeline import RELEASE_JSON, RELEASE_YAML, git_commit
+from .pretraining_stage import finished_pretraining
 from .push import hub_token, push_release
 
 WEIGHTS_FILE = "model.safetensors"  # what `load_backbone_weights` downloads from a Hub id
@@ -90,16 +89,12 @@ def release_backbone(config: BackboneReleaseConfig, *, command: str | None = Non
                      progress: bool = True, push: str | None = None) -> BackboneReleaseOutcome:
     """Make the backbone release of ``config`` (see the module's docstring). The pretraining resumes from
     the latest checkpoint in ``pretrain.output_dir`` (a finished run is only exported again), so a long
-    pretraining can run in parts with ``m2dino pretrain`` and be released here; ``overwrite`` starts it
-    afresh. The probes run on the CPU (a few hundred images through a frozen backbone)."""
+    pretraining can run in parts with ``m2dino pretrain`` and be released here; ``overwrite`` replaces
+    the release folder only (`pretraining_stage`). The probes run on the CPU (a few hundred images
+    through a frozen backbone)."""
     decision = check_backbone_release(config, overwrite)
     token = hub_token(push) if push else None
-    checkpoints = Path(config.pretrain.output_dir) / "checkpoints"
-    resume = None if overwrite or latest_checkpoint(checkpoints) is None else "latest"
-    outcome = pretrain(config.pretrain, resume=resume, overwrite=overwrite, progress=progress)
-    if outcome.backbone is None or outcome.steps_done < config.pretrain.steps:
-        raise RuntimeError(f"pretraining stopped at step {outcome.steps_done} of {config.pretrain.steps}: run the "
-                           "release again to resume it")
+    outcome = finished_pretraining(config.pretrain, progress)
 
     folder = config.folder
     if folder.is_dir():

@@ -32,15 +32,14 @@ from .. import __version__
 from ..image import to_rgb_uint8
 from ..models import M2DINO
 from ..models.hub import save_weights
-from ..recipes.pretraining import pretrain
 from ..recipes.run_data import load_data
 from ..recipes.runner import check_outputs, train
-from ..training.checkpoint import latest_checkpoint
 from ..visualize import draw_panel
 from .card import card_data, datasheet_table, render_card, result_rows, results_table
 from .checks import check_release, example_paths
 from .curves import CURVES_FILE, plot_training_curves
 from .licensing import LicenseDecision
+from .pretraining_stage import finished_pretraining
 from .push import hub_token, push_release
 from .release_config import ReleaseConfig
 
@@ -75,13 +74,8 @@ def release(config: ReleaseConfig, *, command: str | None = None, overwrite: boo
     run = copy.deepcopy(config.run)
     check_outputs(run, None, overwrite)  # the training folder too, before a long pretraining
     token = hub_token(push) if push else None
-    if config.pretrain is not None:  # resumed where its folder has checkpoints: a long pretraining runs in parts
-        checkpoints = Path(config.pretrain.output_dir) / "checkpoints"
-        resume = None if overwrite or latest_checkpoint(checkpoints) is None else "latest"
-        outcome = pretrain(config.pretrain, resume=resume, overwrite=overwrite, progress=progress)
-        if outcome.backbone is None or outcome.steps_done < config.pretrain.steps:
-            raise RuntimeError(f"pretraining stopped at step {outcome.steps_done} of {config.pretrain.steps}: "
-                               "run the release again to resume it")
+    if config.pretrain is not None:  # resumed from its checkpoints: a long pretraining runs in parts
+        outcome = finished_pretraining(config.pretrain, progress)
         run.model.pretrained = str(outcome.backbone)
         run.model.backbone = run.model.backbone or config.pretrain.backbone
     trained = train(run, overwrite=overwrite, progress=progress)

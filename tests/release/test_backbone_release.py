@@ -96,10 +96,10 @@ def test_a_backbone_release_pretrains_probes_and_loads_by_zoo_name(probe_root, t
     assert all(torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(),
                                                  reference.state_dict().values()))
 
-    # Released again into an emptied folder: the finished pretraining is reused, not run again.
+    # Released again with --overwrite: the release folder is replaced, the finished pretraining reused as
+    # it is (not one step more, and not started over).
     log = (tmp_path / "pretrain" / "log.jsonl").read_text()
-    shutil.rmtree(folder)
-    assert main(["release", str(path), "--quiet", "--set", "probe_seeds=[0]"]) == 0
+    assert main(["release", str(path), "--quiet", "--overwrite", "--set", "probe_seeds=[0]"]) == 0
     assert (tmp_path / "pretrain" / "log.jsonl").read_text() == log
     assert len(json.loads((folder / "probe.json").read_text())) == 2
 
