@@ -49,3 +49,12 @@ head = released.predict(scan, "fetal_head").mask
 if head.shape != (360, 480) or not 0.05 < head.mean() < 0.6:
     sys.exit(f"wheel check: the bundled release's fetal_head mask is {head.shape}, {head.mean():.1%} of the scan")
 print(f"zoo: {', '.join(names)}; m2dino-mini-ccby segments {scan.name} ({head.mean():.1%} fetal head)")
+
+# The zoo's second entry, the pretrained backbone alone, loads by name into a new model, offline.
+backbones = m2dino.list_pretrained("backbone")
+if backbones != ["m2dino-mini-us-ccby"] or len(names) < 2:
+    sys.exit(f"wheel check: expected the bundled backbone as a second zoo entry, got {names}")
+own = M2DINO(M2DINOConfig(backbone="mini", tasks=["breast_2cls"], image_size=(128, 128), moe_blocks=()),
+             backbone_weights="m2dino-mini-us-ccby")
+probs = own.predict(scan, "breast_2cls").probs
+print(f"zoo backbone: m2dino-mini-us-ccby under a new breast_2cls head, probs {np.round(probs, 3).tolist()}")

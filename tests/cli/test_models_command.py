@@ -41,11 +41,12 @@ def test_an_empty_zoo_says_no_model_is_released_yet(monkeypatch, capsys, tmp_pat
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_the_shipped_zoo_lists_its_bundled_release(monkeypatch, capsys):
+def test_the_shipped_zoo_lists_its_bundled_releases(monkeypatch, capsys):
     monkeypatch.delenv(ZOO_ENV, raising=False)
     assert main(["models", "--json"]) == 0
-    (entry,) = json.loads(capsys.readouterr().out)
-    assert entry["name"] == "m2dino-mini-ccby" and entry["where"] == "bundled" and entry["license"] == "Apache-2.0"
+    model, backbone = json.loads(capsys.readouterr().out)
+    assert model["name"] == "m2dino-mini-ccby" and model["where"] == "bundled" and model["license"] == "Apache-2.0"
+    assert (backbone["name"], backbone["kind"], backbone["where"]) == ("m2dino-mini-us-ccby", "backbone", "bundled")
 
 
 def test_the_table_lists_every_entry_and_where_it_is(registry, capsys):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import m2dino
@@ -55,3 +56,38 @@ def test_card_release_json_and_registry_state_the_same_numbers(entry):
     assert registered == released
     assert sorted(card_values.values()) == sorted(released.values())
     assert {task for task, _, _ in released} == set(entry.tasks)
+
+
+BACKBONE = "m2dino-mini-us-ccby"
+
+
+def test_the_pretrained_backbone_is_the_second_entry_and_loads_by_name_offline(monkeypatch):
+    """The zoo's second entry: the self-supervised mini backbone alone, for users' own heads."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entry = zoo.get_entry(BACKBONE)
+    assert m2dino.list_pretrained("backbone") == [BACKBONE] and len(m2dino.list_pretrained()) >= 2
+    assert entry.kind == "backbone" and entry.where == "bundled" and entry.tasks == ()
+    from safetensors.torch import load_file
+
+    from m2dino import M2DINOConfig
+
+    model = M2DINO(M2DINOConfig(backbone="mini", tasks=["fetal_head"], image_size=(128, 128), moe_blocks=()),
+                   backbone_weights=BACKBONE)
+    stored = load_file(str(entry.bundled_folder / "model.safetensors"))
+    state = model.backbone.state_dict()
+    assert all(torch.equal(state[key], value.float()) for key, value in stored.items() if key in state)
+    assert sum(key in state for key in stored) >= len(stored) - 2  # timm layout: at most the q/v bias split
+
+
+def test_the_backbone_card_release_json_and_registry_state_the_same_probes():
+    entry = zoo.get_entry(BACKBONE)
+    folder = entry.bundled_folder
+    record = json.loads((folder / "release.json").read_text())
+    probes = json.loads((folder / "probe.json").read_text())
+    mine = [p["accuracy"] for p in probes if p["init"] == "this backbone"]
+    assert np.isclose(np.mean(mine), next(m["value"] for m in entry.metrics if m["metric"].startswith("accuracy")))
+    assert [m["value"] for m in entry.metrics] == [m["value"] for m in record["metrics"]]
+    card = (folder / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert sorted(m["value"] for block in front["model-index"] for r in block["results"] for m in r["metrics"]) == \
+        sorted(m["value"] for m in record["metrics"])

@@ -56,8 +56,9 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
 def test_the_shipped_registry_loads_and_lists_its_first_release(monkeypatch):
     monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
     assert zoo.zoo_file() == zoo.SHIPPED_ZOO
-    assert list(zoo.load_zoo()) == ["m2dino-mini-ccby"]
-    assert m2dino.list_pretrained() == ["m2dino-mini-ccby"] and m2dino.list_pretrained(kind="backbone") == []
+    assert list(zoo.load_zoo()) == ["m2dino-mini-ccby", "m2dino-mini-us-ccby"]
+    assert m2dino.list_pretrained(kind="model") == ["m2dino-mini-ccby"]
+    assert m2dino.list_pretrained(kind="backbone") == ["m2dino-mini-us-ccby"]
     with pytest.raises(FileNotFoundError, match="my_model: no such model folder .*zoo models: m2dino-mini-ccby"):
         M2DINO.from_pretrained("my_model")
 
