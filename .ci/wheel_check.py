@@ -58,3 +58,14 @@ own = M2DINO(M2DINOConfig(backbone="mini", tasks=["breast_2cls"], image_size=(12
              backbone_weights="m2dino-mini-us-ccby")
 probs = own.predict(scan, "breast_2cls").probs
 print(f"zoo backbone: m2dino-mini-us-ccby under a new breast_2cls head, probs {np.round(probs, 3).tolist()}")
+
+# The CLI on the same install: m2dino predict --model ZOO_NAME writes an overlay and a JSON.
+from m2dino.cli.main import main as m2dino_cli  # noqa: E402
+
+with tempfile.TemporaryDirectory() as out:
+    if m2dino_cli(["predict", "--model", "m2dino-mini-ccby", "--all", str(scan), "--out", out, "--quiet"]) != 0:
+        sys.exit("wheel check: m2dino predict --model m2dino-mini-ccby failed")
+    written = sorted(p.name for p in Path(out).iterdir())
+if written != [f"{scan.stem}.json", f"{scan.stem}_overlay.png"]:
+    sys.exit(f"wheel check: m2dino predict wrote {written}")
+print(f"m2dino predict --model m2dino-mini-ccby: {', '.join(written)}")

@@ -91,3 +91,17 @@ def test_the_backbone_card_release_json_and_registry_state_the_same_probes():
     front = yaml.safe_load(card.split("---")[1])
     assert sorted(m["value"] for block in front["model-index"] for r in block["results"] for m in r["metrics"]) == \
         sorted(m["value"] for m in record["metrics"])
+
+
+def test_m2dino_predict_takes_the_zoo_name_offline(monkeypatch, tmp_path, capsys):
+    """`m2dino predict --model m2dino-mini-ccby SCAN --out DIR` on a fresh install: no training, no network."""
+    from m2dino.cli.main import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    head_scan, _ = example_images()
+    out = tmp_path / "out"
+    assert main(["predict", "--model", NAME, "--all", str(head_scan), "--out", str(out), "--device", "cpu",
+                 "--quiet"]) == 0
+    record = json.loads((out / f"{head_scan.stem}.json").read_text())
+    assert list(record["predictions"]) == list(zoo.get_entry(NAME).tasks)
+    assert (out / f"{head_scan.stem}_overlay.png").is_file()
