@@ -17,18 +17,16 @@ own heads (``--pretrained NAME``). The same YAML + ``--set`` form as `ReleaseCon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..recipes import PretrainConfig
-from ..recipes.config_io import apply_overrides, config_from_dict, config_to_dict, config_to_yaml, read_yaml_mapping
 from ..tasks import get_task
-from .release_config import DEFAULT_INTENDED_USE, WEIGHTS_DTYPES, ZOO_NAME
+from .release_config import DEFAULT_INTENDED_USE, ReleaseFile
 
 KIND = "backbone"
 
 
 @dataclass
-class BackboneReleaseConfig:
+class BackboneReleaseConfig(ReleaseFile):
     """One backbone release: the pretraining that makes it, its data's licences and the probes on its card."""
 
     name: str
@@ -47,19 +45,10 @@ class BackboneReleaseConfig:
     def __post_init__(self) -> None:
         if self.kind != KIND:
             raise ValueError(f"kind={self.kind!r}: a backbone release has kind {KIND!r}")
-        if not isinstance(self.name, str) or not ZOO_NAME.match(self.name):
-            raise ValueError(f"name={self.name!r}: expected a zoo name of letters, digits, '.', '_' and '-' "
-                             "(no '/': a zoo name is never a Hub id), e.g. m2dino-mini-us")
-        if self.weights_dtype not in WEIGHTS_DTYPES:
-            raise ValueError(f"weights_dtype={self.weights_dtype!r}; expected one of {WEIGHTS_DTYPES}")
+        self.check_common(("licenses", "probe", "dataset_notes"))
         if self.pretrain.backbone_overrides:
             raise ValueError(f"pretrain.backbone_overrides={self.pretrain.backbone_overrides!r}: a released backbone "
                              "is a named size (test, mini, S, ...) that users select with --backbone; leave it empty")
-        for name in ("licenses", "probe", "dataset_notes"):
-            mapping = getattr(self, name)
-            bad = [key for key, value in mapping.items() if not isinstance(value, str) or not value.strip()]
-            if bad:
-                raise ValueError(f"{name}.{bad[0]}={mapping[bad[0]]!r}: expected a non-empty string")
         for task in self.probe:
             if get_task(task).label_kind.name != "class":
                 raise ValueError(f"probe.{task}: a {get_task(task).label_kind.name} task; the linear probe needs a "
@@ -68,24 +57,6 @@ class BackboneReleaseConfig:
             raise ValueError("probe_seeds: expected at least one seed for the probes")
         if len(set(self.probe_seeds)) != len(self.probe_seeds):
             raise ValueError(f"probe_seeds={self.probe_seeds}: each seed once")
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else Path("releases") / self.name
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    def to_yaml(self) -> str:
-        return config_to_yaml(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "backbone release config") -> BackboneReleaseConfig:
-        return config_from_dict(cls, values, source)
-
-    @classmethod
-    def read(cls, path: str | Path, overrides: list[str] = ()) -> BackboneReleaseConfig:
-        return cls.from_dict(apply_overrides(read_yaml_mapping(path), overrides), str(path))
 
 
 def is_backbone_release(values: dict) -> bool:

@@ -17,7 +17,6 @@ Every probe number is measured here on the weights as stored in the folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import statistics
@@ -36,9 +35,9 @@ from ..training.pretrain.curves import CURVES_FILE, read_log
 from ..training.pretrain.trainer import FINAL_LOSS_RECORDS, LOSS_NAMES
 from .backbone_config import BackboneReleaseConfig
 from .card import STANDARD_LIMITS
-from .checks import fmc_root_tasks
+from .checks import check_release_folder, fmc_root_tasks
 from .licensing import LicenseDecision, weights_license
-from .pipeline import RELEASE_JSON, RELEASE_YAML, git_commit
+from .pipeline import RELEASE_JSON, RELEASE_YAML, file_records, git_commit, release_files
 from .pretraining_stage import finished_pretraining
 from .push import hub_token, push_release
 
@@ -72,16 +71,8 @@ def check_backbone_release(config: BackboneReleaseConfig, overwrite: bool = Fals
                              f"{len(counts)} classes (fewest: {min(counts.values())}); the probe's stratified "
                              f"{PROBE_TRAIN_FRACTION:.0%} split needs 2 per class and {len(counts)} left out")
     decision = weights_license(config.licenses, config.license)
-    folder = config.folder
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"output_dir {folder}: exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"output_dir {folder}: not empty (an earlier release?); pass --overwrite to replace "
-                              "it, or choose another output_dir")
-    pretrain_dir = Path(config.pretrain.output_dir).resolve()
-    if pretrain_dir == folder.resolve() or folder.resolve() in pretrain_dir.parents:
-        raise ValueError(f"pretrain.output_dir {config.pretrain.output_dir} is inside output_dir {folder}: the "
-                         "release folder holds only the released files; give the pretraining its own folder")
+    check_release_folder(config.folder, overwrite, "pretrain.output_dir", config.pretrain.output_dir,
+                         "the pretraining")
     return decision
 
 
@@ -202,7 +193,7 @@ def backbone_card(config: BackboneReleaseConfig, backbone: DINOv3Backbone, probe
     pretrain = config.pretrain
     licences = "\n".join(f"| {d} | {lic} | {config.dataset_notes.get(d, 'n/a')} |"
                           for d, lic in config.licenses.items())
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    files = release_files(folder)
     parts = [
         f"---\n{data.to_yaml()}\n---\n", f"# {config.name}\n",
         f"A DINOv3 ViT backbone (`{pretrain.backbone}` = `{backbone.name}`: timm's `{backbone.timm_name}`"
@@ -251,9 +242,7 @@ def backbone_card(config: BackboneReleaseConfig, backbone: DINOv3Backbone, probe
 def write_backbone_release_json(folder: Path, config: BackboneReleaseConfig, backbone: DINOv3Backbone,
                                 probes: list[dict], decision: LicenseDecision, images: int, command: str,
                                 commit: str, hub_id: str | None) -> Path:
-    files = {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size,
-                                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-             for path in sorted(p for p in folder.rglob("*") if p.is_file())}
+    files = file_records(folder)
     size = config.pretrain.crops.global_size
     record = {
         "name": config.name, "kind": "backbone", "m2dino_version": __version__, "hub_id": hub_id,

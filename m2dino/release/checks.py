@@ -42,17 +42,22 @@ def check_release(config: ReleaseConfig, overwrite: bool = False) -> tuple[dict[
         raise ValueError(f"test: no test split holds {untested}; add the test root of the dataset they come from")
     example_paths(config)
     decision = weights_license(config.licenses, config.license)
-    folder = config.folder
+    check_release_folder(config.folder, overwrite, "run.output_dir", config.run.output_dir, "the training run")
+    return tested, decision
+
+
+def check_release_folder(folder: Path, overwrite: bool, work_field: str, work_dir: str, work: str) -> None:
+    """A release's output folder is free (or ``overwrite``), and ``work_dir`` (``work_field``: the run
+    that makes the release) writes outside it: the release folder holds only the released files."""
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"output_dir {folder}: exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise FileExistsError(f"output_dir {folder}: not empty (an earlier release?); pass --overwrite to replace "
                               "it, or choose another output_dir")
-    run_dir = Path(config.run.output_dir).resolve()
-    if run_dir == folder.resolve() or folder.resolve() in run_dir.parents:
-        raise ValueError(f"run.output_dir {config.run.output_dir} is inside output_dir {folder}: the release folder "
-                         "holds only the released files (it is uploaded whole); give the training run its own folder")
-    return tested, decision
+    inside = Path(work_dir).resolve()
+    if inside == folder.resolve() or folder.resolve() in inside.parents:
+        raise ValueError(f"{work_field} {work_dir} is inside output_dir {folder}: the release folder holds only the "
+                         f"released files (it is uploaded whole); give {work} its own folder")
 
 
 def source_tasks(source: str) -> set[str] | None:

@@ -128,7 +128,7 @@ def release(config: ReleaseConfig, *, command: str | None = None, overwrite: boo
         config_yaml=config.to_yaml(), curves=CURVES_FILE if curves else None,
         examples=[p.relative_to(folder).as_posix() for p in examples],
         examples_credit=config.examples_credit or BUNDLED_CREDIT,
-        files=sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        files=release_files(folder)
         + ["README.md", RELEASE_JSON])
     (folder / "README.md").write_text(card)
     write_release_json(folder, config, released, rows, datasheet, decision, command, commit, push)
@@ -211,13 +211,22 @@ def git_commit() -> str:
     return f"{commit} + uncommitted changes" if dirty else commit or "unknown"
 
 
+def release_files(folder: Path) -> list[str]:
+    """Every file of a release folder, relative to it, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def file_records(folder: Path) -> dict[str, dict]:
+    """release.json's ``files``: each file's size and SHA-256, by its path in the folder."""
+    return {name: {"bytes": (folder / name).stat().st_size,
+                   "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest()}
+            for name in release_files(folder)}
+
+
 def write_release_json(folder: Path, config: ReleaseConfig, model: M2DINO, rows, datasheet: list[dict],
                        decision: LicenseDecision, command: str, commit: str, hub_id: str | None) -> Path:
     """release.json: what a registry entry (`zoo_entry`) and other programs read about the release."""
-    files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        files[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size,
-                                                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    files = file_records(folder)
     record = {
         "name": config.name, "m2dino_version": __version__, "hub_id": hub_id,
         "backbone": model.config.backbone, "params": sum(p.numel() for p in model.parameters()),

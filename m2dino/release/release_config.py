@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ..recipes import PretrainConfig, RunConfig
 from ..recipes.config_io import apply_overrides, config_from_dict, config_to_dict, config_to_yaml, read_yaml_mapping
@@ -32,8 +33,50 @@ ZOO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the registry's rule (m
 DEFAULT_INTENDED_USE = "research; not for clinical use"
 
 
+class ReleaseFile:
+    """What a model release (`ReleaseConfig`) and a backbone release (`BackboneReleaseConfig`) share:
+    the checks of their common fields, their folder, and the YAML round trip with ``--set`` overrides.
+    A subclass is a dataclass with ``name``, ``output_dir`` and ``weights_dtype``."""
+
+    def check_common(self, string_maps: tuple[str, ...]) -> None:
+        """The zoo name, the weights dtype, and the mappings ``string_maps`` (field names) of non-empty strings."""
+        if not isinstance(self.name, str) or not ZOO_NAME.match(self.name):
+            raise ValueError(f"name={self.name!r}: expected a zoo name of letters, digits, '.', '_' and '-' "
+                             "(no '/': a zoo name is never a Hub id), e.g. m2dino-mini-public")
+        if self.weights_dtype not in WEIGHTS_DTYPES:
+            raise ValueError(f"weights_dtype={self.weights_dtype!r}; expected one of {WEIGHTS_DTYPES}")
+        for name in string_maps:
+            mapping = getattr(self, name)
+            bad = [key for key, value in mapping.items() if not isinstance(value, str) or not value.strip()]
+            if bad:
+                raise ValueError(f"{name}.{bad[0]}={mapping[bad[0]]!r}: expected a non-empty string")
+
+    @property
+    def folder(self) -> Path:
+        """The release's Hub-ready folder."""
+        return Path(self.output_dir) if self.output_dir else Path("releases") / self.name
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+    def to_yaml(self) -> str:
+        return config_to_yaml(self)
+
+    @classmethod
+    def from_dict(cls: type[Release], values: dict, source: str = "release config") -> Release:
+        return config_from_dict(cls, values, source)
+
+    @classmethod
+    def read(cls: type[Release], path: str | Path, overrides: list[str] = ()) -> Release:
+        """A YAML release config with ``key=value`` overrides (``run.train.steps=500``) applied."""
+        return cls.from_dict(apply_overrides(read_yaml_mapping(path), overrides), str(path))
+
+
+Release = TypeVar("Release", bound=ReleaseFile)
+
+
 @dataclass
-class ReleaseConfig:
+class ReleaseConfig(ReleaseFile):
     """One zoo release: the run that trains it, the test splits it is scored on, and its licence terms."""
 
     name: str
@@ -52,21 +95,12 @@ class ReleaseConfig:
     batch_size: int = 16                      # evaluation batch (`m2dino evaluate --batch-size`)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not ZOO_NAME.match(self.name):
-            raise ValueError(f"name={self.name!r}: expected a zoo name of letters, digits, '.', '_' and '-' "
-                             "(no '/': a zoo name is never a Hub id), e.g. m2dino-mini-public")
+        self.check_common(("test", "licenses", "dataset_notes"))
         if self.run.recipe != "unified":
             raise ValueError(f"run.recipe={self.run.recipe!r}: a release is one model; expected 'unified'")
         if not self.run.data.tasks:
             raise ValueError("run.data.tasks: a release names its tasks (a list of task ids), so the test splits "
                              "and the card can be checked before training")
-        if self.weights_dtype not in WEIGHTS_DTYPES:
-            raise ValueError(f"weights_dtype={self.weights_dtype!r}; expected one of {WEIGHTS_DTYPES}")
-        for name in ("test", "licenses", "dataset_notes"):
-            mapping = getattr(self, name)
-            bad = [key for key, value in mapping.items() if not isinstance(value, str) or not value.strip()]
-            if bad:
-                raise ValueError(f"{name}.{bad[0]}={mapping[bad[0]]!r}: expected a non-empty string")
         if not self.test:
             raise ValueError("test: expected the test split of each training dataset (dataset: FMC root)")
         if set(self.licenses) != set(self.test):
@@ -87,25 +121,5 @@ class ReleaseConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     @property
-    def folder(self) -> Path:
-        """The release's Hub-ready folder."""
-        return Path(self.output_dir) if self.output_dir else Path("releases") / self.name
-
-    @property
     def tasks(self) -> list[str]:
         return list(self.run.data.tasks or ())
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    def to_yaml(self) -> str:
-        return config_to_yaml(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "release config") -> ReleaseConfig:
-        return config_from_dict(cls, values, source)
-
-    @classmethod
-    def read(cls, path: str | Path, overrides: list[str] = ()) -> ReleaseConfig:
-        """A YAML release config with ``key=value`` overrides (``run.train.steps=500``) applied."""
-        return cls.from_dict(apply_overrides(read_yaml_mapping(path), overrides), str(path))
