@@ -69,6 +69,10 @@ FACTORS = {f.name: f for f in [
     # CC BY datasets and CC0/CC BY muscle scans only, the study root's val and test images held out.
     Factor("us_pretrained", "the ultrasound-pretrained backbone as the start instead of random init",
            {"model.pretrained": "m2dino-mini-us-ccby"}),
+    # At 100 % of the labels the pool is the training images themselves (every public training image
+    # already has a label): CPS adds the partner network's pseudo-labels on their unlabelled views.
+    Factor("cps_pool", "CPS (ResNet-18 partner, SSL4MIS weights) with the training images as the unlabelled pool",
+           {"semi": {"method": "cps"}, "data.unlabeled": ["fmc:{root}/train"]}),
     Factor("steps_half", "half the steps", steps_scale=0.5),
     Factor("steps_x2", "twice the steps", steps_scale=2.0),
     Factor("steps_x4", "four times the steps", steps_scale=4.0),
@@ -77,7 +81,8 @@ FACTORS = {f.name: f for f in [
 
 def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: int, cache_dir: str | None,
                 output_dir: str) -> dict:
-    """The run config of one cell: the baseline, the factor's overrides, the seed and the folder."""
+    """The run config of one cell: the baseline, the factor's overrides (``{root}`` in a path is the data
+    root), the seed and the folder."""
     factor_steps = max(1, round(steps * factor.steps_scale))
     config = baseline_config(root, tasks, factor_steps, cache_dir)
     config["train"]["seed"] = seed
@@ -87,5 +92,11 @@ def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: i
         target = config
         for section in sections:
             target = target.setdefault(section, {})
-        target[name] = value
+        target[name] = _with_root(value, root)
     return config
+
+
+def _with_root(value, root: str):
+    if isinstance(value, str):
+        return value.replace("{root}", root)
+    return [_with_root(v, root) for v in value] if isinstance(value, list) else value

@@ -92,3 +92,46 @@ def test_nested_override_keys_reach_their_section():
     from m2dino.recipes import RunConfig
 
     assert RunConfig.from_dict(config).data.augment.policy == "trivial"
+
+
+def _headline_cell(factor, seed, dsc, accuracy, f1, collapsed=False):
+    cell = _cell(factor, seed, {"fetal_head": dsc, "fetal_plane_cls": (accuracy + f1) / 2})
+    cell["test"]["headline"] = {"fetal_head": {"DSC": dsc, "HD": 9.0},
+                                "fetal_plane_cls": {"Accuracy": accuracy, "F1_macro": f1}}
+    cell["test"]["collapsed"] = {"fetal_plane_cls": collapsed}
+    return cell
+
+
+def test_targets_and_macro_f1_tables_show_each_recipe_beside_the_constant_and_the_target():
+    study = {"tasks": ["fetal_head", "fetal_plane_cls"],
+             "factors": {"baseline": {"question": "q", "against": "baseline"},
+                         "combined": {"question": "c", "against": "baseline"}},
+             "constant": {"scores": {"fetal_head": 0.4, "fetal_plane_cls": 0.2},
+                          "headline": {"fetal_head": {"DSC": 0.4}, "fetal_plane_cls": {"Accuracy": 0.3,
+                                                                                         "F1_macro": 0.1}}},
+             "cells": [_headline_cell("baseline", 0, 0.80, 0.50, 0.10, collapsed=True),
+                       _headline_cell("baseline", 1, 0.90, 0.60, 0.30),
+                       _headline_cell("combined", 0, 0.97, 0.90, 0.80)],
+             "command": "c", "commit": "abc", "root": "r", "steps": 4,
+             "machine": {"processor": "cpu", "cpus": 2, "jobs": 1, "torch": "2"}}
+    md = render(study)
+    # baseline DSC 0.80 / 0.90: mean 0.850, SD 0.0707; combined one seed; fetal_head's target is 0.96
+    assert "| `fetal_head` | DSC | 0.400 | 0.850 ± 0.071 | 0.970 ± 0.000 | ≥ 0.96 |" in md
+    assert "| `fetal_plane_cls` | Accuracy | 0.300 | 0.550 ± 0.071 | 0.900 ± 0.000 | ≥ 0.80 |" in md
+    # macro F1's target is the constant's 0.10 + 0.15; one baseline seed collapsed
+    assert ("| `fetal_plane_cls` | F1_macro | 0.100 | 0.200 ± 0.141 (1 collapsed) | 0.800 ± 0.000 | ≥ 0.25 |"
+            in md)
+    # mean normalised: baseline seeds (0.8 + 0.3)/2 = 0.55 and (0.9 + 0.45)/2 = 0.675 -> 0.6125, SD 0.125/√2;
+    # combined (0.97 + 0.85)/2; constant (0.4 + 0.2)/2
+    assert "| mean of 2 tasks | normalised score | 0.300 | 0.613 ± 0.088 | 0.910 ± 0.000 | ≥ 0.80 |" in md
+    assert "| constant (majority) | 0.100 |" in md
+    assert "| `baseline` | 0.200 (1/2 collapsed) |" in md and "| `combined` | 0.800 |" in md
+
+
+def test_the_cps_factor_reads_the_roots_training_images_as_its_pool():
+    config = cell_config(FACTORS["cps_pool"], "/data/public", ["fetal_head"], 100, 0, None, "/out")
+    assert config["data"]["unlabeled"] == ["fmc:/data/public/train"]
+    from m2dino.recipes import RunConfig
+
+    run = RunConfig.from_dict(config)
+    assert run.semi.method == "cps" and run.semi.weight == 0.1
