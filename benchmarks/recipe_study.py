@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.report import command_line, portable_path  # noqa: E402
-from recipe_study_parts.cell import STOPPED, finished, git_commit, root_checksum, run_cell, signature  # noqa: E402
+from recipe_study_parts.cell import STOPPED, collapsed, finished, git_commit, root_checksum, run_cell, signature  # noqa: E402
 from recipe_study_parts.factors import BASELINE_STEPS, FACTORS, STUDY_TASKS, cell_config  # noqa: E402
 from recipe_study_parts.report import write_report  # noqa: E402
 
@@ -153,6 +153,9 @@ def collect(args, cells: list[tuple[str, int]]) -> tuple[list[dict], list[str]]:
         if record is None:
             missing.append(f"{factor} seed {seed}")
         else:
+            # The collapse rule reads the cell's kept test metrics, so a corrected rule reaches finished cells.
+            metrics = json.loads((cell_folder(args, factor, seed) / "test" / "metrics.json").read_text())
+            record["test"]["collapsed"] = collapsed(metrics, list(args.tasks))
             records.append({"factor": factor, "seed": seed, **{k: v for k, v in record.items() if k != "signature"},
                             "config": record["signature"]["config"]})
     return records, missing

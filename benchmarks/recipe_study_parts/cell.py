@@ -126,7 +126,8 @@ def collapsed(metrics: dict, tasks: list[str]) -> dict[str, bool]:
     other class)."""
     out = {}
     for task in tasks:
-        per_class = task_metrics(metrics, task).get("per_class")
-        if per_class:
-            out[task] = sum(1 for c in per_class.values() if c.get("F1", 0) > 0) <= 1
+        per_class = task_metrics(metrics, task).get("per_class") or {}
+        f1 = [c["F1"] for c in per_class.values() if "F1" in c]  # segmentation's classes carry DSC and HD
+        if f1:
+            out[task] = sum(1 for value in f1 if value > 0) <= 1
     return out

@@ -58,7 +58,7 @@ def test_signature_ignores_folders_and_loader_settings_but_not_the_recipe():
 def test_collapse_is_at_most_one_class_with_nonzero_f1():
     metrics = {"classification": {"t1": {"per_class": {"class_0": {"F1": 0.6}, "class_1": {"F1": 0.0}}},
                                   "t2": {"per_class": {"class_0": {"F1": 0.6}, "class_1": {"F1": 0.1}}}},
-               "segmentation": {"s": {"DSC": 0.5}}, "summary": {}}
+               "segmentation": {"s": {"DSC": 0.5, "per_class": {"class_0": {"DSC": 0.5, "HD": 3.0}}}}, "summary": {}}
     assert collapsed(metrics, ["t1", "t2", "s"]) == {"t1": True, "t2": False}
 
 
@@ -77,6 +77,7 @@ def test_a_tiny_study_runs_reports_and_is_reused(tmp_path):
     for cell in study["cells"]:
         assert set(cell["test"]["scores"]) == {"fetal_head", "fetal_plane_cls"}
         assert all(0 <= v <= 1 for v in cell["test"]["scores"].values())
+        assert set(cell["test"]["collapsed"]) == {"fetal_plane_cls"}  # the classification task only
     md = (tmp_path / "results" / "recipe_study.md").read_text()
     assert "| `steps_half` |" in md and (tmp_path / "results" / "recipe_study.png").is_file()
     assert md == render(study)  # no interpretation written yet: the markdown is the rendering
