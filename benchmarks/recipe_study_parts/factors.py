@@ -32,6 +32,29 @@ def baseline_config(root: str, tasks: list[str], steps: int, cache_dir: str | No
     }
 
 
+# What the study sets itself in every cell, so a preset's own values are left out when it is a factor.
+STUDY_OWNED_KEYS = ("recipe", "data.tasks", "train.steps", "train.warmup_steps", "train.eval_every",
+                    "train.checkpoint_every")
+
+
+def preset_overrides(name: str) -> dict:
+    """A shipped preset (`m2dino train --preset NAME`) as dotted overrides of the baseline, less the keys the
+    study owns: the tasks and the length (``--steps`` scales the preset as it scales every cell)."""
+    from m2dino.recipes.presets import get_preset
+
+    flat: dict = {}
+
+    def walk(mapping: dict, prefix: str) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[prefix + key] = value
+
+    walk(get_preset(name).run, "")
+    return {key: value for key, value in flat.items() if key not in STUDY_OWNED_KEYS}
+
+
 @dataclass(frozen=True)
 class Factor:
     """One change to the baseline: ``overrides`` (dotted key -> value), read against ``against``."""

@@ -136,3 +136,16 @@ def test_the_cps_factor_reads_the_roots_training_images_as_its_pool():
 
     run = RunConfig.from_dict(config)
     assert run.semi.method == "cps" and run.semi.weight == 0.1
+
+
+def test_a_preset_as_a_factor_keeps_the_studys_tasks_and_length():
+    from recipe_study_parts.factors import Factor, preset_overrides
+
+    overrides = preset_overrides("v2-unified-moe")
+    assert overrides["model.moe_blocks"] == [2, 3] and overrides["train.lr"] == 0.002
+    assert not {"recipe", "data.tasks", "train.steps", "train.warmup_steps"} & set(overrides)
+    # study v2's preset is the study's baseline, except that the preset lets the CPU choose bf16 (auto)
+    as_factor = cell_config(Factor("v2", "q", overrides), "/a", ["fetal_head"], 300, 1, None, "/out")
+    baseline = cell_config(FACTORS["baseline"], "/a", ["fetal_head"], 300, 1, None, "/out")
+    assert as_factor["train"].pop("mixed_precision") == "auto" and baseline["train"].pop("mixed_precision") == "no"
+    assert as_factor == baseline
