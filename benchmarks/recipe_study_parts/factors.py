@@ -96,6 +96,8 @@ FACTORS = {f.name: f for f in [
     # already has a label): CPS adds the partner network's pseudo-labels on their unlabelled views.
     Factor("cps_pool", "CPS (ResNet-18 partner, SSL4MIS weights) with the training images as the unlabelled pool",
            {"semi": {"method": "cps"}, "data.unlabeled": ["fmc:{root}/train"]}),
+    # Factor 10: the winners of the screen together, read from the shipped preset itself.
+    Factor("combined", "the combined recipe: the preset public-mini", preset_overrides("public-mini")),
     Factor("steps_half", "half the steps", steps_scale=0.5),
     Factor("steps_x2", "twice the steps", steps_scale=2.0),
     Factor("steps_x4", "four times the steps", steps_scale=4.0),
