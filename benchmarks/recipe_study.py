@@ -14,7 +14,11 @@ seeds, beside the constant predictor and wall time per cell.
 
 Cells run in their own processes (``--jobs`` at a time, one torch thread each) under
 ``--output-dir`` (default runs/recipe_study); a finished cell (same signature) is reused, an
-unfinished one continues from its latest checkpoint: the study runs in resumable parts.
+unfinished one continues from its latest checkpoint: the study runs in resumable parts. Run long parts
+from an export of a fixed commit, stamped so that the cells record it:
+
+    git archive HEAD | tar -x -C EXPORT && git rev-parse --short HEAD > EXPORT/COMMIT
+
 Writes benchmarks/results/recipe_study.{md,json,png}; the markdown's interpretation (between the
 ``interpretation`` markers) is written by hand and kept when the report is rendered again.
 """

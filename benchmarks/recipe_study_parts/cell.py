@@ -52,11 +52,13 @@ def finished(folder: Path, wanted: dict) -> dict | None:
 
 
 def git_commit(repo: Path) -> str:
+    """The commit the cells run: git's, or, in a `git archive` export (no .git), its ``COMMIT`` file."""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        stamp = repo / "COMMIT"
+        return stamp.read_text().strip() if stamp.is_file() else "unknown"
 
 
 def run_cell(config: dict, root: Path, folder: Path, commit: str) -> dict:

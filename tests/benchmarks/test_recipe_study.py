@@ -149,3 +149,11 @@ def test_a_preset_as_a_factor_keeps_the_studys_tasks_and_length():
     baseline = cell_config(FACTORS["baseline"], "/a", ["fetal_head"], 300, 1, None, "/out")
     assert as_factor["train"].pop("mixed_precision") == "auto" and baseline["train"].pop("mixed_precision") == "no"
     assert as_factor == baseline
+
+
+def test_an_export_without_git_reports_its_commit_stamp(tmp_path):
+    from recipe_study_parts.cell import git_commit
+
+    assert git_commit(tmp_path) == "unknown"
+    (tmp_path / "COMMIT").write_text("88bb7f7\n")
+    assert git_commit(tmp_path) == "88bb7f7"

@@ -72,14 +72,18 @@ def test_a_preset_whose_tasks_the_data_lacks_is_one_line(tmp_path):
     assert not (tmp_path / "run" / "run.yaml").exists()
 
 
-def test_the_preset_trains_end_to_end_from_one_command(tmp_path):
+@pytest.mark.parametrize("name", preset_names())
+def test_the_preset_trains_end_to_end_from_one_command(tmp_path, name):
     out = tmp_path / "run"
-    result = _m2dino("train", "--preset", "v2-unified-moe", "--set", "data.synthetic_per_task=2",
+    result = _m2dino("train", "--preset", name, "--set", "data.synthetic_per_task=2",
                      "--set", "model.image_size=32", "--set", "train.steps=2", "--set", "train.warmup_steps=1",
                      "--set", "train.eval_every=2", "--set", f"output_dir={out}", "--no-progress")
     assert result.returncode == 0, result.stderr
     saved = RunConfig.read(out / "run.yaml")
-    expected = RunConfig.from_dict(get_preset("v2-unified-moe").run)
-    assert saved.model.moe_blocks == expected.model.moe_blocks and saved.data.tasks == expected.data.tasks
-    assert saved.train.lr == expected.train.lr and saved.train.steps == 2
+    expected = RunConfig.from_dict(get_preset(name).run)
+    assert saved.model == RunConfig.from_dict({**get_preset(name).run, "model": {
+        **get_preset(name).run["model"], "image_size": 32}}).model  # every model setting, the backbone's start too
+    assert saved.data.tasks == expected.data.tasks and saved.data.augment == expected.data.augment
+    assert saved.train.lr == expected.train.lr and saved.train.class_balance == expected.train.class_balance
+    assert saved.train.steps == 2
     assert (out / "model.safetensors").is_file()
