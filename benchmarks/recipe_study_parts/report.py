@@ -208,7 +208,8 @@ def plot(study: dict, path: Path) -> None:
     rows = [r for r in factor_rows(study) if "delta_test" in r]
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(2, len(rows)) + 1))
     if rows:
-        ax.barh([f"{r['factor']} (vs {r['against']})" for r in rows], [r["delta_test"][0] for r in rows],
+        ax.barh([f"{r['factor']} (vs {r['against']}, {r['seeds']} seed{'s' if r['seeds'] > 1 else ''})" for r in rows],
+                [r["delta_test"][0] for r in rows],
                 xerr=[r["delta_test"][1] for r in rows], color="#4c72b0")
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Δ mean normalised test score (paired by seed)")
