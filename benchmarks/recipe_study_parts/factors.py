@@ -40,7 +40,7 @@ STUDY_OWNED_KEYS = ("recipe", "data.tasks", "train.steps", "train.warmup_steps",
 def preset_overrides(name: str) -> dict:
     """A shipped preset (`m2dino train --preset NAME`) as dotted overrides of the baseline, less the keys the
     study owns: the tasks and the length (``--steps`` scales the preset as it scales every cell)."""
-    from m2dino.recipes.presets import get_preset
+    from m2dino.recipes import get_preset
 
     flat: dict = {}
 

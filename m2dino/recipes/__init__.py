@@ -19,11 +19,12 @@ from ..training.pretrain.pretrain_config import PretrainConfig
 from ..training.semi.semi_config import SemiConfig
 from ..training.train_config import TrainSettings
 from .building import build_model, model_config, train_config
+from .presets import Preset, get_preset, preset_names
 from .pretraining import PretrainOutcome, pretrain, read_pretrain_yaml
 from .run_config import DataSettings, ModelSettings, RunConfig
 from .runner import RunOutcome, plan_groups, train
 from .summary import RunSummary, markdown_table, task_rows
 
-__all__ = ["DataSettings", "ModelSettings", "PretrainConfig", "PretrainOutcome", "RunConfig", "RunOutcome",
-           "RunSummary", "SemiConfig", "TrainSettings", "build_model", "markdown_table", "model_config",
-           "plan_groups", "pretrain", "read_pretrain_yaml", "task_rows", "train", "train_config"]
+__all__ = ["DataSettings", "ModelSettings", "Preset", "PretrainConfig", "PretrainOutcome", "RunConfig", "RunOutcome",
+           "RunSummary", "SemiConfig", "TrainSettings", "build_model", "get_preset", "markdown_table", "model_config",
+           "plan_groups", "preset_names", "pretrain", "read_pretrain_yaml", "task_rows", "train", "train_config"]
