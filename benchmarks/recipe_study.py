@@ -157,7 +157,8 @@ def collect(args, cells: list[tuple[str, int]]) -> tuple[list[dict], list[str]]:
         if record is None:
             missing.append(f"{factor} seed {seed}")
         else:
-            # The collapse rule reads the cell's kept test metrics, so a corrected rule reaches finished cells.
+            # The collapse flags are derived here from the cell's kept test metrics (the record does not store
+            # them), so a corrected rule reaches finished cells.
             metrics = json.loads((cell_folder(args, factor, seed) / "test" / "metrics.json").read_text())
             record["test"]["collapsed"] = collapsed(metrics, list(args.tasks))
             records.append({"factor": factor, "seed": seed, **{k: v for k, v in record.items() if k != "signature"},

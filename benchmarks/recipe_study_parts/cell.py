@@ -94,8 +94,7 @@ def run_cell(config: dict, root: Path, folder: Path, commit: str) -> dict:
         "images_per_second": round(result.steps_done * run.train.batch_size / train_seconds, 2),
         "parameters": sum(p.numel() for p in model.parameters()),
         "val": {"scores": result.scores, "headline": headline(result.metrics, tasks)},
-        "test": {"scores": normalised_task_scores(test, scales), "headline": headline(test, tasks),
-                 "collapsed": collapsed(test, tasks)},
+        "test": {"scores": normalised_task_scores(test, scales), "headline": headline(test, tasks)},
     }
     shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)  # optimizer states: not needed now
     shutil.rmtree(folder / "test" / "submission", ignore_errors=True)   # masks: metrics.json keeps the numbers

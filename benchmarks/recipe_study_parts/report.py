@@ -75,6 +75,11 @@ def recipe_columns(study: dict) -> list[str]:
     return [name for name in ("baseline", "combined") if any(c["factor"] == name for c in study["cells"])]
 
 
+def collapsed_seeds(cells: list[dict], task: str) -> int:
+    """How many of ``cells`` collapsed to one class on ``task``."""
+    return sum(c["test"].get("collapsed", {}).get(task, False) for c in cells)
+
+
 def _metric_cell(cells: list[dict], task: str, metric: str) -> tuple[float, float] | None:
     values = [c["test"]["headline"][task][metric] for c in cells if metric in c["test"]["headline"].get(task, {})]
     return mean_sd(values) if values else None
@@ -101,7 +106,7 @@ def targets_table(study: dict) -> list[str]:
             if metric is None:
                 continue
             values = [_metric_cell(by_factor[n], task, metric) for n in columns]
-            collapsed = [sum(c["test"].get("collapsed", {}).get(task, False) for c in by_factor[n]) for n in columns]
+            collapsed = [collapsed_seeds(by_factor[n], task) for n in columns]
             parts = [f"{v[0]:.3f} ± {v[1]:.3f}" + (f" ({k} collapsed)" if k and metric == "F1_macro" else "")
                      if v else "" for v, k in zip(values, collapsed)]
             lines.append(f"| `{task}` | {metric} | {floor[metric]:.3f} | " + " | ".join(parts)
@@ -124,7 +129,7 @@ def macro_f1_table(study: dict) -> list[str]:
         parts = []
         for task in tasks:
             value = _metric_cell(cells, task, "F1_macro")
-            collapsed = sum(c["test"].get("collapsed", {}).get(task, False) for c in cells)
+            collapsed = collapsed_seeds(cells, task)
             parts.append((f"{value[0]:.3f}" if value else "") + (f" ({collapsed}/{len(cells)} collapsed)"
                                                                  if collapsed else ""))
         lines.append(f"| `{name}` | " + " | ".join(parts) + " |")
