@@ -136,6 +136,23 @@ def macro_f1_table(study: dict) -> list[str]:
     return lines
 
 
+def length_curve(study: dict) -> list[str]:
+    """The budget curve: the cells of the factors that change only the length (the baseline included),
+    by steps. Empty when no length factor has run."""
+    length_only = [name for name, f in study["factors"].items() if not f["overrides"]]
+    if len(length_only) < 2:
+        return []
+    lines = ["| steps | factor | seeds | test mean | val mean | train min |", "|---:|---|---:|---:|---:|---:|"]
+    for name in sorted(length_only, key=lambda n: study["factors"][n]["steps_scale"]):
+        cells = [c for c in study["cells"] if c["factor"] == name]
+        if cells:
+            lines.append(f"| {cells[0]['steps']:,} | `{name}` | {len(cells)} | "
+                         "{:.3f} ± {:.3f} | {:.3f} ± {:.3f} | ".format(*mean_sd([cell_mean(c) for c in cells]),
+                                                                   *mean_sd([cell_mean(c, "val") for c in cells]))
+                         + f"{np.mean([c['train_seconds'] for c in cells]) / 60:.0f} |")
+    return lines
+
+
 def render(study: dict, previous: Path | None = None) -> str:
     """The report of ``study``, keeping the interpretation written into ``previous`` (the report it replaces)."""
     rows = factor_rows(study)
@@ -176,8 +193,12 @@ def render(study: dict, previous: Path | None = None) -> str:
               *targets_table(study), "", FIELD, "",
               "## Classification: macro F1 (test)", "",
               "Mean over seeds; a seed is *collapsed* when at most one class has a non-zero F1.", "",
-              *macro_f1_table(study), "",
-              "## Per task (test)", "",
+              *macro_f1_table(study), ""]
+    curve = length_curve(study)
+    if curve:
+        lines += ["## Length", "", "The baseline at other step budgets (warm-up and checkpoints scale with it); "
+                  "mean normalised score, mean ± SD over seeds.", "", *curve, ""]
+    lines += ["## Per task (test)", "",
               "Each factor's column is its Δ against its reference, paired by seed (mean ± SD).", ""]
     names = [r["factor"] for r in rows]
     header = "| task | constant | " + " | ".join(f"`{n}`" for n in names) + " |"

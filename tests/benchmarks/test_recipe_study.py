@@ -81,6 +81,9 @@ def test_a_tiny_study_runs_reports_and_is_reused(tmp_path):
     md = (tmp_path / "results" / "recipe_study.md").read_text()
     assert "| `steps_half` |" in md and (tmp_path / "results" / "recipe_study.png").is_file()
     assert md == render(study)  # no interpretation written yet: the markdown is the rendering
+    # the budget curve lists the length-only factors by steps, the baseline among them
+    curve = md.split("## Length")[1]
+    assert curve.index("| 2 | `steps_half` | 1 |") < curve.index("| 4 | `baseline` | 1 |")
     record = tmp_path / "out" / "baseline" / "seed0" / "cell.json"
     before = record.stat().st_mtime_ns
     recipe_study.main(argv)  # every cell finished: nothing is trained again
@@ -105,8 +108,9 @@ def _headline_cell(factor, seed, dsc, accuracy, f1, collapsed=False):
 
 def test_targets_and_macro_f1_tables_show_each_recipe_beside_the_constant_and_the_target():
     study = {"tasks": ["fetal_head", "fetal_plane_cls"],
-             "factors": {"baseline": {"question": "q", "against": "baseline"},
-                         "combined": {"question": "c", "against": "baseline"}},
+             "factors": {"baseline": {"question": "q", "against": "baseline", "overrides": {}, "steps_scale": 1.0},
+                         "combined": {"question": "c", "against": "baseline", "overrides": {"train.lr": 1.0},
+                                      "steps_scale": 1.0}},
              "constant": {"scores": {"fetal_head": 0.4, "fetal_plane_cls": 0.2},
                           "headline": {"fetal_head": {"DSC": 0.4}, "fetal_plane_cls": {"Accuracy": 0.3,
                                                                                          "F1_macro": 0.1}}},
@@ -127,6 +131,7 @@ def test_targets_and_macro_f1_tables_show_each_recipe_beside_the_constant_and_th
     assert "| mean of 2 tasks | normalised score | 0.300 | 0.613 ± 0.088 | 0.910 ± 0.000 | ≥ 0.80 |" in md
     assert "| constant (majority) | 0.100 |" in md
     assert "| `baseline` | 0.200 (1/2 collapsed) |" in md and "| `combined` | 0.800 |" in md
+    assert "## Length" not in md  # no factor that changes only the length has run
 
 
 def test_the_cps_factor_reads_the_roots_training_images_as_its_pool():
