@@ -55,7 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=BASELINE_STEPS, help="the baseline's steps (factors may scale it)")
     p.add_argument("--jobs", type=int, default=1, help="cells trained at once, each on one torch thread")
     p.add_argument("--output-dir", default=str(REPO / "runs" / "recipe_study"))
-    p.add_argument("--cache-dir", default=None, help="the resize cache (default OUTPUT/cache)")
+    p.add_argument("--cache-dir", default=None, help="resize caches, one per input size (default OUTPUT/cache)")
     p.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--finished-only", action="store_true", help="train nothing; report the finished cells")
     p.add_argument("--report-only", action="store_true", help="re-render the markdown and plot from the json")

@@ -107,7 +107,8 @@ FACTORS = {f.name: f for f in [
 def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: int, cache_dir: str | None,
                 output_dir: str) -> dict:
     """The run config of one cell: the baseline, the factor's overrides (``{root}`` in a path is the data
-    root), the seed and the folder."""
+    root), the seed and the folder. Each input size gets its own resize cache under ``cache_dir``: a cache
+    holds one geometry and refuses another."""
     factor_steps = max(1, round(steps * factor.steps_scale))
     config = baseline_config(root, tasks, factor_steps, cache_dir)
     config["train"]["seed"] = seed
@@ -118,6 +119,8 @@ def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: i
         for section in sections:
             target = target.setdefault(section, {})
         target[name] = _with_root(value, root)
+    if cache_dir is not None:
+        config["data"]["cache_dir"] = f"{cache_dir}/{config['model']['image_size']}px"
     return config
 
 

@@ -55,6 +55,14 @@ def test_signature_ignores_folders_and_loader_settings_but_not_the_recipe():
     assert signature(one, "x") != signature(one, "y")  # another data root
 
 
+def test_each_input_size_has_its_own_resize_cache():
+    # one cache holds one geometry and refuses another, so the size factors cannot share the baseline's
+    baseline = cell_config(FACTORS["baseline"], "/a", ["fetal_head"], 100, 0, "/cache", "/out/a")
+    larger = cell_config(FACTORS["size192"], "/a", ["fetal_head"], 100, 0, "/cache", "/out/b")
+    assert (baseline["data"]["cache_dir"], larger["data"]["cache_dir"]) == ("/cache/128px", "/cache/192px")
+    assert cell_config(FACTORS["size192"], "/a", ["fetal_head"], 100, 0, None, "/out")["data"]["cache_dir"] is None
+
+
 def test_collapse_is_at_most_one_class_with_nonzero_f1():
     metrics = {"classification": {"t1": {"per_class": {"class_0": {"F1": 0.6}, "class_1": {"F1": 0.0}}},
                                   "t2": {"per_class": {"class_0": {"F1": 0.6}, "class_1": {"F1": 0.1}}}},
