@@ -101,6 +101,9 @@ FACTORS = {f.name: f for f in [
     Factor("steps_half", "half the steps", steps_scale=0.5),
     Factor("steps_x2", "twice the steps", steps_scale=2.0),
     Factor("steps_x4", "four times the steps", steps_scale=4.0),
+    # Whether the combined recipe's gain holds where length has taken the baseline.
+    Factor("combined_x4", "the preset public-mini at four times the steps", preset_overrides("public-mini"),
+           against="steps_x4", steps_scale=4.0),
 ]}
 
 

@@ -71,8 +71,10 @@ def shown_metric(headline: dict) -> str | None:
 
 
 def recipe_columns(study: dict) -> list[str]:
-    """The whole recipes the targets table shows: the baseline and the combined preset, where run."""
-    return [name for name in ("baseline", "combined") if any(c["factor"] == name for c in study["cells"])]
+    """The whole recipes the targets table shows: the baseline and the combined preset, at the study's length
+    and at four times it, where run."""
+    return [name for name in ("baseline", "combined", "steps_x4", "combined_x4")
+            if any(c["factor"] == name for c in study["cells"])]
 
 
 def collapsed_seeds(cells: list[dict], task: str) -> int:

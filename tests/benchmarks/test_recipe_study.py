@@ -164,6 +164,15 @@ def test_a_preset_as_a_factor_keeps_the_studys_tasks_and_length():
     assert as_factor == baseline
 
 
+def test_the_long_preset_is_paired_with_the_long_baseline(tmp_path):
+    args = recipe_study.parse_args(["--root", str(tmp_path), "--factors", "combined_x4", "--seeds", "0"])
+    assert recipe_study.planned_cells(args) == [("baseline", 0), ("steps_x4", 0), ("combined_x4", 0)]
+    long_preset = cell_config(FACTORS["combined_x4"], "/a", ["fetal_head"], 300, 0, None, "/out")
+    preset = cell_config(FACTORS["combined"], "/a", ["fetal_head"], 1200, 0, None, "/out")
+    assert long_preset == preset  # the preset at 4 x 300 steps is the preset at 1,200
+    assert long_preset["train"]["warmup_steps"] == 60
+
+
 def test_an_export_without_git_reports_its_commit_stamp(tmp_path):
     from recipe_study_parts.cell import git_commit
 
