@@ -48,7 +48,8 @@ def presets_table() -> str:
     for name in preset_names():
         preset = get_preset(name)
         expected = preset.expected
+        seeds = expected.get("seeds", "?")
         lines.append(f"| `{name}` | {preset.description} | {expected.get('mean_test_score', '')} "
-                     f"({expected.get('seeds', '?')} seeds) | {expected.get('train_time', '')} | "
+                     f"({seeds} seed{'' if seeds == 1 else 's'}) | {expected.get('train_time', '')} | "
                      f"{expected.get('measured_by', '')} |")
     return "\n".join(lines)
