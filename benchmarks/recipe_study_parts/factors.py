@@ -66,6 +66,9 @@ class Factor:
     steps_scale: float = 1.0  # the length factor: this many times the study's step budget
 
 
+# The combined recipe, read once from the shipped preset file: two factors run it, at two lengths.
+COMBINED = preset_overrides("public-mini")
+
 FACTORS = {f.name: f for f in [
     Factor("baseline", "study v2's unified MoE model at 100 % (the reference)"),
     # Only where the CPU computes bf16 natively (AMX / AVX512-BF16); elsewhere bf16 autocast is
@@ -97,12 +100,12 @@ FACTORS = {f.name: f for f in [
     Factor("cps_pool", "CPS (ResNet-18 partner, SSL4MIS weights) with the training images as the unlabelled pool",
            {"semi": {"method": "cps"}, "data.unlabeled": ["fmc:{root}/train"]}),
     # Factor 10: the winners of the screen together, read from the shipped preset itself.
-    Factor("combined", "the combined recipe: the preset public-mini", preset_overrides("public-mini")),
+    Factor("combined", "the combined recipe: the preset public-mini", COMBINED),
     Factor("steps_half", "half the steps", steps_scale=0.5),
     Factor("steps_x2", "twice the steps", steps_scale=2.0),
     Factor("steps_x4", "four times the steps", steps_scale=4.0),
     # Whether the combined recipe's gain holds where length has taken the baseline.
-    Factor("combined_x4", "the preset public-mini at four times the steps", preset_overrides("public-mini"),
+    Factor("combined_x4", "the preset public-mini at four times the steps", COMBINED,
            against="steps_x4", steps_scale=4.0),
 ]}
 
