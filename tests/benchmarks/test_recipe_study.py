@@ -4,11 +4,12 @@ and one whole (tiny) study on a synthetic build-public-like root."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from m2dino.cli.main import main as m2dino_main
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -72,9 +73,8 @@ def test_collapse_is_at_most_one_class_with_nonzero_f1():
 
 def test_a_tiny_study_runs_reports_and_is_reused(tmp_path):
     root = tmp_path / "root"
-    subprocess.run([sys.executable, "-m", "m2dino.cli.main", "data", "synth", str(root), "--per-task", "4",
-                    "--size", "64", "--splits", "train", "val", "test", "--tasks", "fetal_head", "fetal_plane_cls"],
-                   check=True, capture_output=True)
+    assert m2dino_main(["data", "synth", str(root), "--per-task", "4", "--size", "64", "--splits", "train", "val",
+                        "test", "--tasks", "fetal_head", "fetal_plane_cls"]) == 0
     (root / "datasheet.json").write_text('{"synthetic": true}')
     argv = ["--root", str(root), "--tasks", "fetal_head", "fetal_plane_cls", "--factors", "steps_half",
             "--seeds", "0", "--steps", "4", "--output-dir", str(tmp_path / "out"),

@@ -185,10 +185,11 @@ def test_an_overlay_too_large_to_draw_is_refused_per_image(model_dir, tmp_path, 
     folder.mkdir()
     scan(folder / "good.png")
     scan(folder / "narrow.png", (2, 4000))
+    # 512 px tiles: the narrow scan's are still 1,024,000 px tall; the good scan's overlay stays small to draw
     code = main(["predict", "--model", str(model_dir), "--all", str(folder), "--out", str(tmp_path / "o"),
-                 "--tile-width", "8192", "--device", "cpu", "--quiet"])
+                 "--tile-width", "512", "--device", "cpu", "--quiet"])
     assert code == 2
-    assert "narrow.png: its overlay" in capsys.readouterr().err
+    assert "narrow.png: its overlay (2 tiles of 512×1024000)" in capsys.readouterr().err
     assert (tmp_path / "o" / "scans" / "good_overlay.png").is_file()
 
 

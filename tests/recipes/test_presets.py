@@ -5,19 +5,25 @@ as one line."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 import yaml
 
+from m2dino.cli.main import main as m2dino_main
 from m2dino.recipes import RunConfig
 from m2dino.recipes.flags import config_main
 from m2dino.recipes.presets import get_preset, preset_names, presets_table
 
 
-def _m2dino(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "m2dino.cli.main", *args], capture_output=True, text=True, cwd=cwd)
+def _m2dino(capsys, *args: str) -> tuple[int, str]:
+    """`m2dino ARGS` in this process (the subprocess start would cost more than the command): its exit
+    status, argparse's included, and its stderr."""
+    capsys.readouterr()
+    try:
+        status = m2dino_main(list(args))
+    except SystemExit as stop:
+        status = stop.code
+    return status, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -45,41 +51,43 @@ def test_print_config_starts_from_the_preset_and_applies_overrides(capsys):
     assert printed["data"]["tasks"] == preset["data"]["tasks"]
 
 
-def test_an_unknown_preset_is_one_line_naming_the_presets():
-    result = _m2dino("train", "--preset", "best-ever")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+def test_an_unknown_preset_is_one_line_naming_the_presets(capsys):
+    status, stderr = _m2dino(capsys, "train", "--preset", "best-ever")
+    assert status == 2
+    assert stderr.strip().splitlines() == [
         f"m2dino train: error: unknown preset 'best-ever'; the presets are: {', '.join(preset_names())}"]
 
 
-def test_a_preset_and_a_config_file_together_are_refused(tmp_path):
+def test_a_preset_and_a_config_file_together_are_refused(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text("train: {steps: 3}\n")
-    result = _m2dino("train", str(config), "--preset", "v2-unified-moe")
-    assert result.returncode == 2
-    assert "give a CONFIG file or --preset, not both" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    status, stderr = _m2dino(capsys, "train", str(config), "--preset", "v2-unified-moe")
+    assert status == 2
+    assert "give a CONFIG file or --preset, not both" in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
-def test_a_preset_whose_tasks_the_data_lacks_is_one_line(tmp_path):
+def test_a_preset_whose_tasks_the_data_lacks_is_one_line(tmp_path, capsys):
     root = tmp_path / "root"
-    assert _m2dino("data", "synth", str(root), "--per-task", "3", "--size", "48", "--splits", "train",
-                   "--tasks", "fetal_head").returncode == 0
-    result = _m2dino("train", "--preset", "v2-unified-moe", "--set", f"data.sources=[{root / 'train'}]",
-                     "--set", f"output_dir={tmp_path / 'run'}")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    assert _m2dino(capsys, "data", "synth", str(root), "--per-task", "3", "--size", "48", "--splits", "train",
+                   "--tasks", "fetal_head")[0] == 0
+    status, stderr = _m2dino(capsys, "train", "--preset", "v2-unified-moe", "--set",
+                             f"data.sources=[{root / 'train'}]", "--set", f"output_dir={tmp_path / 'run'}")
+    assert status == 2
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "no training samples for tasks" in lines[0] and "breast_lesion" in lines[0]
     assert not (tmp_path / "run" / "run.yaml").exists()
 
 
+TINY_RUN = ("--set", "data.synthetic_per_task=2", "--set", "model.image_size=32", "--set", "train.steps=2",
+            "--set", "train.warmup_steps=1", "--set", "train.eval_every=2", "--no-progress")
+
+
 @pytest.mark.parametrize("name", preset_names())
-def test_the_preset_trains_end_to_end_from_one_command(tmp_path, name):
+def test_the_preset_trains_end_to_end_from_one_command(tmp_path, capsys, name):
     out = tmp_path / "run"
-    result = _m2dino("train", "--preset", name, "--set", "data.synthetic_per_task=2",
-                     "--set", "model.image_size=32", "--set", "train.steps=2", "--set", "train.warmup_steps=1",
-                     "--set", "train.eval_every=2", "--set", f"output_dir={out}", "--no-progress")
-    assert result.returncode == 0, result.stderr
+    status, stderr = _m2dino(capsys, "train", "--preset", name, *TINY_RUN, "--set", f"output_dir={out}")
+    assert status == 0, stderr
     saved = RunConfig.read(out / "run.yaml")
     expected = RunConfig.from_dict(get_preset(name).run)
     # every model setting, the backbone's start too
@@ -88,3 +96,4 @@ def test_the_preset_trains_end_to_end_from_one_command(tmp_path, name):
     assert saved.train.lr == expected.train.lr and saved.train.class_balance == expected.train.class_balance
     assert saved.train.steps == 2
     assert (out / "model.safetensors").is_file()
+
