@@ -79,14 +79,12 @@ def test_a_preset_whose_tasks_the_data_lacks_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "run" / "run.yaml").exists()
 
 
-TINY_RUN = ("--set", "data.synthetic_per_task=2", "--set", "model.image_size=32", "--set", "train.steps=2",
-            "--set", "train.warmup_steps=1", "--set", "train.eval_every=2", "--no-progress")
-
-
 @pytest.mark.parametrize("name", preset_names())
 def test_the_preset_trains_end_to_end_from_one_command(tmp_path, capsys, name):
     out = tmp_path / "run"
-    status, stderr = _m2dino(capsys, "train", "--preset", name, *TINY_RUN, "--set", f"output_dir={out}")
+    status, stderr = _m2dino(capsys, "train", "--preset", name, "--set", "data.synthetic_per_task=2",
+                             "--set", "model.image_size=32", "--set", "train.steps=2", "--set", "train.warmup_steps=1",
+                             "--set", "train.eval_every=2", "--set", f"output_dir={out}", "--no-progress")
     assert status == 0, stderr
     saved = RunConfig.read(out / "run.yaml")
     expected = RunConfig.from_dict(get_preset(name).run)
@@ -96,4 +94,3 @@ def test_the_preset_trains_end_to_end_from_one_command(tmp_path, capsys, name):
     assert saved.train.lr == expected.train.lr and saved.train.class_balance == expected.train.class_balance
     assert saved.train.steps == 2
     assert (out / "model.safetensors").is_file()
-
