@@ -148,7 +148,7 @@ def test_the_cps_factor_reads_the_roots_training_images_as_its_pool():
     from m2dino.recipes import RunConfig
 
     run = RunConfig.from_dict(config)
-    assert run.semi.method == "cps" and run.semi.weight == 0.1
+    assert run.semi.method == "cps" and run.semi.weight == 0.1 and run.semi.partner == "mobilenetv3_small_100"
 
 
 def test_a_preset_as_a_factor_keeps_the_studys_tasks_and_length():
