@@ -19,6 +19,17 @@ from an export of a fixed commit, stamped so that the cells record it:
 
     git archive HEAD | tar -x -C EXPORT && git rev-parse --short HEAD > EXPORT/COMMIT
 
+Factor ``us_pretrained_all`` starts from a backbone pretrained on every public training image (and,
+here, the TimTrack muscle scans), warm-started from the zoo backbone; it ran in resumable parts as
+
+    python -m m2dino.recipes.pretrain --data fmc:ROOT/train MUSCLE_SCANS --held-out fmc:ROOT/val fmc:ROOT/test \
+        --backbone mini --pretrained m2dino-mini-us-ccby --global-size 128 --local-size 64 --local-crops 4 \
+        --prototypes 1024 --ibot-prototypes 1024 --head-hidden 512 --head-bottleneck 128 \
+        --teacher-temp 0.04 0.07 --freeze-prototypes-steps 4000 --collapse-patience 100000 --steps 4000 \
+        --batch-size 32 --lr 5e-4 --warmup-steps 100 --weight-decay 0.04 --threads 1 --output-dir runs/pretrain-all
+    python benchmarks/recipe_study.py --root ROOT --factors us_pretrained_all \
+        --us-backbone runs/pretrain-all/backbone.safetensors
+
 Writes benchmarks/results/recipe_study.{md,json,png}; the markdown's interpretation (between the
 ``interpretation`` markers) is written by hand and kept when the report is rendered again.
 """
@@ -57,6 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-dir", default=str(REPO / "runs" / "recipe_study"))
     p.add_argument("--cache-dir", default=None, help="resize caches, one per input size (default OUTPUT/cache)")
     p.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
+    p.add_argument("--us-backbone", default=None,
+                   help="factor us_pretrained_all's start: a pretrained backbone .safetensors (see above)")
     p.add_argument("--finished-only", action="store_true", help="train nothing; report the finished cells")
     p.add_argument("--report-only", action="store_true", help="re-render the markdown and plot from the json")
     p.add_argument("--cell", nargs=2, metavar=("FACTOR", "SEED"), help=argparse.SUPPRESS)  # one cell, in-process
@@ -65,6 +78,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--root is required (a `m2dino data build-public` root)")
     if args.steps < 1 or args.jobs < 1:
         p.error("--steps and --jobs must be at least 1")
+    if args.us_backbone is not None and not Path(args.us_backbone).is_file():
+        p.error(f"--us-backbone {args.us_backbone}: no such file (expected the backbone.safetensors of a pretraining)")
     args.output_dir = Path(args.output_dir)
     args.cache_dir = args.cache_dir or str(args.output_dir / "cache")
     args.results_dir = Path(args.results_dir)
@@ -89,7 +104,8 @@ def cell_folder(args, factor: str, seed: int) -> Path:
 
 def config_of(args, factor: str, seed: int) -> dict:
     return cell_config(FACTORS[factor], str(Path(args.root).resolve()), list(args.tasks), args.steps, seed,
-                       args.cache_dir, str(cell_folder(args, factor, seed) / "run"))
+                       args.cache_dir, str(cell_folder(args, factor, seed) / "run"),
+                       None if args.us_backbone is None else str(Path(args.us_backbone).resolve()))
 
 
 def run_cells(args, cells: list[tuple[str, int]], argv: Sequence[str]) -> None:

@@ -33,8 +33,12 @@ def root_checksum(root: Path) -> str:
 
 def signature(config: dict, data_checksum: str) -> dict:
     """Everything that decides a cell's result: the config less its folders, the thread count and
-    the loader settings (none of which change what is trained), plus the data."""
+    the loader settings (none of which change what is trained), plus the data. A pretrained backbone
+    given as a file counts by its content: a pretraining continued into the same file makes a new cell."""
     kept = copy.deepcopy(config)
+    pretrained = kept["model"].get("pretrained")
+    if isinstance(pretrained, str) and Path(pretrained).is_file():
+        kept["model"]["pretrained"] = f"file sha256 {hashlib.sha256(Path(pretrained).read_bytes()).hexdigest()[:16]}"
     kept.pop("output_dir", None)
     kept.pop("threads", None)
     for name in ("cache_dir", "num_workers", "sources", "val"):

@@ -10,6 +10,7 @@ such as a larger backbone that only fits the wall time in bf16).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 STUDY_TASKS = ["fetal_head", "fetal_plane_cls", "head_symphysis_multi", "breast_lesion", "breast_3cls",
@@ -100,6 +101,13 @@ FACTORS = {f.name: f for f in [
     # CC BY datasets and CC0/CC BY muscle scans only, the study root's val and test images held out.
     Factor("us_pretrained", "the ultrasound-pretrained backbone as the start instead of random init",
            {"model.pretrained": "m2dino-mini-us-ccby"}),
+    # Factor 5 run far longer: the pretrain recipe on every public training image (the root's train split)
+    # and the muscle scans, 4,000 steps warm-started from the zoo backbone above (5,600 in all, 3.5x its
+    # length, on all eight datasets instead of four); the file comes from --us-backbone (command:
+    # recipe_study.py's docstring).
+    Factor("us_pretrained_all", "the backbone pretrained 4,000 steps more, on every public training image, "
+           "as the start",
+           {"model.pretrained": "{us_backbone}"}),
     # At 100 % of the labels the pool is the training images themselves (every public training image
     # already has a label): CPS adds the partner network's pseudo-labels on their unlabelled views.
     # The partner is MobileNetV3-small (0.9 M parameters, mini's size): with the default ResNet-18
@@ -119,10 +127,14 @@ FACTORS = {f.name: f for f in [
 
 
 def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: int, cache_dir: str | None,
-                output_dir: str) -> dict:
+                output_dir: str, us_backbone: str | None = None) -> dict:
     """The run config of one cell: the baseline, the factor's overrides (``{root}`` in a path is the data
-    root), the seed and the folder. Each input size gets its own resize cache under ``cache_dir``: a cache
-    holds one geometry and refuses another."""
+    root, ``{us_backbone}`` the study's ``--us-backbone`` file), the seed and the folder. Each input size
+    gets its own resize cache under ``cache_dir``: a cache holds one geometry and refuses another."""
+    places = {"{root}": root, "{us_backbone}": us_backbone}
+    if us_backbone is None and "{us_backbone}" in json.dumps(factor.overrides):
+        raise ValueError(f"factor {factor.name} starts from a pretrained backbone file: give it with --us-backbone "
+                         "(the backbone.safetensors that the pretraining command in recipe_study.py writes)")
     factor_steps = max(1, round(steps * factor.steps_scale))
     config = baseline_config(root, tasks, factor_steps, cache_dir)
     config["train"]["seed"] = seed
@@ -132,13 +144,15 @@ def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: i
         target = config
         for section in sections:
             target = target.setdefault(section, {})
-        target[name] = _with_root(value, root)
+        target[name] = _filled(value, places)
     if cache_dir is not None:
         config["data"]["cache_dir"] = f"{cache_dir}/{config['model']['image_size']}px"
     return config
 
 
-def _with_root(value, root: str):
+def _filled(value, places: dict[str, str | None]):
     if isinstance(value, str):
-        return value.replace("{root}", root)
-    return [_with_root(v, root) for v in value] if isinstance(value, list) else value
+        for place, path in places.items():
+            value = value.replace(place, path) if path is not None else value
+        return value
+    return [_filled(v, places) for v in value] if isinstance(value, list) else value

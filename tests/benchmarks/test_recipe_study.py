@@ -56,6 +56,27 @@ def test_signature_ignores_folders_and_loader_settings_but_not_the_recipe():
     assert signature(one, "x") != signature(one, "y")  # another data root
 
 
+def test_a_pretrained_backbone_file_counts_by_its_content_not_its_path(tmp_path):
+    factor = FACTORS["us_pretrained_all"]
+    with pytest.raises(ValueError, match="us_pretrained_all .*--us-backbone"):
+        cell_config(factor, "/a", ["fetal_head"], 100, 0, None, "/out")
+    first, moved = tmp_path / "backbone.safetensors", tmp_path / "moved.safetensors"
+    first.write_bytes(b"weights after 2,000 steps")
+    moved.write_bytes(b"weights after 2,000 steps")
+    config = cell_config(factor, "/a", ["fetal_head"], 100, 0, None, "/out", us_backbone=str(first))
+    assert config["model"]["pretrained"] == str(first)
+    same = signature(cell_config(factor, "/a", ["fetal_head"], 100, 0, None, "/out", us_backbone=str(moved)), "x")
+    assert signature(config, "x") == same
+    first.write_bytes(b"weights after 4,000 steps")  # the pretraining went on into the same file
+    assert signature(config, "x") != same
+
+
+def test_the_study_refuses_a_missing_backbone_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        recipe_study.parse_args(["--root", str(tmp_path), "--us-backbone", str(tmp_path / "none.safetensors")])
+    assert "none.safetensors: no such file" in capsys.readouterr().err
+
+
 def test_each_input_size_has_its_own_resize_cache():
     # one cache holds one geometry and refuses another, so the size factors cannot share the baseline's
     baseline = cell_config(FACTORS["baseline"], "/a", ["fetal_head"], 100, 0, "/cache", "/out/a")
