@@ -102,10 +102,10 @@ FACTORS = {f.name: f for f in [
     Factor("us_pretrained", "the ultrasound-pretrained backbone as the start instead of random init",
            {"model.pretrained": "m2dino-mini-us-ccby"}),
     # Factor 5 run far longer: the pretrain recipe on every public training image (the root's train split)
-    # and the muscle scans, 4,000 steps warm-started from the zoo backbone above (5,600 in all, 3.5x its
+    # and the muscle scans, 2,400 steps warm-started from the zoo backbone above (4,000 in all, 2.5x its
     # length, on all eight datasets instead of four); the file comes from --us-backbone (command:
     # recipe_study.py's docstring).
-    Factor("us_pretrained_all", "the backbone pretrained 4,000 steps more, on every public training image, "
+    Factor("us_pretrained_all", "the backbone pretrained 2,400 steps more, on every public training image, "
            "as the start",
            {"model.pretrained": "{us_backbone}"}),
     # At 100 % of the labels the pool is the training images themselves (every public training image
