@@ -2,8 +2,10 @@
 
 A preset is a YAML file in ``preset_files/``: a ``description``, the ``expected`` result (the score
 and run time the study that chose it measured, and where), and ``run``, a partial `RunConfig`
-mapping without data paths. ``m2dino train --preset NAME --set data.sources=[ROOT/train] --set
-data.val=ROOT/val`` trains it; ``m2dino train --list-presets`` lists them.
+mapping without data paths. ``extends: OTHER`` starts ``run`` from OTHER's: mappings merge key by
+key, anything else (a list, a number) replaces, so a variant states only what it changes.
+``m2dino train --preset NAME --set data.sources=[ROOT/train] --set data.val=ROOT/val`` trains a
+preset; ``m2dino train --list-presets`` lists them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,29 @@ def get_preset(name: str) -> Preset:
     if name not in files:
         raise ValueError(f"unknown preset {name!r}; the presets are: {', '.join(sorted(files))}")
     values = yaml.safe_load(files[name].read_text())
-    return Preset(name, values["description"], dict(values.get("expected") or {}), dict(values["run"]))
+    return Preset(name, values["description"], dict(values.get("expected") or {}), _run_of(name, files, []))
+
+
+def _run_of(name: str, files: dict, chain: list[str]) -> dict:
+    """The preset's ``run`` merged onto the run of the preset it extends (and so on up the chain)."""
+    if name in chain:
+        raise ValueError(f"preset {chain[0]!r} extends itself: {' -> '.join([*chain, name])}")
+    values = yaml.safe_load(files[name].read_text())
+    parent = values.get("extends")
+    if parent is None:
+        return dict(values["run"])
+    if parent not in files:
+        raise ValueError(f"preset {name!r} extends {parent!r}, which is not a preset; the presets are: "
+                         f"{', '.join(sorted(files))}")
+    return _merged(_run_of(parent, files, [*chain, name]), values["run"])
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        both_mappings = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both_mappings else value
+    return merged
 
 
 def presets_table() -> str:

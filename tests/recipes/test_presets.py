@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from m2dino.cli.main import main as m2dino_main
-from m2dino.recipes import RunConfig
+from m2dino.recipes import RunConfig, presets
 from m2dino.recipes.flags import config_main
 from m2dino.recipes.presets import get_preset, preset_names, presets_table
 
@@ -94,3 +94,39 @@ def test_the_preset_trains_end_to_end_from_one_command(tmp_path, capsys, name):
     assert saved.train.lr == expected.train.lr and saved.train.class_balance == expected.train.class_balance
     assert saved.train.steps == 2
     assert (out / "model.safetensors").is_file()
+
+
+def test_the_long_preset_is_public_mini_with_only_its_length_changed():
+    short, long = get_preset("public-mini").run, get_preset("public-mini-long").run
+    assert long["train"] == {**short["train"], "steps": 12000, "warmup_steps": 600, "eval_every": 12000,
+                             "checkpoint_every": 1200}
+    assert {k: v for k, v in long.items() if k != "train"} == {k: v for k, v in short.items() if k != "train"}
+
+
+def _preset_folder(monkeypatch, tmp_path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    monkeypatch.setattr(presets, "_files", lambda: {p.stem: p for p in tmp_path.glob("*.yaml")})
+
+
+def test_extends_merges_mappings_key_by_key_and_replaces_lists(monkeypatch, tmp_path):
+    _preset_folder(monkeypatch, tmp_path, {
+        "base": "description: b\nrun: {model: {backbone: mini, moe_blocks: [2, 3]}, train: {steps: 5, lr: 0.1}}\n",
+        "child": "description: c\nextends: base\nrun: {model: {moe_blocks: [3]}, train: {steps: 9}}\n",
+        "grandchild": "description: g\nextends: child\nrun: {train: {lr: 0.5}}\n"})
+    assert get_preset("child").run == {"model": {"backbone": "mini", "moe_blocks": [3]},
+                                       "train": {"steps": 9, "lr": 0.1}}
+    assert get_preset("grandchild").run["train"] == {"steps": 9, "lr": 0.5}
+    assert get_preset("grandchild").description == "g"
+    assert get_preset("base").run["model"]["moe_blocks"] == [2, 3]  # the parent is not changed by reading a child
+
+
+def test_an_extends_loop_or_an_unknown_parent_names_the_presets(monkeypatch, tmp_path):
+    _preset_folder(monkeypatch, tmp_path, {"a": "description: a\nextends: b\nrun: {}\n",
+                                           "b": "description: b\nextends: a\nrun: {}\n",
+                                           "orphan": "description: o\nextends: nowhere\nrun: {}\n"})
+    with pytest.raises(ValueError, match=r"preset 'a' extends itself: a -> b -> a"):
+        get_preset("a")
+    with pytest.raises(ValueError, match=r"preset 'orphan' extends 'nowhere', which is not a preset; the presets "
+                                         r"are: a, b, orphan"):
+        get_preset("orphan")
