@@ -4,6 +4,7 @@ masks no patch, and a resumed run ends where an uninterrupted one does."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,17 +39,19 @@ def test_two_process_pretraining_runs_and_resumes_exactly(tmp_path):
         image = np.zeros((48, 64), np.uint8)
         image[6:44, 8:58] = rng.integers(30, 255, (38, 50))
         Image.fromarray(image).save(scans / f"scan_{i}.png")
-    launch("--data", str(scans), "--output-dir", str(tmp_path / "straight"))
-    launch("--data", str(scans), "--output-dir", str(tmp_path / "resumed"), "--checkpoint-every", "2")
-    checkpoint = json.loads((tmp_path / "resumed" / "checkpoints" / "step_00000002"
-                             / "training_state.json").read_text())
-    assert checkpoint["num_processes"] == 2
-    # resume from step 2 (the run above went on to 4; start again from its step-2 checkpoint)
-    (tmp_path / "resumed" / "backbone.safetensors").unlink()
-    launch("--data", str(scans), "--output-dir", str(tmp_path / "resumed"), "--checkpoint-every", "2",
-           "--resume", str(tmp_path / "resumed" / "checkpoints" / "step_00000002"))
+    launch("--data", str(scans), "--output-dir", str(tmp_path / "straight"), "--checkpoint-every", "2")
+    checkpoint = tmp_path / "straight" / "checkpoints" / "step_00000002"
+    assert json.loads((checkpoint / "training_state.json").read_text())["num_processes"] == 2
+    # steps 3..4 again, from the step-2 checkpoint the straight run left on its way (one launch fewer than
+    # a separate run to make it: each launch starts three Python processes that import torch)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(checkpoint, resumed / "checkpoints" / checkpoint.name)
+    launch("--data", str(scans), "--output-dir", str(resumed), "--checkpoint-every", "2",
+           "--resume", str(resumed / "checkpoints" / checkpoint.name))
+    # it did start at step 3 (a run that ignored --resume would also end on the same weights)
+    assert [json.loads(line)["step"] for line in (resumed / "log.jsonl").read_text().splitlines()] == [3, 4]
     a = load_file(str(tmp_path / "straight" / "backbone.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "backbone.safetensors"))
+    b = load_file(str(resumed / "backbone.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     records = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in records)
