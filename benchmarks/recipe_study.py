@@ -210,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command": command_line(["benchmarks/recipe_study.py", *argv]).strip(),
         "commit": git_commit(REPO),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "jobs": args.jobs, "torch_threads": 1},
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": 1,
+                    "jobs": None if args.finished_only else args.jobs},
         "root": portable_path(Path(args.root)), "tasks": list(args.tasks), "steps": args.steps,
         "factors": {name: {"question": FACTORS[name].question, "overrides": FACTORS[name].overrides,
                            "against": FACTORS[name].against, "steps_scale": FACTORS[name].steps_scale}

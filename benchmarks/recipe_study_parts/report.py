@@ -155,6 +155,12 @@ def length_curve(study: dict) -> list[str]:
     return lines
 
 
+def _sharing(jobs: int | None) -> str:
+    if jobs is None:  # --finished-only: the cells were trained by earlier calls
+        return "cells read from earlier runs, each trained on 1 torch thread (how many shared the cores: below)"
+    return f"{jobs} cell(s) at a time with 1 torch thread each"
+
+
 def render(study: dict, previous: Path | None = None) -> str:
     """The report of ``study``, keeping the interpretation written into ``previous`` (the report it replaces)."""
     rows = factor_rows(study)
@@ -162,8 +168,8 @@ def render(study: dict, previous: Path | None = None) -> str:
     tasks = study["tasks"]
     lines = ["# Recipe study: the best M2DINO from the public benchmark on 2 CPU cores", "",
              f"Command: `{study['command']}` (commit {study['commit']}; {study['machine']['processor']}, "
-             f"{study['machine']['cpus']} CPUs, {study['machine']['jobs']} cell(s) at a time with 1 torch thread "
-             f"each, torch {study['machine']['torch']}). Data: `{study['root']}` ({len(tasks)} tasks), trained on "
+             f"{study['machine']['cpus']} CPUs, {_sharing(study['machine'].get('jobs'))}, "
+             f"torch {study['machine']['torch']}). Data: `{study['root']}` ({len(tasks)} tasks), trained on "
              "train, chosen on val, reported on test. Baseline: study v2's unified MoE model at 100 % "
              f"(`mini`, 128 px, MoE blocks 2-3 with 4 experts top-1, batch 16, {study['steps']:,} steps, fp32).",
              "", "![Δ of the mean test score per factor](recipe_study.png)", "",

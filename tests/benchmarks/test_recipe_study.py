@@ -161,6 +161,9 @@ def test_targets_and_macro_f1_tables_show_each_recipe_beside_the_constant_and_th
     assert "| constant (majority) | 0.100 |" in md
     assert "| `baseline` | 0.200 (1/2 collapsed) |" in md and "| `combined` | 0.800 |" in md
     assert "## Length" not in md  # no factor that changes only the length has run
+    assert "2 CPUs, 1 cell(s) at a time with 1 torch thread each" in md
+    study["machine"]["jobs"] = None  # a --finished-only report does not claim how the cells shared the cores
+    assert "2 CPUs, cells read from earlier runs, each trained on 1 torch thread" in render(study)
 
 
 def test_the_cps_factor_reads_the_roots_training_images_as_its_pool():
