@@ -66,6 +66,11 @@ class Factor:
     against: str = "baseline"
     steps_scale: float = 1.0  # the length factor: this many times the study's step budget
 
+    @property
+    def needs_us_backbone(self) -> bool:
+        """Whether an override names the study's ``--us-backbone`` file."""
+        return "{us_backbone}" in json.dumps(self.overrides)
+
 
 # The combined recipe, read once from the shipped preset file: two factors run it, at two lengths.
 COMBINED = preset_overrides("public-mini")
@@ -132,7 +137,7 @@ def cell_config(factor: Factor, root: str, tasks: list[str], steps: int, seed: i
     root, ``{us_backbone}`` the study's ``--us-backbone`` file), the seed and the folder. Each input size
     gets its own resize cache under ``cache_dir``: a cache holds one geometry and refuses another."""
     places = {"{root}": root, "{us_backbone}": us_backbone}
-    if us_backbone is None and "{us_backbone}" in json.dumps(factor.overrides):
+    if us_backbone is None and factor.needs_us_backbone:
         raise ValueError(f"factor {factor.name} starts from a pretrained backbone file: give it with --us-backbone "
                          "(the backbone.safetensors that the pretraining command in recipe_study.py writes)")
     factor_steps = max(1, round(steps * factor.steps_scale))

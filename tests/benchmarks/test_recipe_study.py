@@ -71,10 +71,14 @@ def test_a_pretrained_backbone_file_counts_by_its_content_not_its_path(tmp_path)
     assert signature(config, "x") != same
 
 
-def test_the_study_refuses_a_missing_backbone_file(tmp_path, capsys):
+def test_the_study_refuses_a_missing_backbone_file_or_none_for_a_factor_that_needs_one(tmp_path, capsys):
     with pytest.raises(SystemExit):
         recipe_study.parse_args(["--root", str(tmp_path), "--us-backbone", str(tmp_path / "none.safetensors")])
     assert "none.safetensors: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipe_study.parse_args(["--root", str(tmp_path), "--factors", "baseline", "us_pretrained_all"])
+    assert "factor us_pretrained_all starts from a pretrained backbone file: give it with --us-backbone" in (
+        capsys.readouterr().err)
 
 
 def test_each_input_size_has_its_own_resize_cache():
