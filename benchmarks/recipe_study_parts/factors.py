@@ -115,8 +115,8 @@ FACTORS = {f.name: f for f in [
            {"model.pretrained": "{us_backbone}"}),
     # At 100 % of the labels the pool is the training images themselves (every public training image
     # already has a label): CPS adds the partner network's pseudo-labels on their unlabelled views.
-    # The partner is MobileNetV3-small (0.9 M parameters, mini's size): with the default ResNet-18
-    # (11 M) a step cost ~10x a baseline step on 2 CPU cores; this one ~3x, so a cell fits a session.
+    # The partner's encoder is MobileNetV3-small (0.9 M parameters, mini's size): with the default
+    # ResNet-18 (11 M) a step cost ~10x a baseline step on 2 CPU cores; with this one ~5x (99 min a cell).
     Factor("cps_pool", "CPS (MobileNetV3-small partner, SSL4MIS weights) with the training images as the "
            "unlabelled pool", {"semi": {"method": "cps", "partner": "mobilenetv3_small_100"},
                                "data.unlabeled": ["fmc:{root}/train"]}),
