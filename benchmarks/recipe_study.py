@@ -180,8 +180,14 @@ def collect(args, cells: list[tuple[str, int]]) -> tuple[list[dict], list[str]]:
             metrics = json.loads((cell_folder(args, factor, seed) / "test" / "metrics.json").read_text())
             record["test"]["collapsed"] = collapsed(metrics, list(args.tasks))
             records.append({"factor": factor, "seed": seed, **{k: v for k, v in record.items() if k != "signature"},
-                            "config": record["signature"]["config"]})
+                            "config": _with_root_placeholder(record["signature"]["config"], args.root)})
     return records, missing
+
+
+def _with_root_placeholder(config: dict, root: str) -> dict:
+    """The config as the report shows it: the data root (e.g. in the cps pool) written ``{root}``, as in
+    the factor's overrides, so that the committed report holds no path of the machine that ran it."""
+    return json.loads(json.dumps(config).replace(json.dumps(str(Path(root).resolve()))[1:-1], "{root}"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -170,6 +170,12 @@ def test_targets_and_macro_f1_tables_show_each_recipe_beside_the_constant_and_th
     assert "2 CPUs, cells read from earlier runs, each trained on 1 torch thread" in render(study)
 
 
+def test_the_report_writes_the_data_root_as_a_placeholder(tmp_path):
+    config = cell_config(FACTORS["cps_pool"], str(tmp_path.resolve()), ["fetal_head"], 100, 0, None, "/out")
+    shown = recipe_study._with_root_placeholder(config, str(tmp_path))
+    assert shown["data"]["unlabeled"] == ["fmc:{root}/train"] and str(tmp_path) not in json.dumps(shown)
+
+
 def test_the_cps_factor_reads_the_roots_training_images_as_its_pool():
     config = cell_config(FACTORS["cps_pool"], "/data/public", ["fetal_head"], 100, 0, None, "/out")
     assert config["data"]["unlabeled"] == ["fmc:/data/public/train"]
