@@ -78,8 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--root is required (a `m2dino data build-public` root)")
     if args.steps < 1 or args.jobs < 1:
         p.error("--steps and --jobs must be at least 1")
-    if args.us_backbone is None and any(FACTORS[name].needs_us_backbone for name in args.factors):
-        p.error("factor us_pretrained_all starts from a pretrained backbone file: give it with --us-backbone")
+    needing = [name for name in args.factors if FACTORS[name].needs_us_backbone]
+    if args.us_backbone is None and needing:
+        p.error(f"factor {', '.join(needing)} starts from a pretrained backbone file: give it with --us-backbone")
     if args.us_backbone is not None and not Path(args.us_backbone).is_file():
         p.error(f"--us-backbone {args.us_backbone}: no such file (expected the backbone.safetensors of a pretraining)")
     args.output_dir = Path(args.output_dir)

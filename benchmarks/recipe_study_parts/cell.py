@@ -28,7 +28,11 @@ def root_checksum(root: Path) -> str:
     if not sheet.is_file():
         raise SystemExit(f"benchmarks/recipe_study.py: {sheet} not found; --root must be a folder that "
                          "`m2dino data build-public` wrote (train/, val/, test/ and datasheet.json)")
-    return hashlib.sha256(sheet.read_bytes()).hexdigest()[:16]
+    return file_digest(sheet)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def signature(config: dict, data_checksum: str) -> dict:
@@ -38,7 +42,7 @@ def signature(config: dict, data_checksum: str) -> dict:
     kept = copy.deepcopy(config)
     pretrained = kept["model"].get("pretrained")
     if isinstance(pretrained, str) and Path(pretrained).is_file():
-        kept["model"]["pretrained"] = f"file sha256 {hashlib.sha256(Path(pretrained).read_bytes()).hexdigest()[:16]}"
+        kept["model"]["pretrained"] = f"file sha256 {file_digest(Path(pretrained))}"
     kept.pop("output_dir", None)
     kept.pop("threads", None)
     for name in ("cache_dir", "num_workers", "sources", "val"):

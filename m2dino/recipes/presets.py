@@ -41,21 +41,22 @@ def get_preset(name: str) -> Preset:
     if name not in files:
         raise ValueError(f"unknown preset {name!r}; the presets are: {', '.join(sorted(files))}")
     values = yaml.safe_load(files[name].read_text())
-    return Preset(name, values["description"], dict(values.get("expected") or {}), _run_of(name, files, []))
+    return Preset(name, values["description"], dict(values.get("expected") or {}), _run_of(name, values, files, []))
 
 
-def _run_of(name: str, files: dict, chain: list[str]) -> dict:
-    """The preset's ``run`` merged onto the run of the preset it extends (and so on up the chain)."""
-    if name in chain:
-        raise ValueError(f"preset {chain[0]!r} extends itself: {' -> '.join([*chain, name])}")
-    values = yaml.safe_load(files[name].read_text())
+def _run_of(name: str, values: dict, files: dict, chain: list[str]) -> dict:
+    """The preset's ``run`` (``values`` is its file) merged onto the run of the preset it extends, and so
+    on up the chain of presets that led here."""
+    chain = [*chain, name]
     parent = values.get("extends")
     if parent is None:
         return dict(values["run"])
+    if parent in chain:
+        raise ValueError(f"preset {chain[0]!r} extends itself: {' -> '.join([*chain, parent])}")
     if parent not in files:
         raise ValueError(f"preset {name!r} extends {parent!r}, which is not a preset; the presets are: "
                          f"{', '.join(sorted(files))}")
-    return _merged(_run_of(parent, files, [*chain, name]), values["run"])
+    return _merged(_run_of(parent, yaml.safe_load(files[parent].read_text()), files, chain), values["run"])
 
 
 def _merged(base: dict, changes: dict) -> dict:
