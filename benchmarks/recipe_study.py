@@ -25,8 +25,9 @@ here, the TimTrack muscle scans), warm-started from the zoo backbone; it ran in 
     python -m m2dino.recipes.pretrain --data fmc:ROOT/train MUSCLE_SCANS --held-out fmc:ROOT/val fmc:ROOT/test \
         --backbone mini --pretrained m2dino-mini-us-ccby --global-size 128 --local-size 64 --local-crops 4 \
         --prototypes 1024 --ibot-prototypes 1024 --head-hidden 512 --head-bottleneck 128 \
-        --teacher-temp 0.04 0.07 --freeze-prototypes-steps 2400 --collapse-patience 100000 --steps 2400 \
-        --batch-size 32 --lr 5e-4 --warmup-steps 100 --weight-decay 0.04 --threads 1 --output-dir runs/pretrain-all
+        --teacher-temp 0.04 0.07 --teacher-temp-warmup 300 --freeze-prototypes-steps 2400 \
+        --collapse-patience 100000 --steps 2400 --batch-size 32 --lr 5e-4 --warmup-steps 100 --weight-decay 0.04 \
+        --checkpoint-every 100 --seed 0 --threads 1 --output-dir runs/pretrain-all   # + --resume latest per part
     python benchmarks/recipe_study.py --root ROOT --factors us_pretrained_all \
         --us-backbone runs/pretrain-all/backbone.safetensors
 
